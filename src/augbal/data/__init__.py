@@ -5,6 +5,7 @@
 
 from ._demo import DEMO_COUNTS, demo_dataset
 from ._index import ImageIndex, Problem
+from ._io import load_rgb
 from ._scan import IMAGE_EXTENSIONS, scan
 from ._targets import targets_of
 
@@ -14,6 +15,7 @@ __all__ = [
     "ImageIndex",
     "Problem",
     "demo_dataset",
+    "load_rgb",
     "scan",
     "targets_of",
 ]
