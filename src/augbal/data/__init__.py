@@ -7,15 +7,33 @@ from ._demo import DEMO_COUNTS, demo_dataset
 from ._index import ImageIndex, Problem
 from ._io import load_rgb
 from ._scan import IMAGE_EXTENSIONS, scan
+from ._skew import long_tail_counts, select_classes, skew
+from ._splits import Split, split
 from ._targets import targets_of
 
 __all__ = [
     "DEMO_COUNTS",
     "IMAGE_EXTENSIONS",
+    "ImageDataset",
     "ImageIndex",
     "Problem",
+    "Split",
     "demo_dataset",
     "load_rgb",
+    "long_tail_counts",
     "scan",
+    "select_classes",
+    "skew",
+    "split",
     "targets_of",
 ]
+
+
+def __getattr__(name: str):
+    # ImageDataset subclasses torch's Dataset: import torch only when it is first used,
+    # so `import augbal.data` (and the scan CLI) stays cheap.
+    if name == "ImageDataset":
+        from ._dataset import ImageDataset
+
+        return ImageDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

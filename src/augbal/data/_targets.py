@@ -14,7 +14,9 @@ def targets_of(dataset: Any) -> np.ndarray:
     ``ImageIndex`` / datasets, torchvision ``ImageFolder`` / ``DatasetFolder``
     (``.targets``), ``torch.utils.data.Subset`` (recursively), ``ConcatDataset``,
     anything with a ``targets`` or ``labels`` attribute or a ``get_labels()`` method,
-    and plain sequences of integers.
+    torchvision datasets that keep ``_labels`` or ``(path, label)`` pairs in
+    ``samples`` / ``imgs`` / ``_samples`` (Flowers102, GTSRB, ...), and plain
+    sequences of integers.
 
     Example:
         >>> targets_of([0, 1, 1]).tolist()
@@ -37,12 +39,21 @@ def targets_of(dataset: Any) -> np.ndarray:
     get_labels = getattr(dataset, "get_labels", None)
     if callable(get_labels):
         return _as_labels(get_labels(), f"{type(dataset).__name__}.get_labels()")
+    # torchvision datasets that keep labels privately (Flowers102, Food101, DTD, ...) or
+    # only as (path, label) pairs (DatasetFolder.samples / .imgs, GTSRB, StanfordCars).
+    values = getattr(dataset, "_labels", None)
+    if values is not None and not callable(values):
+        return _as_labels(values, f"{type(dataset).__name__}._labels")
+    for attr in ("samples", "imgs", "_samples"):
+        pairs = getattr(dataset, attr, None)
+        if isinstance(pairs, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
+            return _as_labels([p[1] for p in pairs], f"{type(dataset).__name__}.{attr}")
     if isinstance(dataset, (list, tuple, np.ndarray)):
         return _as_labels(dataset, "the sequence")
     raise TypeError(
         "targets_of needs a dataset whose labels can be read without loading images "
         "(ImageFolder, Subset, ConcatDataset, augbal ImageDataset, or anything with "
-        f"`targets`, `labels` or `get_labels()`); got {type(dataset).__name__}"
+        f"`targets`, `labels`, `get_labels()` or (path, label) `samples`); got {type(dataset).__name__}"
     )
 
 

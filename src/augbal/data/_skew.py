@@ -1,0 +1,237 @@
+"""Skew profiles: subsample an ImageIndex to a long-tail, step, explicit or target-prior class distribution."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Literal
+
+import numpy as np
+
+from ._index import ImageIndex
+
+Profile = Literal["exp", "step"]
+PROFILES: tuple[str, ...] = ("exp", "step")
+
+# floor() of a count that is an integer in exact arithmetic must not fall one short
+# because of float rounding (5000 * 100**-1 is 50, not 49.999...).
+_EPS = 1e-9
+
+
+def long_tail_counts(
+    n_max: int, num_classes: int, ratio: float, profile: Profile = "exp", *, mu: float = 0.5
+) -> np.ndarray:
+    """Per-class sample counts of a long-tail profile, head class first (``int64``).
+
+    - ``"exp"``: ``n_i = floor(n_max * ratio ** (-i / (C - 1)))`` for ``i = 0 .. C-1``
+      (Cui et al. 2019; CIFAR-10-LT).
+    - ``"step"``: the last ``floor(mu * C)`` classes (at least one when ``C > 1``) hold
+      ``floor(n_max / ratio)`` samples, the others ``n_max`` (Buda et al. 2018; ``mu`` is
+      the fraction of minority classes, ``0.5`` = half of them).
+
+    Example:
+        >>> long_tail_counts(5000, 10, 100).tolist()
+        [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+        >>> long_tail_counts(500, 4, 10, "step").tolist()
+        [500, 500, 50, 50]
+    """
+    if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)) or n_max < 1:
+        raise ValueError(f"n_max must be a positive integer; got {n_max!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}")
+    if not isinstance(ratio, (int, float, np.integer, np.floating)) or not math.isfinite(ratio) or ratio < 1:
+        raise ValueError(f"ratio (largest over smallest class) must be a finite number >= 1; got {ratio!r}")
+    c = int(num_classes)
+    if profile == "exp":
+        if c == 1:
+            return np.array([n_max], dtype=np.int64)
+        values = [n_max * float(ratio) ** (-i / (c - 1)) for i in range(c)]
+        return np.array([math.floor(v + _EPS) for v in values], dtype=np.int64)
+    if profile == "step":
+        if not 0.0 <= mu <= 1.0:
+            raise ValueError(f"mu (fraction of minority classes) must lie in [0, 1]; got {mu!r}")
+        n_minor = min(c - 1, max(1, math.floor(mu * c))) if c > 1 and mu > 0 else 0
+        tail = math.floor(n_max / float(ratio) + _EPS)
+        return np.array([n_max] * (c - n_minor) + [tail] * n_minor, dtype=np.int64)
+    raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
+
+
+def select_classes(index: ImageIndex, classes: Sequence[str]) -> ImageIndex:
+    """Keep only the samples of ``classes``, relabelled ``0 .. len(classes)-1`` in the given order.
+
+    Example:
+        >>> index = ImageIndex.from_arrays(["a", "b", "c"], [0, 1, 2], ["cat", "deer", "dog"])
+        >>> sub = select_classes(index, ["dog", "cat"])
+        >>> sub.classes, sub.paths.tolist(), sub.labels.tolist()
+        (('dog', 'cat'), ['a', 'c'], [1, 0])
+    """
+    names = [str(c) for c in classes]
+    labels = [_class_label(index, name) for name in names]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"select_classes needs distinct class names; got {names}")
+    remap = np.full(len(index.classes), -1, dtype=np.int64)
+    remap[labels] = np.arange(len(labels))
+    keep = np.flatnonzero(remap[index.labels] >= 0)
+    sub = index.subset(keep)
+    return replace(sub, labels=remap[sub.labels], classes=tuple(index.classes[i] for i in labels))
+
+
+def skew(
+    index: ImageIndex,
+    profile: Profile = "exp",
+    ratio: float | None = None,
+    *,
+    counts: Mapping[str | int, int] | None = None,
+    prior: Mapping[str | int, float] | Literal["balanced"] | None = None,
+    size: int | None = None,
+    order: Sequence[str] | Literal["given", "count"] = "given",
+    n_max: int | None = None,
+    mu: float = 0.5,
+    seed: int = 0,
+    exclude: ImageIndex | None = None,
+) -> ImageIndex:
+    """Subsample ``index`` per class to a skewed (or re-balanced) class distribution.
+
+    Give exactly one target:
+
+    - ``ratio`` with ``profile`` (``"exp"`` or ``"step"``, see :func:`long_tail_counts`):
+      the head class gets ``n_max`` images (default: all its images) and the ``i``-th
+      class in ``order`` follows the profile. ``order`` is ``"given"`` (the index's
+      class order), ``"count"`` (most images first) or a list of every class name.
+    - ``counts``: explicit images per class (``{name: n}``; classes left out keep none).
+    - ``prior``: target class proportions, ``{name: p}`` or ``"balanced"``, for a
+      validation or test side; ``size`` is the total (default: the most the classes allow).
+
+    Each class's images are drawn without replacement in a seeded random order
+    (``numpy.random.default_rng(seed)``); the result keeps the source order. Samples in
+    ``exclude`` (matched by path) are never drawn, so a second call can take a
+    validation set from the images the training set left over.
+
+    The seedlike-3 task (``../shared/DESIGN.md``) takes four lines::
+
+        pool = select_classes(scan("cifar/train"), ["deer", "dog", "cat"])
+        train = skew(pool, ratio=100, n_max=4500, seed=seed)               # 4500/450/45
+        val = skew(pool, ratio=25, n_max=450, seed=seed, exclude=train)    # 450/90/18
+        test = select_classes(scan("cifar/test"), ["deer", "dog", "cat"])  # 1000 each
+
+    Example:
+        >>> index = ImageIndex.from_arrays([f"{i}.jpg" for i in range(300)], [i % 3 for i in range(300)], "abc")
+        >>> skew(index, ratio=10, n_max=100, seed=0).class_counts().tolist()
+        [100, 31, 10]
+        >>> skew(index, prior={"a": 0.5, "b": 0.25, "c": 0.25}, size=80).class_counts().tolist()
+        [40, 20, 20]
+
+    Raises:
+        ValueError: for an unknown class or profile, no or several targets, or a class
+            without enough images ("skew needs 450 images of 'dog'; it has 120").
+    """
+    targets = sum(x is not None for x in (ratio, counts, prior))
+    if targets != 1:
+        raise ValueError(f"skew needs exactly one of ratio=, counts= or prior=; got {targets}")
+    if size is not None and prior is None:
+        raise ValueError("size= only applies with prior=; give counts= or n_max= otherwise")
+    pool = np.ones(len(index), dtype=bool)
+    if exclude is not None:
+        pool &= ~np.isin(index.paths, exclude.paths)
+    available = np.bincount(index.labels[pool], minlength=len(index.classes)).astype(np.int64)
+
+    if ratio is not None:
+        want = _profile_counts(index, available, profile, ratio, order, n_max, mu)
+    elif counts is not None:
+        if n_max is not None or order != "given":
+            raise ValueError("n_max= and order= only apply with ratio=; counts= gives every class's count")
+        want = np.zeros(len(index.classes), dtype=np.int64)
+        for key, n in counts.items():
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+                raise ValueError(f"counts must be non-negative integers; got {n!r} for {key!r}")
+            want[_class_label(index, key)] = n
+    else:
+        want = _prior_counts(index, available, prior, size)
+    return _draw(index, pool, available, want, seed)
+
+
+def _profile_counts(index, available, profile, ratio, order, n_max, mu) -> np.ndarray:
+    c = len(index.classes)
+    if isinstance(order, str) and order == "given":
+        ranked = list(range(c))
+    elif isinstance(order, str) and order == "count":
+        ranked = sorted(range(c), key=lambda k: (-available[k], k))
+    elif isinstance(order, str):
+        raise ValueError(f"order must be 'given', 'count' or a list of every class name; got {order!r}")
+    else:
+        ranked = [_class_label(index, name) for name in order]
+        if sorted(ranked) != list(range(c)):
+            raise ValueError(
+                f"order must name every class exactly once ({', '.join(index.classes)}); got {list(order)}"
+            )
+    if n_max is None:
+        n_max = int(available[ranked[0]])
+        if n_max == 0:
+            raise ValueError(f"the head class {index.classes[ranked[0]]!r} has no images; set order= or n_max=")
+    per_rank = long_tail_counts(n_max, c, ratio, profile, mu=mu)
+    want = np.zeros(c, dtype=np.int64)
+    want[ranked] = per_rank
+    return want
+
+
+def _prior_counts(index, available, prior, size) -> np.ndarray:
+    c = len(index.classes)
+    if isinstance(prior, str):
+        if prior != "balanced":
+            raise ValueError(f"prior must be 'balanced' or a {{class: proportion}} mapping; got {prior!r}")
+        p = np.full(c, 1.0 / c)
+    else:
+        p = np.zeros(c)
+        for key, value in prior.items():
+            if not isinstance(value, (int, float, np.integer, np.floating)) or not value >= 0:
+                raise ValueError(f"prior proportions must be non-negative numbers; got {value!r} for {key!r}")
+            p[_class_label(index, key)] = float(value)
+        if p.sum() <= 0:
+            raise ValueError(f"prior needs at least one positive proportion; got {dict(prior)}")
+        p = p / p.sum()
+    if size is None:
+        positive = p > 0
+        size = int(math.floor(np.min(available[positive] / p[positive]) + _EPS))
+    elif isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
+        raise ValueError(f"size must be a non-negative integer; got {size!r}")
+    return _largest_remainder(p, int(size))
+
+
+def _largest_remainder(p: np.ndarray, total: int) -> np.ndarray:
+    """Integer counts summing to ``total``, proportional to ``p`` (largest-remainder rounding)."""
+    exact = p * total
+    out = np.floor(exact + _EPS).astype(np.int64)
+    short = total - int(out.sum())
+    if short > 0:
+        order = np.argsort(-(exact - out), kind="stable")
+        out[order[:short]] += 1
+    return out
+
+
+def _draw(index, pool, available, want, seed) -> ImageIndex:
+    short = [k for k in range(len(want)) if want[k] > available[k]]
+    if short:
+        k = short[0]
+        raise ValueError(
+            f"skew needs {want[k]} images of {index.classes[k]!r}; it has {available[k]}"
+            + (" (after exclude=)" if not pool.all() else "")
+        )
+    rng = np.random.default_rng(seed)
+    keep = []
+    for k in range(len(want)):
+        members = np.flatnonzero(pool & (index.labels == k))
+        keep.append(members[rng.permutation(members.shape[0])[: want[k]]])
+    return index.subset(np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64))
+
+
+def _class_label(index: ImageIndex, key: str | int) -> int:
+    """The label of class ``key`` (a class name or an integer label)."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        if 0 <= key < len(index.classes):
+            return int(key)
+        raise ValueError(f"class labels must lie in [0, {len(index.classes)}); got {key}")
+    try:
+        return index.classes.index(str(key))
+    except ValueError:
+        raise ValueError(f"unknown class {key!r}; the classes are: {', '.join(index.classes)}") from None

@@ -1,0 +1,161 @@
+import math
+
+import numpy as np
+import pytest
+
+from augbal.data import ImageIndex, long_tail_counts, scan, select_classes, skew, split
+
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def synthetic(counts, names, prefix="/fake"):
+    labels = np.repeat(np.arange(len(counts)), counts)
+    paths = [f"{prefix}/{names[k]}/{i:05d}.jpg" for i, k in enumerate(labels)]
+    return ImageIndex.from_arrays(paths, labels, names)
+
+
+def test_long_tail_counts_cifar10_lt():
+    assert long_tail_counts(5000, 10, 100).tolist() == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    assert long_tail_counts(5000, 10, 10).tolist() == [5000, 3871, 2997, 2320, 1796, 1391, 1077, 834, 645, 500]
+    assert long_tail_counts(5000, 10, 50).tolist() == [5000, 3237, 2096, 1357, 878, 568, 368, 238, 154, 100]
+
+
+@pytest.mark.parametrize("n_max,c,ratio", [(5000, 10, 100), (4500, 3, 100), (450, 3, 25), (1000, 100, 200), (7, 5, 3.5)])
+def test_long_tail_counts_match_formula(n_max, c, ratio):
+    got = long_tail_counts(n_max, c, ratio)
+    exact = [n_max * ratio ** (-i / (c - 1)) for i in range(c)]
+    # the formula, with float noise on exact integers (5000 * 100**-1) rounded to the integer
+    assert got.tolist() == [round(v) if abs(v - round(v)) < 1e-9 else math.floor(v) for v in exact]
+    assert got.dtype == np.int64 and got[0] == n_max and got[-1] == math.floor(n_max / ratio + 1e-9)
+
+
+def test_step_profile_and_mu():
+    assert long_tail_counts(1000, 10, 10, "step").tolist() == [1000] * 5 + [100] * 5
+    assert long_tail_counts(1000, 3, 10, "step").tolist() == [1000, 1000, 100]
+    assert long_tail_counts(1000, 10, 10, "step", mu=0.2).tolist() == [1000] * 8 + [100] * 2
+    assert long_tail_counts(1000, 10, 10, "step", mu=0.9).tolist() == [1000] + [100] * 9
+    assert long_tail_counts(1000, 1, 10, "step").tolist() == [1000]
+    assert long_tail_counts(1000, 1, 10).tolist() == [1000]
+
+
+def test_long_tail_counts_errors():
+    with pytest.raises(ValueError, match="ratio .* >= 1; got 0.5"):
+        long_tail_counts(100, 3, 0.5)
+    with pytest.raises(ValueError, match="profile must be one of exp, step; got 'linear'"):
+        long_tail_counts(100, 3, 10, "linear")
+    with pytest.raises(ValueError, match="n_max must be a positive integer"):
+        long_tail_counts(0, 3, 10)
+    with pytest.raises(ValueError, match=r"mu .* \[0, 1\]"):
+        long_tail_counts(100, 4, 10, "step", mu=1.5)
+
+
+def test_skew_cifar10_lt_synthetic():
+    index = synthetic([5000] * 10, CIFAR_CLASSES)
+    lt = skew(index, ratio=100, seed=0)
+    assert lt.class_counts().tolist() == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    assert lt.classes == index.classes
+    assert np.all(np.diff([int(p.rsplit("/", 1)[1][:5]) for p in lt.paths]) > 0)  # source order kept
+    assert len(set(lt.paths.tolist())) == len(lt)
+
+
+def test_skew_order_by_name_and_by_count():
+    index = synthetic([100, 100, 100], ["a", "b", "c"])
+    assert skew(index, ratio=10, order=["c", "a", "b"], seed=0).class_counts().tolist() == [31, 10, 100]
+    uneven = synthetic([50, 200, 100], ["a", "b", "c"])
+    assert skew(uneven, ratio=4, order="count", seed=0).class_counts().tolist() == [50, 200, 100]
+    assert skew(uneven, ratio=4, order="count", n_max=80, seed=0).class_counts().tolist() == [20, 80, 40]
+    with pytest.raises(ValueError, match="order must name every class exactly once"):
+        skew(index, ratio=10, order=["a", "b"])
+    with pytest.raises(ValueError, match="unknown class 'z'"):
+        skew(index, ratio=10, order=["a", "b", "z"])
+
+
+def test_skew_step_profile():
+    index = synthetic([100] * 4, ["a", "b", "c", "d"])
+    assert skew(index, "step", ratio=10, seed=1).class_counts().tolist() == [100, 100, 10, 10]
+    assert skew(index, "step", ratio=10, mu=0.25, seed=1).class_counts().tolist() == [100, 100, 100, 10]
+
+
+def test_skew_is_seeded():
+    index = synthetic([300, 300], ["a", "b"])
+    a, b, c = (skew(index, ratio=10, seed=s) for s in (5, 5, 6))
+    assert a.paths.tolist() == b.paths.tolist()
+    assert a.paths.tolist() != c.paths.tolist()
+
+
+def test_skew_explicit_counts_and_prior():
+    index = synthetic([100, 60, 40], ["cat", "deer", "dog"])
+    assert skew(index, counts={"cat": 7, "dog": 3}).class_counts().tolist() == [7, 0, 3]
+    assert skew(index, counts={0: 1, 1: 2, 2: 3}).class_counts().tolist() == [1, 2, 3]
+    assert skew(index, prior="balanced").class_counts().tolist() == [40, 40, 40]
+    assert skew(index, prior="balanced", size=10).class_counts().tolist() == [4, 3, 3]
+    assert skew(index, prior={"cat": 2, "deer": 1, "dog": 1}).class_counts().tolist() == [80, 40, 40]
+    assert skew(index, prior={"cat": 0.6, "deer": 0.3, "dog": 0.1}, size=100).class_counts().tolist() == [60, 30, 10]
+    assert skew(index, prior={"cat": 1, "deer": 0, "dog": 0}).class_counts().tolist() == [100, 0, 0]
+
+
+def test_skew_errors_name_the_class():
+    index = synthetic([100, 60, 40], ["cat", "deer", "dog"])
+    with pytest.raises(ValueError, match="skew needs 50 images of 'dog'; it has 40"):
+        skew(index, counts={"dog": 50})
+    with pytest.raises(ValueError, match="skew needs 100 images of 'deer'; it has 60"):
+        skew(index, ratio=1)
+    with pytest.raises(ValueError, match="skew needs 67 images of 'deer'; it has 60"):
+        skew(index, prior="balanced", size=200)
+    with pytest.raises(ValueError, match="exactly one of ratio=, counts= or prior=; got 0"):
+        skew(index)
+    with pytest.raises(ValueError, match="exactly one of ratio=, counts= or prior=; got 2"):
+        skew(index, ratio=10, prior="balanced")
+    with pytest.raises(ValueError, match="prior must be 'balanced'"):
+        skew(index, prior="uniform")
+    with pytest.raises(ValueError, match="size= only applies with prior="):
+        skew(index, ratio=10, size=5)
+    with pytest.raises(ValueError, match="counts must be non-negative integers; got -1 for 'cat'"):
+        skew(index, counts={"cat": -1})
+
+
+def test_select_classes_relabels_in_given_order():
+    index = synthetic([3, 4, 5], ["cat", "deer", "dog"])
+    sub = select_classes(index, ["deer", "cat"])
+    assert sub.classes == ("deer", "cat")
+    assert sub.class_counts().tolist() == [4, 3]
+    assert sub.paths.tolist() == index.paths[:7].tolist()
+    assert sub.labels.tolist() == [1, 1, 1, 0, 0, 0, 0]
+    with pytest.raises(ValueError, match="distinct class names"):
+        select_classes(index, ["cat", "cat"])
+
+
+def test_seedlike_3_task():
+    """DESIGN.md seedlike-3: train 4500/450/45, val 450/90/18 from the rest, test 1000/class."""
+    cifar_train = synthetic([5000] * 10, CIFAR_CLASSES, prefix="/cifar/train")
+    cifar_test = synthetic([1000] * 10, CIFAR_CLASSES, prefix="/cifar/test")
+    seed = 3
+
+    pool = select_classes(cifar_train, ["deer", "dog", "cat"])
+    train = skew(pool, ratio=100, n_max=4500, seed=seed)
+    val = skew(pool, ratio=25, n_max=450, seed=seed, exclude=train)
+    test = select_classes(cifar_test, ["deer", "dog", "cat"])
+
+    assert train.classes == val.classes == test.classes == ("deer", "dog", "cat")
+    assert train.class_counts().tolist() == [4500, 450, 45]
+    assert val.class_counts().tolist() == [450, 90, 18]
+    assert test.class_counts().tolist() == [1000, 1000, 1000]
+    assert not set(train.paths.tolist()) & set(val.paths.tolist())
+    for part in (train, val):
+        names = [p.split("/")[3] for p in part.paths]
+        assert [part.classes[k] for k in part.labels] == names  # relabelled consistently
+        assert all(p.startswith("/cifar/train/") for p in part.paths)
+    again = skew(pool, ratio=25, n_max=450, seed=seed, exclude=skew(pool, ratio=100, n_max=4500, seed=seed))
+    assert again.paths.tolist() == val.paths.tolist()
+    # the same task by explicit counts
+    train2 = skew(pool, counts={"deer": 4500, "dog": 450, "cat": 45}, seed=seed)
+    assert train2.paths.tolist() == train.paths.tolist()
+
+
+def test_prior_shift_on_a_split(demo_root):
+    index = scan(demo_root)  # cat 60, deer 600, dog 180
+    train, val, test = split(index, seed=0)
+    balanced_val = skew(val, prior="balanced", seed=0)
+    assert balanced_val.class_counts().tolist() == [6, 6, 6]
+    assert set(balanced_val.paths.tolist()) <= set(val.paths.tolist())
+    assert skew(train, ratio=20, order="count", seed=0).class_counts().tolist() == [24, 480, 107]
