@@ -10,6 +10,8 @@ from ._weighting import (
     Weighting,
     resolve_weighting,
 )
+from ._strategy import SAMPLING_STRATEGIES, check_sampling_strategy, class_counts
+from ._imblearn import resample_indices
 
 __all__: list[str] = [
     "WEIGHTINGS",
@@ -18,6 +20,10 @@ __all__: list[str] = [
     "Explicit",
     "Power",
     "Progressive",
+    "SAMPLING_STRATEGIES",
     "Weighting",
+    "check_sampling_strategy",
+    "class_counts",
+    "resample_indices",
     "resolve_weighting",
 ]
