@@ -51,3 +51,42 @@ def test_unknown_dataset_raises_clear_error():
         targets_of(TensorDataset(torch.zeros(3)))
     with pytest.raises(TypeError, match="must be integers"):
         targets_of(np.array([0.5, 1.0]))
+
+
+def _no_load(path):
+    raise AssertionError("targets_of must not decode images")
+
+
+def test_image_dataset_and_wrappers(demo_root):
+    from augbal.data import ImageDataset
+
+    index = scan(demo_root)
+    ds = ImageDataset(index, loader=_no_load)
+    assert np.array_equal(targets_of(ds), index.labels)
+    sub = Subset(ds, torch.tensor([839, 0, 300]))
+    assert targets_of(sub).tolist() == [2, 0, 1]
+    folder = ImageFolder(str(demo_root))
+    both = ConcatDataset([sub, folder, Subset(ConcatDataset([ds, ds]), [0, 1679])])
+    assert targets_of(both).tolist() == [2, 0, 1] + folder.targets + [0, 2]
+
+
+class _PairsOnly(Dataset):
+    def __init__(self, attr, pairs):
+        setattr(self, attr, pairs)
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        raise AssertionError("targets_of must not load samples")
+
+
+def test_sample_pairs_and_private_labels():
+    pairs = [("a.jpg", 2), ("b.jpg", 0), ("c.jpg", 2)]
+    for attr in ("samples", "imgs", "_samples"):
+        assert targets_of(_PairsOnly(attr, pairs)).tolist() == [2, 0, 2]
+    assert targets_of(_PairsOnly("_labels", [1, 1, 0])).tolist() == [1, 1, 0]
+    with pytest.raises(TypeError, match="got _PairsOnly"):
+        targets_of(_PairsOnly("samples", ["a.jpg", "b.jpg", "c.jpg"]))
+    with pytest.raises(TypeError, match=r"1-d array\); _PairsOnly.targets has shape \(3, 2\)"):
+        targets_of(_PairsOnly("targets", [[0, 1], [1, 0], [1, 1]]))
