@@ -159,3 +159,13 @@ def test_prior_shift_on_a_split(demo_root):
     assert balanced_val.class_counts().tolist() == [6, 6, 6]
     assert set(balanced_val.paths.tolist()) <= set(val.paths.tolist())
     assert skew(train, ratio=20, order="count", seed=0).class_counts().tolist() == [24, 480, 107]
+
+
+def test_profile_options_only_with_ratio():
+    index = synthetic([10, 10], ["a", "b"])
+    with pytest.raises(ValueError, match="n_max= and order= only apply with ratio="):
+        skew(index, prior="balanced", order=["b", "a"])
+    with pytest.raises(ValueError, match="n_max= and order= only apply with ratio="):
+        skew(index, counts={"a": 1}, n_max=5)
+    with pytest.raises(ValueError, match=r"skew needs 10 images of 'b'; it has 5 \(after exclude=\)"):
+        skew(index, ratio=1, exclude=index.subset(range(15, 20)))

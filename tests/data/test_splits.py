@@ -204,3 +204,22 @@ def test_split_demo_set(demo_root):
     assert_partition(s, 840)
     assert s.counts()["test"] == {"cat": 6, "deer": 60, "dog": 18}
     assert not set(s.train.paths.tolist()) & set(s.test.paths.tolist())
+
+
+def test_side_sizes_are_rounded_ratios():
+    index = synthetic([501, 301, 195])  # 997 images
+    s = split(index, ratios=(0.7, 0.15, 0.15), seed=11)
+    assert [len(x) for x in sides(s)] == [697, 150, 150]
+    for side in ("val", "test"):  # stratified: each class within one image of its share
+        got = s.counts()[side]
+        assert all(abs(got[f"c{k}"] - 0.15 * n) <= 1 for k, n in enumerate([501, 301, 195]))
+
+
+def test_empty_class_in_counts_and_ratios():
+    index = ImageIndex.from_arrays([f"{i}.jpg" for i in range(40)], [0] * 20 + [2] * 20, ["a", "empty", "c"])
+    s = split(index, counts={"a": (None, 5, 5), "empty": (None, 0, 0), "c": (10, 5, 5)}, seed=0)
+    assert s.counts()["train"] == {"a": 10, "empty": 0, "c": 10}
+    with pytest.raises(ValueError, match="counts for class 'empty' need 1 images; it has 0"):
+        split(index, counts={"a": (1, 0, 0), "empty": (1, 0, 0), "c": (1, 0, 0)})
+    r = split(index, ratios=(0.5, 0.25, 0.25), seed=0)
+    assert r.counts()["val"] == {"a": 5, "empty": 0, "c": 5}

@@ -138,9 +138,9 @@ def skew(
 
     if ratio is not None:
         want = _profile_counts(index, available, profile, ratio, order, n_max, mu)
+    elif n_max is not None or not (isinstance(order, str) and order == "given"):
+        raise ValueError("n_max= and order= only apply with ratio=; counts= and prior= set every class's count")
     elif counts is not None:
-        if n_max is not None or order != "given":
-            raise ValueError("n_max= and order= only apply with ratio=; counts= gives every class's count")
         want = np.zeros(len(index.classes), dtype=np.int64)
         for key, n in counts.items():
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:

@@ -90,7 +90,7 @@ def split(
 
     - ``ratios=(train, val, test)`` (default ``(0.8, 0.1, 0.1)``): a stratified shuffle
       split (scikit-learn ``train_test_split(stratify=...)``, test side first, then val
-      from the rest). Every image is used.
+      from the rest); side sizes are ``round(ratio * n)``. Every image is used.
     - ``counts={class: (n_train, n_val, n_test)}`` naming every class, or one triple for
       all classes: exact images per class and side; ``n_train=None`` takes all the rest.
       Images left over are in ``unused_indices``.
@@ -167,8 +167,10 @@ def _split_ratios(index: ImageIndex, units: _Units, ratios: Sequence[float], see
     forced = np.bincount(units.of_sample, weights=small[index.labels], minlength=units.count) > 0
     states = np.random.default_rng(seed).integers(0, 2**31 - 1, size=2)
     pool = np.flatnonzero(~forced)
-    for s, fraction, state in ((2, r[2], states[0]), (1, r[1] / (r[0] + r[1]), states[1])):
-        if fraction <= 0:
+    # Side sizes are fixed up front (in units), so (0.8, 0.1, 0.1) of 1000 is exactly 800/100/100.
+    sizes = {s: int(round(r[s] * pool.size)) for s in (1, 2)}
+    for s, state in ((2, states[0]), (1, states[1])):
+        if sizes[s] == 0:
             continue
         labels = units.label[pool]
         splittable = np.bincount(labels, minlength=len(index.classes))[labels] >= 2
@@ -177,7 +179,7 @@ def _split_ratios(index: ImageIndex, units: _Units, ratios: Sequence[float], see
             continue
         try:
             rest, taken = train_test_split(
-                candidates, test_size=fraction, stratify=units.label[candidates], random_state=int(state)
+                candidates, test_size=sizes[s], stratify=units.label[candidates], random_state=int(state)
             )
         except ValueError as exc:
             raise ValueError(
@@ -230,7 +232,7 @@ def _split_counts(index: ImageIndex, units: _Units, counts, seed: int) -> np.nda
                 f"classes with 1 or 2 images stay entirely in train; class {name!r} has {have[k]} "
                 f"and counts ask for {n_val} val and {n_test} test"
             )
-        need = (1 if n_train is None else n_train) + n_val + n_test
+        need = (min(1, have[k]) if n_train is None else n_train) + n_val + n_test
         if need > have[k]:
             raise ValueError(f"counts for class {name!r} need {need} images; it has {have[k]}")
         want[:, k] = (unbounded if n_train is None else n_train, n_val, n_test)
