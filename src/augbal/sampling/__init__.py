@@ -12,8 +12,20 @@ from ._weighting import (
 )
 from ._strategy import SAMPLING_STRATEGIES, check_sampling_strategy, class_counts
 from ._imblearn import resample_indices
+from ._base import SAMPLERS, ClassSampler, SamplerReport
+from ._batch import BalancedBatchSampler
+from ._class_aware import ClassAwareSampler
+from ._repeat_factor import RepeatFactorSampler
+from ._resampled import ResampledSampler
 
 __all__: list[str] = [
+    "SAMPLERS",
+    "BalancedBatchSampler",
+    "ClassAwareSampler",
+    "ClassSampler",
+    "RepeatFactorSampler",
+    "ResampledSampler",
+    "SamplerReport",
     "WEIGHTINGS",
     "Deferred",
     "EffectiveNumber",

@@ -1,0 +1,459 @@
+"""Machinery shared by augbal's samplers: class-sorted index, per-epoch plans, sharding, state.
+
+Every sampler here draws *a class, then an image of that class*. The only per-sample
+state is one integer array of dataset indices sorted by class (``int32`` below 2^31
+samples); everything else is O(C). An epoch is planned with vectorised numpy from a
+generator seeded by ``(seed, epoch)``:
+
+1. per-class quotas ``q_c`` (the subclass hook ``_quotas``), summing to a multiple of
+   ``num_replicas`` units;
+2. a class sequence: the quota multiset is dealt to the replicas so that every replica
+   gets ``floor`` or ``ceil`` of ``q_c / num_replicas`` of each class, each replica's
+   share is shuffled, and the shares are interleaved (replica ``r`` owns global units
+   ``r, r + R, r + 2R, ...``);
+3. per-class draw streams: a class is drawn without replacement until it is exhausted,
+   then reshuffled (cycle ``k`` of a class holds the ``k``-th draw of each of its images),
+   so every image of a class is seen once before any image of it repeats.
+
+Iteration fills blocks of the global sequence with numpy and hands out Python ints
+through C-level iterators, so a DataLoader pulls indices at list-iteration speed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from augbal._draw import Draw
+from augbal._registry import Registry
+
+SAMPLERS: Registry[Any] = Registry("sampler")
+"""Every augbal sampler, by name (``SAMPLERS.build("class_aware", labels=...)``)."""
+
+_BLOCK = 1 << 16  # items per rank filled per numpy block while iterating
+_FIT_BLOCK = 1 << 20  # labels sorted per block when building the class-sorted index
+
+
+@dataclass(frozen=True)
+class SamplerReport:
+    """What one replica's shard of one epoch holds.
+
+    Attributes:
+        epoch: the epoch described.
+        rank: the replica whose shard this is (0 without distribution).
+        num_samples: items in the shard (indices; for batch samplers, indices in all batches).
+        class_counts: realised draws per class label.
+        target_counts: this replica's quota per class label.
+        unique: distinct images in the shard.
+        unique_fraction: ``unique / num_samples`` (1.0 means no image repeats).
+        coverage: ``unique / len(dataset)``.
+        max_repeats: most draws of one image in the shard.
+    """
+
+    epoch: int
+    rank: int
+    num_samples: int
+    class_counts: dict[int, int]
+    target_counts: dict[int, int]
+    unique: int
+    unique_fraction: float
+    coverage: float
+    max_repeats: int
+
+
+@dataclass
+class _Plan:
+    """One epoch, globally: class of every position, class-sorted draw streams."""
+
+    cls: np.ndarray  # (T,) dense class id of every global position
+    stream: np.ndarray  # (T,) dataset indices, class c's draws at stream_offsets[c]:[c+1], in draw order
+    stream_offsets: np.ndarray  # (C+1,)
+    repeats: np.ndarray | None  # (T,) repeat number per stream entry; None: entry j of class c is cycle j // n_c
+    rank_quotas: np.ndarray  # (C, R) draws per class per replica
+
+
+def _check_int(name: str, value: Any, *, low: int = 0, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}{' or None' if allow_none else ''}; got {value!r}")
+
+
+def _apportion(probs: np.ndarray, total: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Integer counts summing to ``total`` closest to ``probs * total``.
+
+    Largest-remainder rounding (ties go to the lower class position); with ``rng``,
+    unbiased stochastic rounding by systematic sampling (each count is ``floor`` or
+    ``ceil`` of its share, ``E[count] = share``, and the total is still exact).
+
+    Example:
+        >>> _apportion(np.array([0.5, 0.3, 0.2]), 7).tolist()
+        [4, 2, 1]
+    """
+    raw = probs * total
+    base = np.floor(raw).astype(np.int64)
+    frac = raw - base
+    missing = int(total - base.sum())
+    if missing <= 0:
+        return base
+    if rng is None:
+        top = np.argsort(-frac, kind="stable")[:missing]
+        base[top] += 1
+        return base
+    cum = np.cumsum(frac)
+    cum *= missing / cum[-1]  # exact total despite float error
+    u = rng.random()
+    edges = np.floor(np.concatenate(([0.0], cum)) + u)
+    return base + np.diff(edges).astype(np.int64)
+
+
+def _ceil_div(a: np.ndarray, b: int) -> np.ndarray:
+    return -((-a) // b)
+
+
+def _small_uint(n: int) -> type:
+    return np.uint8 if n <= 1 << 8 else np.uint16 if n <= 1 << 16 else np.int32
+
+
+class ClassSampler(Sampler):
+    """Base class of augbal's class-aware samplers (drawing a class, then an image).
+
+    Subclasses store their options in ``__init__`` and implement ``_quotas(epoch, rng)``
+    (draws per class for one epoch, summing to a multiple of ``num_replicas``); they may
+    override ``_streams`` (which images each class's draws are) and ``_class_sequence``.
+
+    Args:
+        labels: class label per sample: an integer array or any dataset ``targets_of`` reads.
+        seed: root of every random draw; all replicas must share it.
+        num_replicas, rank: distributed shard; default from ``torch.distributed`` when it
+            is initialised, else one replica.
+        drop_last: round the epoch length per replica down instead of up to equal length.
+        yield_draws: yield ``augbal.Draw(index, repeat, epoch)`` items instead of ints.
+    """
+
+    _unit = 1  # items per unit that replicas own whole (a batch for batch samplers)
+
+    def __init__(
+        self,
+        labels: Any,
+        *,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+        yield_draws: bool = False,
+    ) -> None:
+        _check_int("seed", seed)
+        _check_int("num_replicas", num_replicas, low=1, allow_none=True)
+        _check_int("rank", rank, allow_none=True)
+        if num_replicas is None or rank is None:
+            world, me = _dist_world()
+            num_replicas = world if num_replicas is None else num_replicas
+            rank = me if rank is None else rank
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be in [0, num_replicas={num_replicas}); got {rank}")
+        self.labels = labels
+        self.seed = int(seed)
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
+        self.drop_last = bool(drop_last)
+        self.yield_draws = bool(yield_draws)
+        self.epoch = 0
+        self._resume = 0  # units of the current epoch to skip at the next __iter__
+        self._cursor: list[Any] | None = None  # [units before the current chunk, chunk iterator, chunk length]
+
+    # ------------------------------------------------------------------ public API
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch to draw next; replicas given the same epoch agree on the sequence."""
+        _check_int("epoch", epoch)
+        self.epoch = int(epoch)
+        self._resume = 0
+        self._cursor = None
+
+    def __len__(self) -> int:
+        """Units (indices, or batches for batch samplers) this replica yields in the current epoch."""
+        return self._rank_units(self.epoch)
+
+    def __iter__(self) -> Iterator[Any]:
+        self._fit()
+        return self._iterate(self.epoch, self._resume)
+
+    def state_dict(self) -> dict[str, int]:
+        """Position to resume from: the epoch and how many units this replica has yielded."""
+        return {"epoch": self.epoch, "yielded": self._yielded(), "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume: the next ``iter()`` continues the saved epoch after the units already yielded."""
+        if not isinstance(state, dict) or not {"epoch", "yielded", "seed"} <= set(state):
+            raise ValueError(f"state must be a dict from state_dict() with epoch, yielded, seed; got {state!r}")
+        if state["seed"] != self.seed:
+            raise ValueError(f"state was saved with seed={state['seed']}; this sampler has seed={self.seed}")
+        self.set_epoch(state["epoch"])
+        _check_int("yielded", state["yielded"])
+        self._resume = int(state["yielded"])
+
+    def report(self, epoch: int | None = None) -> SamplerReport:
+        """Realised class counts, unique fraction and max repeats of this replica's shard."""
+        epoch = self.epoch if epoch is None else epoch
+        _check_int("epoch", epoch)
+        self._fit()
+        plan = self._plan(epoch)
+        idx, _rep, cls = self._shard_arrays(plan, 0)
+        counts = np.bincount(cls, minlength=len(self.classes_))
+        if idx.size:
+            _, per_image = np.unique(idx, return_counts=True)
+            unique, max_rep = int(per_image.size), int(per_image.max())
+        else:
+            unique, max_rep = 0, 0
+        labels = self.classes_.tolist()
+        return SamplerReport(
+            epoch=epoch,
+            rank=self.rank,
+            num_samples=int(idx.size),
+            class_counts=dict(zip(labels, counts.tolist())),
+            target_counts=dict(zip(labels, plan.rank_quotas[:, self.rank].tolist())),
+            unique=unique,
+            unique_fraction=unique / idx.size if idx.size else 1.0,
+            coverage=unique / self.num_labels_,
+            max_repeats=max_rep,
+        )
+
+    def quotas(self, epoch: int | None = None) -> dict[int, int]:
+        """Global draws per class label in ``epoch`` (default: the current one), all replicas together."""
+        epoch = self.epoch if epoch is None else epoch
+        _check_int("epoch", epoch)
+        self._fit()
+        q = self._checked_quotas(epoch, self._rng(epoch))
+        return dict(zip(self.classes_.tolist(), q.tolist()))
+
+    def target_frequencies(self, epoch: int | None = None) -> dict[int, float]:
+        """The class frequencies this sampler aims for in ``epoch`` (before rounding), by class label."""
+        epoch = self.epoch if epoch is None else epoch
+        _check_int("epoch", epoch)
+        self._fit()
+        p = np.asarray(self._target(epoch), dtype=np.float64)
+        return dict(zip(self.classes_.tolist(), (p / p.sum()).tolist()))
+
+    def _target(self, epoch: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self) -> None:
+        """Learn ``classes_``, ``class_counts_`` and the class-sorted index (once)."""
+        if getattr(self, "order_", None) is not None:
+            return
+        labels = self.labels
+        if not (isinstance(labels, np.ndarray) and labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer)):
+            from augbal.data import targets_of
+
+            labels = targets_of(labels)
+        n = int(labels.size)
+        if n == 0:
+            raise ValueError("labels must hold at least one sample; got an empty dataset")
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0:
+            raise ValueError(f"labels must be non-negative class indices; got {low}")
+        full = np.bincount(labels, minlength=high + 1) if high < max(1 << 20, 2 * n) else None
+        if full is not None:
+            classes = np.flatnonzero(full)
+            counts = full[classes]
+            lut = np.zeros(high + 1, dtype=_small_uint(classes.size))
+            lut[classes] = np.arange(classes.size)
+            dense_of = lut.__getitem__
+        else:
+            classes, counts = np.unique(labels, return_counts=True)
+            dtype = _small_uint(classes.size)
+            dense_of = lambda block: np.searchsorted(classes, block).astype(dtype)  # noqa: E731
+        offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        order = np.empty(n, dtype=np.int32 if n < 1 << 31 else np.int64)
+        pos = offsets[:-1].copy()
+        for lo in range(0, n, _FIT_BLOCK):
+            dense = dense_of(labels[lo : lo + _FIT_BLOCK])
+            o = np.argsort(dense, kind="stable")
+            cnt = np.bincount(dense, minlength=classes.size)
+            start = np.repeat(pos - (np.cumsum(cnt) - cnt), cnt)
+            order[start + np.arange(o.size)] = o + lo
+            pos += cnt
+        self.classes_ = classes.astype(np.int64)
+        self.class_counts_ = counts.astype(np.int64)
+        self.num_labels_ = n
+        self.offsets_ = offsets
+        self.order_ = order
+
+    # ------------------------------------------------------------------ planning
+    def _rng(self, epoch: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence([self.seed, epoch, 0x5A4D]))
+
+    def _quotas(self, epoch: int, rng: np.random.Generator) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _checked_quotas(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        q = np.asarray(self._quotas(epoch, rng), dtype=np.int64)
+        step = self.num_replicas * self._unit
+        if q.sum() % step:
+            raise RuntimeError(f"{type(self).__name__}._quotas must sum to a multiple of {step}; got {q.sum()}")
+        return q
+
+    def _equal_total(self, total: int, cap: int | None = None) -> int:
+        """``total`` rounded to a multiple of ``num_replicas * unit`` (down with drop_last or past ``cap``)."""
+        step = self.num_replicas * self._unit
+        up = -(-total // step) * step
+        if self.drop_last or (cap is not None and up > cap):
+            return total // step * step
+        return up
+
+    def _rank_units(self, epoch: int) -> int:
+        self._fit()
+        return int(self._checked_quotas(epoch, self._rng(epoch)).sum()) // (self.num_replicas * self._unit)
+
+    def _plan(self, epoch: int) -> _Plan:
+        rng = self._rng(epoch)
+        q = self._checked_quotas(epoch, rng)
+        cls, rank_quotas = self._class_sequence(q, rng)
+        stream, repeats = self._streams(epoch, q, rng)
+        return _Plan(cls, stream, np.concatenate(([0], np.cumsum(q))), repeats, rank_quotas)
+
+    def _deal(self, q: np.ndarray, parts: int, rng: np.random.Generator) -> np.ndarray:
+        """Split class counts ``q`` into ``parts`` equal-size shares, each class floor/ceil of ``q/parts``."""
+        perm = rng.permutation(q.size)
+        shift = int(rng.integers(parts))
+        a = np.concatenate(([0], np.cumsum(q[perm])[:-1]))[:, None]
+        b = a + q[perm][:, None]
+        t = ((np.arange(parts) - shift) % parts)[None, :]
+        out = np.empty((q.size, parts), dtype=np.int64)
+        out[perm] = _ceil_div(b - t, parts) - _ceil_div(a - t, parts)
+        return out
+
+    def _class_sequence(self, q: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Global class per position; replica ``r`` owns positions ``r::R`` and gets its dealt quota."""
+        R = self.num_replicas
+        shares = self._deal(q, R, rng)
+        dtype = _small_uint(q.size)
+        cls = np.empty(int(q.sum()), dtype=dtype)
+        ids = np.arange(q.size, dtype=dtype)
+        for r in range(R):
+            part = np.repeat(ids, shares[:, r])
+            rng.shuffle(part)
+            cls[r::R] = part
+        return cls, shares
+
+    def _streams(self, epoch: int, q: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class ``c``'s ``q_c`` draws: shuffled full passes over its images, then a random subset."""
+        order, offsets, n = self.order_, self.offsets_, self.class_counts_
+        stream = np.empty(int(q.sum()), dtype=order.dtype)
+        at = 0
+        for c in range(q.size):
+            k, nc = int(q[c]), int(n[c])
+            members = order[offsets[c] : offsets[c + 1]]
+            full, rem = divmod(k, nc)
+            if full:
+                cycles = stream[at : at + full * nc].reshape(full, nc)
+                cycles[:] = members
+                if nc > 1:
+                    rng.permuted(cycles, axis=1, out=cycles)
+            if rem:
+                tail = stream[at + full * nc : at + k]
+                if rem * 8 < nc:
+                    tail[:] = members[rng.choice(nc, rem, replace=False)]
+                else:
+                    pool = members.copy()
+                    rng.shuffle(pool)
+                    tail[:] = pool[:rem]
+            at += k
+        return stream, None
+
+    # ------------------------------------------------------------------ iteration
+    def _fill(self, plan: _Plan, lo: int, hi: int, consumed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Dataset index and repeat number of global positions ``lo:hi``; advances ``consumed``."""
+        block = plan.cls[lo:hi]
+        o = np.argsort(block, kind="stable")
+        cnt = np.bincount(block, minlength=consumed.size)
+        start = plan.stream_offsets[:-1] + consumed
+        src = np.repeat(start - (np.cumsum(cnt) - cnt), cnt) + np.arange(o.size)
+        idx = np.empty(o.size, dtype=plan.stream.dtype)
+        idx[o] = plan.stream[src]
+        rep = np.empty(o.size, dtype=np.int64)
+        if plan.repeats is not None:
+            rep[o] = plan.repeats[src]
+        else:
+            within = src - np.repeat(plan.stream_offsets[:-1], cnt)
+            rep[o] = within // np.repeat(self.class_counts_, cnt)
+        consumed += cnt
+        return idx, rep
+
+    def _shard_blocks(self, plan: _Plan, start_unit: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """This replica's units from ``start_unit`` on, in blocks: (first unit, idx, rep, cls), each (units, unit)."""
+        R, r, u = self.num_replicas, self.rank, self._unit
+        row = R * u
+        n_units = plan.cls.size // row
+        per = max(1, _BLOCK // u)
+        consumed = np.bincount(plan.cls[: start_unit * row], minlength=plan.stream_offsets.size - 1).astype(np.int64)
+        for ulo in range(start_unit, n_units, per):
+            uhi = min(n_units, ulo + per)
+            idx, rep = self._fill(plan, ulo * row, uhi * row, consumed)
+            cls = plan.cls[ulo * row : uhi * row]
+            pick = (slice(None), r, slice(None))
+            yield (
+                ulo,
+                idx.reshape(-1, R, u)[pick],
+                rep.reshape(-1, R, u)[pick],
+                cls.reshape(-1, R, u)[pick],
+            )
+
+    def _shard_arrays(self, plan: _Plan, start_unit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This replica's whole shard as flat numpy arrays (index, repeat, dense class)."""
+        parts = list(self._shard_blocks(plan, start_unit))
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        return tuple(np.concatenate([p[k].ravel() for p in parts]) for k in (1, 2, 3))  # type: ignore[return-value]
+
+    def _items(self, idx: np.ndarray, rep: np.ndarray, epoch: int) -> list[Any]:
+        """One block of units as Python objects (ints, or Draws)."""
+        if not self.yield_draws:
+            return idx.ravel().tolist()
+        return list(map(Draw, idx.ravel().tolist(), rep.ravel().tolist(), itertools.repeat(epoch)))
+
+    def _iterate(self, epoch: int, start_unit: int) -> Iterator[Any]:
+        plan = self._plan(epoch)
+        self._resume = 0
+        cursor = self._cursor = [start_unit, iter(()), 0]
+
+        def chunks() -> Iterator[Iterator[Any]]:
+            for ulo, idx, rep, _cls in self._shard_blocks(plan, start_unit):
+                items = self._items(idx, rep, epoch)
+                it = iter(items)
+                cursor[:] = [ulo, it, len(items)]
+                yield it
+            cursor[:] = [plan.cls.size // (self.num_replicas * self._unit), iter(()), 0]
+
+        return itertools.chain.from_iterable(chunks())
+
+    def _yielded(self) -> int:
+        if self._cursor is None:
+            return self._resume
+        before, it, length = self._cursor
+        return before + length - it.__length_hint__()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_resume"] = self._yielded()
+        state["_cursor"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(seed={self.seed}, epoch={self.epoch}, rank={self.rank}/{self.num_replicas})"
+
+
+def _dist_world() -> tuple[int, int]:
+    """(world size, rank) of an initialised ``torch.distributed`` group, else (1, 0)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0

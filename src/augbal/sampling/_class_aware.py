@@ -1,0 +1,100 @@
+"""ClassAwareSampler: exact per-epoch class quotas from the weighting family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._base import SAMPLERS, ClassSampler, _apportion, _check_int
+from ._weighting import Weighting, resolve_weighting
+
+_ROUNDINGS = ("largest_remainder", "stochastic")
+
+
+def _class_probs(sampler: ClassSampler, weighting: Weighting, epoch: int) -> np.ndarray:
+    """Per present class draw probabilities; explicit weights are keyed by label value."""
+    classes, counts = sampler.classes_, sampler.class_counts_
+    if classes[-1] < max(1 << 20, 2 * counts.size):
+        full = np.zeros(int(classes[-1]) + 1, dtype=np.int64)
+        full[classes] = counts
+        return weighting.sampling_probs(full, epoch=epoch)[classes]
+    return weighting.sampling_probs(counts, epoch=epoch)
+
+
+@SAMPLERS.register("class_aware")
+class ClassAwareSampler(ClassSampler):
+    """Draw a class with exact per-epoch quotas, then an image of it: a drop-in sampler.
+
+    Class ``c`` gets ``p_c * num_samples`` draws per epoch (``p_c ∝ n_c * w_c`` from the
+    weighting family), rounded by largest remainder (or stochastically, seeded). Within a
+    class, images are drawn without replacement until the class is exhausted, then
+    reshuffled. Works for any dataset size: the only per-sample state is one int array.
+
+    Args:
+        labels: class label per sample: an integer array or a dataset ``targets_of`` reads.
+        weighting: anything ``resolve_weighting`` accepts ("balanced", "sqrt", 0.5,
+            ``{"effective_number": 0.999}``, ``{label: weight}``, ``Progressive(...)``, ...).
+        num_samples: epoch length over all replicas (default: the dataset size; with
+            ``replacement=False``, the longest epoch in which no image repeats). Rounded
+            up (down with ``drop_last`` or ``replacement=False``) to a multiple of ``num_replicas``.
+        replacement: allow an image to be drawn again in an epoch once its class is exhausted.
+        rounding: "largest_remainder" (exact, deterministic) or "stochastic" (unbiased, seeded).
+        seed, num_replicas, rank, drop_last, yield_draws: see ``ClassSampler``.
+
+    Example:
+        >>> import numpy as np
+        >>> labels = np.array([0] * 90 + [1] * 10)
+        >>> sampler = ClassAwareSampler(labels, weighting="balanced", seed=0)
+        >>> draws = list(sampler)
+        >>> len(draws), int((labels[draws] == 1).sum())
+        (100, 50)
+        >>> sampler.report().max_repeats
+        5
+    """
+
+    def __init__(
+        self,
+        labels: Any,
+        *,
+        weighting: Any = "balanced",
+        num_samples: int | None = None,
+        replacement: bool = True,
+        rounding: str = "largest_remainder",
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+        yield_draws: bool = False,
+    ) -> None:
+        super().__init__(
+            labels, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last, yield_draws=yield_draws
+        )
+        _check_int("num_samples", num_samples, low=1, allow_none=True)
+        if rounding not in _ROUNDINGS:
+            raise ValueError(f"rounding must be one of {_ROUNDINGS}; got {rounding!r}")
+        self.weighting = resolve_weighting(weighting)
+        self.num_samples = num_samples
+        self.replacement = bool(replacement)
+        self.rounding = rounding
+
+    def _target(self, epoch: int) -> np.ndarray:
+        return _class_probs(self, self.weighting, epoch)
+
+    def _quotas(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        p = _class_probs(self, self.weighting, epoch)
+        n = self.class_counts_
+        if self.replacement:
+            total = self._equal_total(self.num_samples or self.num_labels_)
+        else:
+            positive = p > 0
+            longest = int(np.floor(np.min(n[positive] / p[positive]) * (1 + 1e-12)))
+            total = self._equal_total(self.num_samples or longest, cap=max(longest, self.num_samples or 0))
+        q = _apportion(p, total, rng if self.rounding == "stochastic" else None)
+        if not self.replacement and np.any(q > n):
+            c = int(np.argmax(q - n))
+            raise ValueError(
+                f"replacement=False needs every class quota <= its size; class {self.classes_[c]} "
+                f"needs {q[c]} draws of {n[c]} images"
+            )
+        return q

@@ -1,0 +1,141 @@
+"""ResampledSampler: imbalanced-learn's random over/under-sampling, re-drawn every epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._base import SAMPLERS, ClassSampler
+from ._imblearn import resample_indices
+
+
+@SAMPLERS.register("resampled")
+class ResampledSampler(ClassSampler):
+    """Each epoch, the indices imbalanced-learn's ``RandomOverSampler`` / ``RandomUnderSampler`` keep.
+
+    The resampling runs on an index column with seed ``(seed, epoch)``, so every
+    ``sampling_strategy`` imbalanced-learn accepts works and each epoch draws afresh. The
+    kept indices are then ordered like ``ClassAwareSampler``'s: a seeded shuffle, every
+    image of a class once before any repeats, each replica with its share of every class.
+    When the count is not a multiple of ``num_replicas``, a few seeded extra draws pad it
+    (or, with ``drop_last``, a few are dropped).
+
+    Args:
+        labels: class label per sample (an integer array or a dataset ``targets_of`` reads).
+        sampling_strategy: any imbalanced-learn form ('auto', 'not majority', dict, float, callable).
+        method: "over" or "under".
+        classes: class names, so dict strategies may use names.
+        seed, num_replicas, rank, drop_last, yield_draws: see ``ClassSampler``.
+
+    Example:
+        >>> import numpy as np
+        >>> labels = np.array([0] * 8 + [1] * 2)
+        >>> sampler = ResampledSampler(labels, sampling_strategy="auto", method="over", seed=0)
+        >>> len(sampler), sampler.quotas()
+        (16, {0: 8, 1: 8})
+    """
+
+    def __init__(
+        self,
+        labels: Any,
+        *,
+        sampling_strategy: Any = "auto",
+        method: str = "over",
+        classes: Sequence[str] | None = None,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+        yield_draws: bool = False,
+    ) -> None:
+        super().__init__(
+            labels, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last, yield_draws=yield_draws
+        )
+        if method not in ("over", "under"):
+            raise ValueError(f"method must be 'over' or 'under'; got {method!r}")
+        self.sampling_strategy = sampling_strategy
+        self.method = method
+        self.classes = classes
+        self._cache: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    def _fit(self) -> None:
+        super()._fit()
+        if getattr(self, "dense_labels_", None) is None:
+            dense = np.empty(self.num_labels_, dtype=np.int32)
+            for c in range(self.classes_.size):
+                dense[self.order_[self.offsets_[c] : self.offsets_[c + 1]]] = c
+            self.dense_labels_ = dense
+
+    def _resampled(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(kept indices, their dense classes) for ``epoch``, padded/trimmed to a multiple of num_replicas."""
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1], self._cache[2]
+        idx = resample_indices(
+            self.dense_labels_,
+            sampling_strategy=self._strategy_on_dense(),
+            method=self.method,
+            seed=(self.seed, epoch),
+            classes=self._dense_names(),
+        )
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, 0x9AD]))
+        total = self._equal_total(idx.size)
+        if total > idx.size:
+            idx = np.concatenate([idx, idx[rng.permutation(idx.size)[: total - idx.size]]])
+        elif total < idx.size:
+            idx = np.sort(idx[rng.permutation(idx.size)[: total]])
+        cls = self.dense_labels_[idx]
+        self._cache = (epoch, idx, cls)
+        return idx, cls
+
+    def _dense_names(self) -> list[str] | None:
+        """Class names of the present classes, in dense order (``classes`` is indexed by label)."""
+        if self.classes is None:
+            return None
+        if len(self.classes) <= int(self.classes_[-1]):
+            raise ValueError(f"classes must name every label up to {int(self.classes_[-1])}; got {len(self.classes)} names")
+        return [self.classes[v] for v in self.classes_.tolist()]
+
+    def _strategy_on_dense(self) -> Any:
+        """The strategy with integer label keys translated to dense class ids (names kept)."""
+        s = self.sampling_strategy
+        if not isinstance(s, dict):
+            return s
+        lookup = {int(v): c for c, v in enumerate(self.classes_.tolist())}
+        out = {}
+        for key, value in s.items():
+            if not isinstance(key, str):
+                if key not in lookup:
+                    raise ValueError(f"sampling_strategy keys must be labels present in the data {sorted(lookup)}; got {key!r}")
+                key = lookup[key]
+            out[key] = value
+        return out
+
+    def _target(self, epoch: int) -> np.ndarray:
+        from ._strategy import check_sampling_strategy
+
+        final = check_sampling_strategy(
+            self._strategy_on_dense(), self.class_counts_, kind=self.method, classes=self._dense_names()
+        )
+        return np.array([final.get(c, n) for c, n in enumerate(self.class_counts_.tolist())], dtype=np.float64)
+
+    def _quotas(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        _idx, cls = self._resampled(epoch)
+        return np.bincount(cls, minlength=self.classes_.size).astype(np.int64)
+
+    def _streams(self, epoch: int, q: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        idx, cls = self._resampled(epoch)
+        by_index = np.argsort(idx, kind="stable")
+        sorted_idx = idx[by_index]
+        run_start = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
+        run_len = np.diff(np.r_[run_start, sorted_idx.size])
+        rep = np.empty(idx.size, dtype=np.int64)
+        rep[by_index] = np.arange(idx.size) - np.repeat(run_start, run_len)
+        order = np.lexsort((rng.random(idx.size), rep, cls))
+        return idx[order].astype(self.order_.dtype), rep[order]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_cache"] = None
+        return state
