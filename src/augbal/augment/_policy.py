@@ -1,0 +1,212 @@
+"""Augmentation policies: the base class, the ``POLICIES`` registry and the dict/name factory.
+
+Every policy follows one call protocol (the one ``augbal.data.ImageDataset`` uses)::
+
+    policy(image, *, label=None, draw=None) -> float32 tensor (3, size, size), normalised
+
+``image`` is an ``(H, W, 3)`` ``uint8`` RGB array (``(H, W)`` / ``(H, W, 1)`` grayscale
+arrays and PIL images are accepted too), ``label`` the int class index and ``draw`` an
+``augbal._draw.Draw``: with a draw the output depends only on
+``(seed, index, repeat, epoch)`` (see ``augbal.augment._repeat``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Union
+
+import numpy as np
+
+from augbal._draw import Draw
+from augbal._registry import Registry
+from augbal.augment._repeat import SeedStream, as_draw, draw_seed_sequence
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+POLICIES: Registry[Policy] = Registry("policy")
+
+PolicySpec = Union["Policy", str, Mapping[str, Any]]
+
+
+def register(cls: type[Policy]) -> type[Policy]:
+    """Class decorator: register a policy class under its ``name`` attribute."""
+    POLICIES.register(cls.name)(cls)
+    return cls
+
+
+class Policy:
+    """Base class of augbal augmentation policies.
+
+    Subclasses set ``name``, register with :func:`register` and implement one hook,
+    ``_apply(image, seeds, label)``, which receives a validated ``(H, W, 3)`` uint8 array
+    and the ``np.random.SeedSequence`` of this call. Constructors only store parameters;
+    heavy objects (pipelines, lookup tables) are built on first use and are not pickled.
+
+    Args:
+        size: output side in pixels; outputs are ``(3, size, size)``.
+        mean, std: per-channel normalisation on the 0..1 scale (ImageNet by default).
+        magnitude: strength of the random operations; 1.0 is the nominal strength, 0.0
+            leaves only resizing (and flips); each policy documents how its ops scale.
+        seed: the policy seed, first entry of every derived seed sequence.
+
+    Example:
+        >>> import numpy as np
+        >>> from augbal._draw import Draw
+        >>> policy = build_policy("light", size=32, seed=1)
+        >>> x = policy(np.zeros((40, 50, 3), np.uint8), label=0, draw=Draw(3, repeat=1))
+        >>> x.dtype, tuple(x.shape)
+        (torch.float32, (3, 32, 32))
+    """
+
+    name: ClassVar[str] = ""
+    wants_context: ClassVar[bool] = True
+    #: True when the output does not depend on the draw (e.g. ``none``); checked by the conformance suite.
+    deterministic: bool = False
+
+    def __init__(
+        self,
+        *,
+        size: int = 224,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        magnitude: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"size must be a positive integer; got {size!r}")
+        mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        if len(mean) != 3 or len(std) != 3 or not all(s > 0 for s in std):
+            raise ValueError(f"mean and std must hold 3 values each, std > 0; got mean={mean}, std={std}")
+        if not (isinstance(magnitude, (int, float, np.number)) and math.isfinite(magnitude) and magnitude >= 0):
+            raise ValueError(f"magnitude must be a finite number >= 0; got {magnitude!r}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+        self.size = int(size)
+        self.mean = mean
+        self.std = std
+        self.magnitude = float(magnitude)
+        self.seed = int(seed)
+        self._stream = SeedStream(self.seed)
+
+    # -- the protocol ---------------------------------------------------------------
+    def __call__(self, image: Any, *, label: int | None = None, draw: Draw | None = None) -> Any:
+        """Augment one image; see the module docstring for the protocol."""
+        array = as_rgb_array(image)
+        seeds = self._stream.next() if draw is None else draw_seed_sequence(self.seed, as_draw(draw))
+        return self._apply(array, seeds, None if label is None else int(label))
+
+    def _apply(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> Any:
+        raise NotImplementedError
+
+    # -- parameters and serialisation -----------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters as plain Python values (lists, floats, ints, dicts)."""
+        return {
+            "size": self.size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "magnitude": self.magnitude,
+            "seed": self.seed,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name": ..., **params}``; :func:`build_policy` turns it back into an equal policy."""
+        return {"name": self.name, **self.get_params()}
+
+    def with_params(self, **overrides: Any) -> Policy:
+        """A copy of this policy with some parameters replaced (e.g. ``magnitude=2.0``)."""
+        return build_policy(self.to_dict(), **overrides)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.to_dict() == self.to_dict()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # built pipelines and lookup tables are rebuilt lazily after unpickling
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_built")}
+
+
+def build_policy(spec: PolicySpec, /, **overrides: Any) -> Policy:
+    """Build a policy from a registered name, a ``to_dict()`` dict or a policy, with overrides.
+
+    Example:
+        >>> p = build_policy("medium", size=64)
+        >>> p == build_policy(p.to_dict()), build_policy(p, magnitude=2.0).magnitude
+        (True, 2.0)
+    """
+    if isinstance(spec, Policy):
+        return spec.with_params(**overrides) if overrides else spec
+    if isinstance(spec, str):
+        return POLICIES.build(spec, **overrides)
+    if isinstance(spec, Mapping):
+        params = dict(spec)
+        name = params.pop("name", None)
+        if not isinstance(name, str):
+            raise ValueError(f"a policy dict needs a 'name' key naming a registered policy; got {dict(spec)!r}")
+        return POLICIES.build(name, **{**params, **overrides})
+    raise TypeError(f"a policy is a registered name, a dict with 'name', or a Policy; got {type(spec).__name__}")
+
+
+def as_rgb_array(image: Any) -> np.ndarray:
+    """Validate ``image`` and return it as an ``(H, W, 3)`` ``uint8`` array (no copy when possible).
+
+    Accepts RGB arrays, grayscale ``(H, W)`` / ``(H, W, 1)`` arrays (repeated to 3 channels)
+    and PIL images of any mode (converted to RGB).
+
+    Example:
+        >>> as_rgb_array(np.zeros((2, 3), np.uint8)).shape
+        (2, 3, 3)
+    """
+    if not isinstance(image, np.ndarray):
+        try:
+            from PIL import Image
+        except ImportError:  # pragma: no cover - pillow is a dependency
+            Image = None  # type: ignore[assignment]
+        if Image is not None and isinstance(image, Image.Image):
+            image = np.asarray(image.convert("RGB"))
+        else:
+            raise TypeError(f"policies take an (H, W, 3) uint8 numpy array or a PIL image; got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"policies take uint8 images (0..255); got dtype {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"policies take RGB images shaped (H, W, 3) (use augbal.data.load_rgb); got shape {image.shape}"
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"policies need a non-empty image; got shape {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+def normalize_to_tensor(image: np.ndarray, lut: np.ndarray) -> Any:
+    """``(H, W, 3)`` uint8 -> contiguous float32 ``(3, H, W)`` tensor through a per-channel table.
+
+    ``lut`` is the ``(256, 1, 3)`` float32 table from :func:`normalization_lut`.
+
+    Example:
+        >>> lut = normalization_lut((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        >>> normalize_to_tensor(np.full((1, 1, 3), 255, np.uint8), lut).flatten().tolist()
+        [1.0, 1.0, 1.0]
+    """
+    import cv2
+    import torch
+
+    out = cv2.LUT(np.ascontiguousarray(image), lut)
+    return torch.from_numpy(np.ascontiguousarray(out.reshape(image.shape).transpose(2, 0, 1)))
+
+
+def normalization_lut(mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """The ``(256, 1, 3)`` float32 table mapping a uint8 value ``v`` of channel ``c`` to ``(v/255 - mean[c]) / std[c]``."""
+    values = np.arange(256, dtype=np.float64)[:, None] / 255.0
+    table = (values - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
+    return table.astype(np.float32).reshape(256, 1, 3)

@@ -1,0 +1,183 @@
+"""Repeat-aware seeding: every random augmentation draw comes from (seed, index, repeat, epoch).
+
+A policy called with a :class:`augbal._draw.Draw` derives its generators from
+``np.random.SeedSequence([seed, draw.index, draw.repeat, draw.epoch])``, so the same
+draw always gives the same bytes (in any process) and the k-th repeat of a minority
+image gets its own augmentation. Called without a draw, a policy uses a
+:class:`SeedStream`: the n-th call in a process uses
+``SeedSequence([seed, n], spawn_key=(1,))`` in the main process and
+``SeedSequence([seed, n, worker_seed], spawn_key=(1,))`` inside a DataLoader worker
+(``worker_seed`` from ``torch.utils.data.get_worker_info()``, which differs per worker
+and per epoch). The global RNGs of numpy, ``random`` and torch are never consumed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from augbal._draw import Draw
+
+_STREAM_KEY = (1,)  # keeps draw-less streams apart from the Draw-derived sequences
+
+
+def as_draw(draw: Any) -> Draw:
+    """Validate ``draw`` (a ``Draw``, an ``(index, repeat, epoch)`` tuple or an int index).
+
+    Example:
+        >>> as_draw(3), as_draw((3, 1, 2))
+        (Draw(index=3, repeat=0, epoch=0), Draw(index=3, repeat=1, epoch=2))
+    """
+    if isinstance(draw, Draw):
+        parts = tuple(draw)
+    elif isinstance(draw, (int, np.integer)) and not isinstance(draw, bool):
+        parts = (int(draw), 0, 0)
+    elif isinstance(draw, tuple) and len(draw) == 3:
+        parts = draw
+    else:
+        raise TypeError(f"draw must be an augbal Draw(index, repeat, epoch), a 3-tuple or an int; got {draw!r}")
+    if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in parts):
+        raise ValueError(f"draw index, repeat and epoch must be non-negative integers; got {draw!r}")
+    return Draw(*(int(p) for p in parts))
+
+
+def draw_seed_sequence(seed: int, draw: Draw) -> np.random.SeedSequence:
+    """The seed sequence of one draw: ``SeedSequence([seed, index, repeat, epoch])``.
+
+    Example:
+        >>> a = draw_seed_sequence(0, Draw(5, repeat=0)).generate_state(1)
+        >>> b = draw_seed_sequence(0, Draw(5, repeat=1)).generate_state(1)
+        >>> bool(a[0] != b[0]), bool(draw_seed_sequence(0, Draw(5)).generate_state(1)[0] == a[0])
+        (True, True)
+    """
+    return np.random.SeedSequence([seed, draw.index, draw.repeat, draw.epoch])
+
+
+class SeedStream:
+    """Per-instance seed sequences for calls that come without a draw.
+
+    The n-th call to :meth:`next` in a process returns ``SeedSequence([seed, n], spawn_key=(1,))``,
+    or ``SeedSequence([seed, n, worker_seed], spawn_key=(1,))`` in a DataLoader worker; the
+    counter restarts whenever the worker seed changes (a new worker or a new epoch).
+
+    Example:
+        >>> s = SeedStream(7)
+        >>> first, second = s.next().generate_state(1)[0], s.next().generate_state(1)[0]
+        >>> bool(first != second), bool(SeedStream(7).next().generate_state(1)[0] == first)
+        (True, True)
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._worker_seed: int | None = None
+        self._count = 0
+
+    def next(self) -> np.random.SeedSequence:
+        """The next seed sequence of this stream."""
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        worker_seed = None if info is None else int(info.seed)
+        if worker_seed != self._worker_seed:
+            self._worker_seed, self._count = worker_seed, 0
+        entropy = [self.seed, self._count] + ([] if worker_seed is None else [worker_seed])
+        self._count += 1
+        return np.random.SeedSequence(entropy, spawn_key=_STREAM_KEY)
+
+
+def numpy_python_rngs(seeds: np.random.SeedSequence) -> tuple[np.random.Generator, random.Random]:
+    """A numpy ``Generator`` and a ``random.Random`` derived from ``seeds`` (what albumentations draws from).
+
+    Example:
+        >>> g, r = numpy_python_rngs(np.random.SeedSequence(1))
+        >>> isinstance(g.random(), float) and 0 <= r.random() < 1
+        True
+    """
+    words = seeds.generate_state(4, np.uint64)  # PCG64 uses the first two words
+    return np.random.Generator(np.random.PCG64(seeds)), random.Random(int(words[2]) << 64 | int(words[3]))
+
+
+def torch_seed(seeds: np.random.SeedSequence) -> int:
+    """A 63-bit torch seed derived from ``seeds``.
+
+    Example:
+        >>> torch_seed(np.random.SeedSequence(1)) == torch_seed(np.random.SeedSequence(1))
+        True
+    """
+    return int(seeds.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+@contextmanager
+def forked_rngs(seeds: np.random.SeedSequence, *, numpy_and_python: bool = False) -> Iterator[None]:
+    """Run a block with torch's CPU RNG (and optionally numpy's and ``random``'s global RNGs)
+    seeded from ``seeds``, restoring their previous states afterwards.
+
+    For third-party transforms that draw from the global RNGs (torchvision v2 uses
+    ``torch.rand``): their draws become reproducible and the caller's RNG state is untouched.
+
+    Example:
+        >>> import torch
+        >>> before = torch.get_rng_state()
+        >>> with forked_rngs(np.random.SeedSequence(3)):
+        ...     x = torch.rand(2)
+        >>> with forked_rngs(np.random.SeedSequence(3)):
+        ...     y = torch.rand(2)
+        >>> bool(torch.equal(x, y)), bool(torch.equal(before, torch.get_rng_state()))
+        (True, True)
+    """
+    import torch
+
+    np_state = np.random.get_state() if numpy_and_python else None
+    py_state = random.getstate() if numpy_and_python else None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(torch_seed(seeds))
+        if numpy_and_python:
+            words = seeds.generate_state(8)
+            np.random.seed(words[:4])
+            random.seed(int(words[4]) << 96 | int(words[5]) << 64 | int(words[6]) << 32 | int(words[7]))
+        try:
+            yield
+        finally:
+            if numpy_and_python:
+                np.random.set_state(np_state)
+                random.setstate(py_state)
+
+
+class RepeatAware:
+    """Make any image transform repeat-aware: run it with RNGs seeded from the draw.
+
+    ``transform`` is any picklable callable (a torchvision or albumentations pipeline, a
+    function) that draws from the global RNGs of torch, numpy or ``random``. Calls follow
+    the augbal policy protocol; with a ``draw`` the output depends only on
+    ``(seed, index, repeat, epoch)``, without one on a :class:`SeedStream`. The global RNG
+    states are restored after each call.
+
+    Example:
+        >>> import torch
+        >>> jitter = RepeatAware(lambda x: x + torch.rand(()), seed=0)
+        >>> a = jitter(torch.zeros(1), draw=Draw(4, repeat=0))
+        >>> b = jitter(torch.zeros(1), draw=Draw(4, repeat=1))
+        >>> bool(torch.equal(a, jitter(torch.zeros(1), draw=Draw(4, repeat=0)))), bool(torch.equal(a, b))
+        (True, False)
+    """
+
+    wants_context = True
+
+    def __init__(self, transform: Callable[[Any], Any], *, seed: int = 0) -> None:
+        if not callable(transform):
+            raise TypeError(f"transform must be callable; got {type(transform).__name__}")
+        self.transform = transform
+        self.seed = seed
+        self._stream = SeedStream(seed)
+
+    def __call__(self, image: Any, *, label: int | None = None, draw: Draw | None = None) -> Any:
+        seeds = self._stream.next() if draw is None else draw_seed_sequence(self.seed, as_draw(draw))
+        with forked_rngs(seeds, numpy_and_python=True):
+            return self.transform(image)
+
+    def __repr__(self) -> str:
+        return f"RepeatAware({self.transform!r}, seed={self.seed})"
