@@ -8,7 +8,10 @@ from collections import Counter
 from rich.console import Console
 from rich.table import Table
 
-from augbal.data import ImageIndex
+from augbal.data import DuplicateReport, ImageIndex
+
+#: Problem kinds that are skipped entries rather than damaged or refused images.
+_SKIPPED_KINDS = ("hidden", "not-image", "not-in-class")
 
 
 def console() -> Console:
@@ -16,8 +19,10 @@ def console() -> Console:
     return Console(file=sys.stdout, soft_wrap=True, width=100)
 
 
-def print_index(out: Console, index: ImageIndex, *, title: str) -> None:
-    """Class counts, imbalance ratio, sizes, modes and problems of an index."""
+def print_index(
+    out: Console, index: ImageIndex, *, title: str, duplicates: DuplicateReport | None = None, first: int = 10
+) -> None:
+    """Class counts, imbalance ratio, sizes, modes, problems and duplicate groups of an index."""
     counts = index.class_counts()
     total = int(counts.sum())
     table = Table(title=title, title_justify="left")
@@ -30,19 +35,44 @@ def print_index(out: Console, index: ImageIndex, *, title: str) -> None:
     table.add_row("total", str(total), "")
     out.print(table)
     out.print(f"classes: {len(index.classes)}   imbalance ratio (largest/smallest): {index.imbalance_ratio():.1f}")
+    empty = [name for name, n in zip(index.classes, counts.tolist()) if n == 0]
+    if empty:
+        out.print(f"empty classes: {', '.join(empty)}", markup=False, highlight=False)
     sizes = Counter(zip(index.widths.tolist(), index.heights.tolist()))
     out.print("image sizes: " + _top(Counter({f"{w}x{h}": n for (w, h), n in sizes.items()})))
     out.print("modes: " + _top(Counter(index.modes.tolist())))
+
     problems = index.problems
-    skipped = index.meta.get("skipped_hidden", 0)
-    out.print(f"problems: {len(problems)}" + (f"   hidden entries skipped: {skipped}" if skipped else ""))
-    kinds = Counter(p.kind for p in problems)
-    for kind, n in sorted(kinds.items()):
-        out.print(f"  {kind}: {n}")
-    for p in problems[:10]:
-        out.print(f"  {p.path}: {p.reason}", markup=False, highlight=False)
-    if len(problems) > 10:
-        out.print(f"  ... and {len(problems) - 10} more")
+    kinds = index.problem_counts()
+    quarantined = [p for p in problems if p.kind not in _SKIPPED_KINDS]
+    skipped = ", ".join(f"{kind} {kinds[kind]}" for kind in _SKIPPED_KINDS if kind in kinds)
+    out.print(
+        f"problems: {len(problems)}   quarantined: {len(quarantined)}" + (f"   skipped: {skipped}" if skipped else ""),
+        markup=False,
+        highlight=False,
+    )
+    for kind, n in kinds.items():
+        out.print(f"  {kind}: {n}", markup=False, highlight=False)
+        shown = [p for p in problems if p.kind == kind][:first]
+        for p in shown:
+            out.print(f"    {p.path}: {p.reason}", markup=False, highlight=False)
+        if n > len(shown):
+            out.print(f"    ... and {n - len(shown)} more", markup=False, highlight=False)
+
+    if duplicates is not None:
+        s = duplicates.summary()
+        out.print(
+            f"duplicate groups: {s['groups']} (exact {s['exact_groups']}, near {s['near_groups']})   "
+            f"images in groups: {s['duplicated_samples']}   across classes: {s['cross_class_groups']}",
+            markup=False,
+            highlight=False,
+        )
+        cross = [g for g in range(duplicates.n_groups) if duplicates.cross_class[g]][:first]
+        for g in cross:
+            members = duplicates.members(g)
+            listed = ", ".join(f"{index.paths[i]} ({index.classes[index.labels[i]]})" for i in members[:4])
+            more = f", +{len(members) - 4} more" if len(members) > 4 else ""
+            out.print(f"  {duplicates.kinds[g]} across classes: {listed}{more}", markup=False, highlight=False)
 
 
 def _top(counter: Counter, k: int = 5) -> str:

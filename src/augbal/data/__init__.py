@@ -4,28 +4,39 @@
 """
 
 from ._demo import DEMO_COUNTS, demo_dataset
+from ._duplicates import DuplicateReport, find_duplicates
 from ._index import ImageIndex, Problem
-from ._io import load_rgb
-from ._scan import IMAGE_EXTENSIONS, scan
+from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, load_rgb
+from ._manifest import read_manifest
+from ._problems import write_problems
+from ._scan import IMAGE_EXTENSIONS, FewImagesWarning, scan
 from ._skew import long_tail_counts, select_classes, skew
 from ._splits import Split, split
 from ._targets import targets_of
 
 __all__ = [
+    "DEFAULT_FORMATS",
+    "DEFAULT_MAX_PIXELS",
     "DEMO_COUNTS",
+    "DuplicateReport",
+    "FewImagesWarning",
     "IMAGE_EXTENSIONS",
     "ImageDataset",
     "ImageIndex",
+    "ImageLoadError",
     "Problem",
     "Split",
     "demo_dataset",
+    "find_duplicates",
     "load_rgb",
     "long_tail_counts",
+    "read_manifest",
     "scan",
     "select_classes",
     "skew",
     "split",
     "targets_of",
+    "write_problems",
 ]
 
 

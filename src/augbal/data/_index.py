@@ -13,8 +13,12 @@ import numpy as np
 class Problem:
     """One file that is not a usable sample, and why.
 
-    ``kind`` is a short machine-readable tag (``"corrupt"``, ``"not-image"``, ...);
-    ``reason`` is the human sentence shown in reports.
+    ``kind`` is a short machine-readable tag; ``reason`` is the human sentence shown
+    in reports. Kinds set by ``scan``: ``"corrupt"``, ``"truncated"``, ``"format"``
+    (not an allowed image format), ``"too-large"`` (decompression bomb), ``"unreadable"``
+    (I/O error), ``"not-image"`` (extension not an image's), ``"hidden"`` (``.DS_Store``,
+    ``.ipynb_checkpoints``, ``__MACOSX``, ...), ``"not-in-class"`` (a file at the top
+    level), ``"external-symlink"``, ``"broken-symlink"``, ``"symlink-loop"``.
     """
 
     path: str
@@ -37,7 +41,10 @@ class ImageIndex:
         hashes: content hashes (hex digests), ``<U`` array; empty strings when not computed.
         widths, heights: image size in pixels, ``int32`` (``-1`` when unknown).
         modes: Pillow modes as stored in the file (``"RGB"``, ``"L"``, ``"P"``, ...).
-        groups: duplicate-group id per sample (``-1`` when the sample has no duplicate).
+        groups: duplicate-group id per sample (``-1`` when the sample has no duplicate);
+            ``scan`` also joins samples sharing a manifest ``group`` into one group.
+        phashes: 64-bit perceptual hashes as 16 hex digits, ``<U16`` array; empty
+            strings when not computed (``scan(..., near_duplicates=True)`` fills them).
         root: the scanned folder or manifest, when there is one.
         problems: files that were seen but are not samples, with their reasons.
 
@@ -62,8 +69,13 @@ class ImageIndex:
     root: str | None = None
     problems: tuple[Problem, ...] = field(default=())
     meta: dict[str, Any] = field(default_factory=dict)
+    phashes: np.ndarray | None = None
 
-    _PER_SAMPLE = ("paths", "labels", "nbytes", "hashes", "widths", "heights", "modes", "groups")
+    _PER_SAMPLE = ("paths", "labels", "nbytes", "hashes", "widths", "heights", "modes", "groups", "phashes")
+
+    def __post_init__(self) -> None:
+        if self.phashes is None:
+            object.__setattr__(self, "phashes", np.full(len(self.labels), "", dtype="<U16"))
 
     @classmethod
     def from_arrays(
@@ -78,6 +90,7 @@ class ImageIndex:
         heights: Sequence[int] | None = None,
         modes: Sequence[str] | None = None,
         groups: Sequence[int] | None = None,
+        phashes: Sequence[str] | None = None,
         root: str | None = None,
         problems: Sequence[Problem] = (),
         meta: dict[str, Any] | None = None,
@@ -112,6 +125,7 @@ class ImageIndex:
             heights=column(heights, np.int32, -1),
             modes=column(modes, np.str_, ""),
             groups=column(groups, np.int64, -1),
+            phashes=column(phashes, "<U16", ""),
             root=root,
             problems=tuple(problems),
             meta=dict(meta or {}),
@@ -134,6 +148,13 @@ class ImageIndex:
         counts = self.class_counts()
         counts = counts[counts > 0]
         return float(counts.max() / counts.min()) if counts.size else float("inf")
+
+    def problem_counts(self) -> dict[str, int]:
+        """Number of ``problems`` per kind, sorted by kind."""
+        counts: dict[str, int] = {}
+        for p in self.problems:
+            counts[p.kind] = counts.get(p.kind, 0) + 1
+        return dict(sorted(counts.items()))
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> ImageIndex:
         """A new index holding the given samples, in the given order; classes are kept."""

@@ -1,0 +1,39 @@
+"""The problems report: every file a scan saw but did not keep, as CSV."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from ._index import ImageIndex
+
+#: Problem kinds that mean "a damaged or refused image" (the others are skipped entries).
+QUARANTINE_KINDS = frozenset(
+    {"corrupt", "truncated", "format", "too-large", "unreadable", "external-symlink", "broken-symlink", "symlink-loop"}
+)
+
+
+def write_problems(index: ImageIndex, path: str | os.PathLike[str]) -> Path:
+    """Write ``index.problems`` to a CSV file with columns ``path,kind,reason``; return its path.
+
+    The file is written whole and then moved into place, so a reader never sees half
+    a report.
+
+    Example:
+        >>> import tempfile, os
+        >>> from augbal.data import ImageIndex, Problem
+        >>> index = ImageIndex.from_arrays([], [], ["a"], problems=[Problem("x.jpg", "corrupt", "bad")])
+        >>> out = write_problems(index, os.path.join(tempfile.mkdtemp(), "problems.csv"))
+        >>> out.read_text().splitlines()
+        ['path,kind,reason', 'x.jpg,corrupt,bad']
+    """
+    out = Path(path)
+    tmp = out.with_name(out.name + ".part")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["path", "kind", "reason"])
+        for p in index.problems:
+            writer.writerow([p.path, p.kind, p.reason])
+    os.replace(tmp, out)
+    return out

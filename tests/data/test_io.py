@@ -1,0 +1,133 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from augbal.data import DEFAULT_MAX_PIXELS, ImageLoadError, load_rgb
+
+
+def _gradient(w=8, h=6):
+    x = np.arange(w * h * 3, dtype=np.uint8).reshape(h, w, 3)
+    return Image.fromarray(x, "RGB")
+
+
+def test_rgb_png_roundtrip_exact(tmp_path):
+    im = _gradient()
+    im.save(tmp_path / "a.png")
+    out = load_rgb(tmp_path / "a.png")
+    assert out.dtype == np.uint8 and out.shape == (6, 8, 3)
+    assert np.array_equal(out, np.asarray(im))
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    im = Image.new("RGB", (8, 4), (0, 0, 0))
+    im.putpixel((0, 0), (255, 255, 255))
+    exif = im.getexif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise
+    im.save(tmp_path / "o.jpg", exif=exif, quality=100)
+    out = load_rgb(tmp_path / "o.jpg")
+    assert out.shape == (8, 4, 3)
+    # the stored top-left pixel ends at the top-right after a clockwise turn
+    assert out[0, 3].min() > 200 and out[0, 0].max() < 60
+
+
+def test_rgba_la_and_palette_transparency_use_background(tmp_path):
+    rgba = Image.new("RGBA", (3, 2), (255, 0, 0, 0))
+    rgba.putpixel((0, 0), (255, 0, 0, 255))
+    rgba.save(tmp_path / "rgba.png")
+    out = load_rgb(tmp_path / "rgba.png", background=(0, 0, 255))
+    assert out[0, 0].tolist() == [255, 0, 0] and out[1, 2].tolist() == [0, 0, 255]
+    half = Image.new("RGBA", (1, 1), (255, 255, 255, 128))
+    half.save(tmp_path / "half.png")
+    assert load_rgb(tmp_path / "half.png", background=(0, 0, 0))[0, 0].tolist() == [128, 128, 128]
+
+    Image.new("LA", (2, 2), (200, 0)).save(tmp_path / "la.png")
+    assert load_rgb(tmp_path / "la.png")[0, 0].tolist() == [255, 255, 255]
+
+    pal = Image.new("P", (2, 1))
+    pal.putpalette([0, 255, 0] + [9, 9, 9] * 255)
+    pal.putpixel((1, 0), 1)
+    pal.save(tmp_path / "pal.png", transparency=0)
+    out = load_rgb(tmp_path / "pal.png", background=(10, 20, 30))
+    assert out[0, 0].tolist() == [10, 20, 30] and out[0, 1].tolist() == [9, 9, 9]
+
+
+def test_palette_without_transparency_and_gif(tmp_path):
+    pal = Image.new("P", (2, 1))
+    pal.putpalette([0, 255, 0, 1, 2, 3] + [0, 0, 0] * 254)
+    pal.putpixel((1, 0), 1)
+    pal.save(tmp_path / "p.gif")
+    assert load_rgb(tmp_path / "p.gif").tolist() == [[[0, 255, 0], [1, 2, 3]]]
+
+
+def test_16_bit_is_scaled_not_clipped(tmp_path):
+    values = np.array([[0, 257, 30000, 65535]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode == "I;16"
+    out = load_rgb(tmp_path / "deep.png")
+    assert out[0, :, 0].tolist() == [0, 1, 117, 255]
+    assert np.array_equal(out[..., 0], out[..., 2])
+    Image.fromarray(values).save(tmp_path / "deep.tif")
+    assert load_rgb(tmp_path / "deep.tif")[0, :, 1].tolist() == [0, 1, 117, 255]
+
+
+def test_cmyk_grayscale_and_bilevel(tmp_path):
+    Image.new("CMYK", (2, 2), (0, 255, 255, 0)).save(tmp_path / "c.jpg", quality=100)
+    red = load_rgb(tmp_path / "c.jpg")[0, 0]
+    assert red[0] > 240 and red[1] < 15 and red[2] < 15
+    Image.new("L", (2, 2), 77).save(tmp_path / "g.png")
+    assert load_rgb(tmp_path / "g.png")[1, 1].tolist() == [77, 77, 77]
+    Image.new("1", (2, 2), 1).save(tmp_path / "b.bmp")
+    assert load_rgb(tmp_path / "b.bmp")[0, 0].tolist() == [255, 255, 255]
+
+
+def test_format_allow_list(tmp_path):
+    Image.new("RGB", (2, 2)).save(tmp_path / "x.ppm")
+    with pytest.raises(ImageLoadError, match=r"x\.ppm.*PPM is not allowed") as info:
+        load_rgb(tmp_path / "x.ppm")
+    assert info.value.kind == "format"
+    assert load_rgb(tmp_path / "x.ppm", formats=None).shape == (2, 2, 3)
+    _gradient().save(tmp_path / "y.png")
+    with pytest.raises(ImageLoadError, match="PNG is not allowed"):
+        load_rgb(tmp_path / "y.png", formats=("JPEG",))
+
+
+def test_decompression_bomb_is_a_clear_error_and_pillow_global_untouched(tmp_path):
+    before = Image.MAX_IMAGE_PIXELS
+    Image.new("1", (200, 100)).save(tmp_path / "bomb.png")
+    with pytest.raises(ImageLoadError, match=r"bomb\.png.*200x100 = 20000 pixels.*max_pixels=10000") as info:
+        load_rgb(tmp_path / "bomb.png", max_pixels=10_000)
+    assert info.value.kind == "too-large"
+    assert load_rgb(tmp_path / "bomb.png", max_pixels=20_000).shape == (100, 200, 3)
+    assert Image.MAX_IMAGE_PIXELS == before and DEFAULT_MAX_PIXELS == 89_478_485
+
+
+def test_looser_limit_than_pillow_is_honoured_without_changing_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    Image.new("L", (30, 30)).save(tmp_path / "big.png")  # 900 px > 2 * Pillow's limit
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(tmp_path / "big.png")
+    assert load_rgb(tmp_path / "big.png", max_pixels=1000).shape == (30, 30, 3)
+    assert load_rgb(tmp_path / "big.png", max_pixels=None).shape == (30, 30, 3)
+    assert Image.MAX_IMAGE_PIXELS == 100
+
+
+def test_truncated_and_corrupt_files_name_the_file(tmp_path):
+    _gradient(32, 32).save(tmp_path / "t.jpg", quality=90)
+    data = (tmp_path / "t.jpg").read_bytes()
+    (tmp_path / "t.jpg").write_bytes(data[:-40])
+    with Image.open(tmp_path / "t.jpg") as im:  # the header parse does not see it
+        assert im.size == (32, 32)
+    with pytest.raises(ImageLoadError, match=r"t\.jpg: cannot decode image: image file is truncated") as info:
+        load_rgb(tmp_path / "t.jpg")
+    assert info.value.kind == "truncated"
+    (tmp_path / "h.jpg").write_bytes(data[:100])
+    with pytest.raises(ImageLoadError, match=r"h\.jpg: cannot parse image header") as info:
+        load_rgb(tmp_path / "h.jpg")
+    assert info.value.kind == "truncated"
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    with pytest.raises(ImageLoadError, match=r"junk\.png") as info:
+        load_rgb(tmp_path / "junk.png")
+    assert info.value.kind == "corrupt"
+    (tmp_path / "text.jpg").write_text("hello")
+    with pytest.raises(ImageLoadError, match=r"text\.jpg: not a readable image"):
+        load_rgb(tmp_path / "text.jpg")

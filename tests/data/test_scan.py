@@ -1,0 +1,211 @@
+import csv
+import hashlib
+import os
+import unicodedata
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from augbal.data import FewImagesWarning, scan, write_problems
+
+pytestmark = pytest.mark.filterwarnings("ignore::augbal.data.FewImagesWarning")
+
+
+def _img(path, seed, size=(16, 16), fmt=None):
+    """A random RGB image file (distinct seeds give distinct, non-similar images)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format=fmt)
+    return path
+
+
+def _tree(root, counts, start=0):
+    seed = start
+    for name, n in counts.items():
+        for i in range(n):
+            _img(root / name / f"{i:03d}.png", seed)
+            seed += 1
+    return root
+
+
+def _kinds(index):
+    return {(os.path.relpath(p.path, index.root), p.kind) for p in index.problems}
+
+
+def test_counts_hashes_sizes_and_modes(tmp_path):
+    _tree(tmp_path, {"b": 3, "a": 4})
+    Image.new("L", (5, 7)).save(tmp_path / "a" / "gray.png")
+    index = scan(tmp_path)
+    assert index.classes == ("a", "b")
+    assert index.class_counts().tolist() == [5, 3]
+    i = index.paths.tolist().index(str(tmp_path / "a" / "gray.png"))
+    assert (index.widths[i], index.heights[i], index.modes[i]) == (5, 7, "L")
+    data = (tmp_path / "a" / "gray.png").read_bytes()
+    assert index.nbytes[i] == len(data) and index.hashes[i] == hashlib.blake2b(data, digest_size=16).hexdigest()
+    assert index.groups.tolist() == [-1] * 8 and index.meta["source"] == "folder"
+
+
+def test_corrupt_and_truncated_quarantined_rest_goes_on(tmp_path):
+    _tree(tmp_path, {"a": 3, "b": 3})
+    (tmp_path / "a" / "zero.jpg").write_bytes(b"")
+    (tmp_path / "a" / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
+    good = _img(tmp_path / "b" / "cut.jpg", 99, size=(32, 32), fmt="JPEG")
+    good.write_bytes(good.read_bytes()[:-50])
+    index = scan(tmp_path)
+    assert index.class_counts().tolist() == [3, 3]
+    assert _kinds(index) == {("a/zero.jpg", "corrupt"), ("a/junk.png", "corrupt"), ("b/cut.jpg", "truncated")}
+    assert all(p.reason for p in index.problems)
+    # without the full decode, the truncated JPEG passes as a sample (the documented trade-off)
+    fast = scan(tmp_path, verify=False)
+    assert fast.class_counts().tolist() == [3, 4]
+    assert _kinds(fast) == {("a/zero.jpg", "corrupt"), ("a/junk.png", "corrupt")}
+
+
+def test_problems_csv_report(tmp_path):
+    _tree(tmp_path / "data", {"a": 2})
+    (tmp_path / "data" / "a" / "bad,name.jpg").write_bytes(b"nope")
+    (tmp_path / "data" / "a" / "notes.txt").write_text("x")
+    index = scan(tmp_path / "data")
+    out = write_problems(index, tmp_path / "problems.csv")
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(os.path.basename(r["path"]), r["kind"]) for r in rows] == [("bad,name.jpg", "corrupt"), ("notes.txt", "not-image")]
+    assert rows[1]["reason"] == "not an image file (extension not allowed)"
+    assert not (tmp_path / "problems.csv.part").exists()
+
+
+def test_hidden_and_non_image_entries_are_never_classes_or_samples(tmp_path):
+    _tree(tmp_path, {"a": 2, "b": 2})
+    for hidden in (".DS_Store", "__MACOSX/a/x.png", ".ipynb_checkpoints/y.png", "a/.DS_Store", "a/._000.png",
+                   "a/.ipynb_checkpoints/z.png", "b/__MACOSX/w.png"):
+        _img(tmp_path / hidden, 7) if hidden.endswith(".png") else (tmp_path / hidden).write_bytes(b"\0")
+    (tmp_path / "a" / "readme.md").write_text("x")
+    (tmp_path / "a" / "Thumbs.db").write_bytes(b"\0")
+    (tmp_path / "top.png").write_bytes(b"\0")
+    index = scan(tmp_path)
+    assert index.classes == ("a", "b") and len(index) == 4
+    assert not any("MACOSX" in p or "ipynb" in p or "/." in p for p in index.paths.tolist())
+    assert index.problem_counts() == {"hidden": 7, "not-image": 2, "not-in-class": 1}
+    assert index.meta["skipped_hidden"] == 7
+
+
+def test_empty_class_is_an_error_naming_it_unless_allowed(tmp_path):
+    _tree(tmp_path, {"a": 3, "c": 3})
+    (tmp_path / "b").mkdir()
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "broken.jpg").write_bytes(b"x")  # only a corrupt file: empty too
+    with pytest.raises(ValueError, match="empty classes in .*: b, d"):
+        scan(tmp_path)
+    index = scan(tmp_path, allow_empty=True)
+    assert index.classes == ("a", "b", "c", "d")
+    assert index.class_counts().tolist() == [3, 0, 3, 0]
+    with pytest.raises(ValueError, match="empty classes in .*: b, d, e$"):
+        scan(tmp_path, classes=["a", "b", "c", "d", "e"], allow_empty=False)
+
+
+def test_classes_argument_fixes_label_order(tmp_path):
+    _tree(tmp_path, {"a": 3, "b": 4, "extra": 3})
+    index = scan(tmp_path, classes=["b", "a", "zzz"], allow_empty=True)
+    assert index.classes == ("b", "a", "zzz")
+    assert index.class_counts().tolist() == [4, 3, 0]
+    assert _kinds(index) == {("extra", "not-in-class")}
+
+
+def test_one_or_two_images_warn_naming_the_classes(tmp_path):
+    _tree(tmp_path, {"big": 5, "one": 1, "two": 2, "three": 3})
+    with pytest.warns(FewImagesWarning, match=r"one \(1\), two \(2\)$") as record:
+        index = scan(tmp_path)
+    assert len(record) == 1 and issubclass(FewImagesWarning, UserWarning)
+    assert index.class_counts().tolist() == [5, 1, 3, 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scan(tmp_path, classes=["big", "three"])
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_external_symlinks_refused_by_default_with_opt_in(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    _tree(root, {"a": 3, "b": 3})
+    _img(outside / "ext.png", 50)
+    _tree(outside, {"c": 3}, start=60)
+    os.symlink(outside / "ext.png", root / "a" / "link.png")
+    os.symlink(outside / "c", root / "c")
+    os.symlink(root / "a" / "000.png", root / "b" / "inside.png")  # stays inside: accepted
+    index = scan(root)
+    assert index.classes == ("a", "b") and index.class_counts().tolist() == [3, 4]
+    assert _kinds(index) == {("a/link.png", "external-symlink"), ("c", "external-symlink")}
+    assert "follow_external_symlinks=True" in index.problems[0].reason
+    opened = scan(root, follow_external_symlinks=True)
+    assert opened.classes == ("a", "b", "c") and opened.class_counts().tolist() == [4, 4, 3]
+    assert opened.problems == ()
+    # the in-root link is a byte-identical duplicate of its target
+    assert opened.meta["duplicates"]["exact_groups"] == 1 and opened.meta["duplicates"]["cross_class_groups"] == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+@pytest.mark.timeout(60)
+def test_symlink_loops_and_broken_links_do_not_hang(tmp_path):
+    _tree(tmp_path, {"a": 2, "b": 2})
+    os.symlink(tmp_path / "a", tmp_path / "a" / "again")  # folder loop
+    os.symlink(tmp_path, tmp_path / "b" / "up")  # loops through the root
+    os.symlink(tmp_path / "a" / "self.png", tmp_path / "a" / "self.png")  # link to itself
+    os.symlink(tmp_path / "nowhere.png", tmp_path / "b" / "dangling.png")
+    index = scan(tmp_path, follow_external_symlinks=True)
+    assert index.class_counts().tolist() == [2, 2]
+    assert _kinds(index) == {
+        ("a/again", "symlink-loop"),
+        ("b/up", "symlink-loop"),
+        ("a/self.png", "symlink-loop"),
+        ("b/dangling.png", "broken-symlink"),
+    }
+
+
+def test_unicode_names_are_nfc_and_order_is_deterministic(tmp_path):
+    nfd = unicodedata.normalize("NFD", "élan")
+    _img(tmp_path / nfd / unicodedata.normalize("NFD", "café.png"), 1)
+    _img(tmp_path / nfd / "b.png", 2)
+    _img(tmp_path / "日本" / "猫.png", 3)
+    _img(tmp_path / "Zebra" / "z.png", 4)
+    index = scan(tmp_path)
+    assert index.classes == ("Zebra", "élan", "日本")
+    assert index.classes[1] == unicodedata.normalize("NFC", "élan")
+    assert all(os.path.exists(p) for p in index.paths.tolist())  # paths are the real (on-disk) names
+    assert index.class_counts().tolist() == [1, 2, 1]
+
+
+def test_same_index_whatever_creation_order_or_workers(tmp_path):
+    names = [f"{i:02d}.png" for i in range(40)]
+    for k, order in enumerate((names, names[::-1])):
+        for i, name in enumerate(order):
+            _img(tmp_path / f"t{k}" / ("x" if i % 3 else "y") / "sub" / name, seed=int(name[:2]))
+    a = scan(tmp_path / "t0", workers=1)
+    b = scan(tmp_path / "t1", workers=4)
+    rel = [os.path.relpath(p, tmp_path / "t0") for p in a.paths.tolist()]
+    assert rel == [os.path.relpath(p, tmp_path / "t1") for p in b.paths.tolist()]
+    assert a.hashes.tolist() == b.hashes.tolist() and a.labels.tolist() == b.labels.tolist()
+    assert rel == sorted(rel, key=lambda r: (r.split(os.sep)[0], r))
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        scan(tmp_path / "missing")
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(ValueError, match="image folder or a .csv/.jsonl manifest"):
+        scan(tmp_path / "f.txt")
+    with pytest.raises(ValueError, match="no class folders"):
+        scan(tmp_path)
+    with pytest.raises(ValueError, match="workers must be a positive integer; got 0"):
+        scan(tmp_path, workers=0)
+    with pytest.raises(ValueError, match="distinct"):
+        scan(tmp_path, classes=["a", "a"])
+
+
+def test_bomb_and_format_limits_are_problems(tmp_path):
+    _tree(tmp_path, {"a": 2})
+    Image.new("1", (300, 300)).save(tmp_path / "a" / "bomb.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "a" / "x.tif")
+    index = scan(tmp_path, max_pixels=50_000, formats=("PNG", "JPEG"))
+    assert _kinds(index) == {("a/bomb.png", "too-large"), ("a/x.tif", "format")}
+    assert len(index) == 2
