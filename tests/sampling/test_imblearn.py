@@ -148,3 +148,16 @@ def test_errors(kwargs, message):
 def test_seed_is_required():
     with pytest.raises(TypeError):
         resample_indices([0, 1, 1])  # randomness is always explicit
+
+
+def test_many_classes_keep_exact_counts_and_imblearn_parity():
+    # 300 classes: class indices do not fit int8, the bridge must still be exact
+    counts = np.arange(1, 301)
+    labels = np.random.default_rng(4).permutation(np.repeat(np.arange(300), counts))
+    idx = resample_indices(labels, method="under", seed=9)
+    assert np.bincount(labels[idx], minlength=300).tolist() == [1] * 300
+    theirs, _ = RandomUnderSampler(random_state=9).fit_resample(np.arange(labels.size)[:, None], labels)
+    np.testing.assert_array_equal(idx, theirs[:, 0])
+    idx = resample_indices(labels, sampling_strategy={299: 310, 0: 5}, method="over", seed=9)
+    got = np.bincount(labels[idx], minlength=300)
+    assert got[299] == 310 and got[0] == 5 and got[1:299].tolist() == counts[1:299].tolist()

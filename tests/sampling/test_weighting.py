@@ -150,6 +150,21 @@ def test_progressive_exponent_and_weights_per_epoch():
     assert Progressive(start="sqrt", end=0.5, epochs=3).static
 
 
+def test_progressive_probability_interpolation_is_kangs_pb_sampling():
+    w = Progressive(start="instance", end="balanced", epochs=4, interpolate="probs")
+    p_ib = np.array(COUNTS) / sum(COUNTS)
+    p_cb = np.full(3, 1 / 3)
+    for epoch in (0, 1, 2, 3, 4, 10):
+        t = min(epoch, 4) / 4
+        np.testing.assert_allclose(w.sampling_probs(COUNTS, epoch=epoch), (1 - t) * p_ib + t * p_cb, rtol=1e-12)
+    # differs from interpolating the exponent mid-ramp, agrees at both ends
+    by_q = Progressive(start="instance", end="balanced", epochs=4)
+    assert not np.allclose(w.sampling_probs(COUNTS, epoch=2), by_q.sampling_probs(COUNTS, epoch=2))
+    np.testing.assert_allclose(w.class_weights(COUNTS, epoch=4), by_q.class_weights(COUNTS, epoch=4), rtol=1e-12)
+    with pytest.raises(ValueError, match="interpolate must be 'exponent' or 'probs'; got 'linear'"):
+        Progressive(interpolate="linear").class_weights(COUNTS)
+
+
 def test_deferred_switches_at_the_epoch():
     w = Deferred(switch_epoch=3, before="instance", after={"effective_number": 0.999})
     assert not w.static
@@ -313,6 +328,7 @@ def test_every_registered_weighting_conforms(name):
         Explicit(weights={"cat": 3.0}, classes=("deer", "dog", "cat")),
         Explicit(weights=[1.0, 2.0, 3.0]),
         Progressive(start="sqrt", end=2.0, epochs=3),
+        Progressive(start=0.0, end="sqrt", epochs=5, interpolate="probs"),
         Deferred(switch_epoch=2, before=Power(q=0.5), after={"effective_number": 0.99}),
         Deferred(switch_epoch=1, before=Progressive(epochs=2), after="balanced"),
     ],

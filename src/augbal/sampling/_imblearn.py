@@ -76,8 +76,10 @@ def resample_indices(
         sampler = RandomOverSampler(sampling_strategy=strategy, random_state=random_state)
     else:
         sampler = RandomUnderSampler(sampling_strategy=strategy, random_state=random_state, replacement=replacement)
-    column = np.arange(y.size, dtype=np.int64)[:, None]
-    resampled, _ = sampler.fit_resample(column, y)
+    # the narrowest dtypes halve imbalanced-learn's time and memory at 10M samples; the
+    # draws do not depend on them
+    column = np.arange(y.size, dtype=np.int32 if y.size < 2**31 else np.int64)[:, None]
+    resampled, _ = sampler.fit_resample(column, y.astype(_narrow(len(targets)), copy=False))
     return np.ascontiguousarray(resampled[:, 0], dtype=np.int64)
 
 
@@ -92,3 +94,11 @@ def _seed32(seed: Any) -> int:
         if all(isinstance(p, Integral) and not isinstance(p, bool) and p >= 0 for p in parts):
             return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
     raise ValueError(f"seed must be an integer in [0, 2**32) or a sequence of non-negative integers; got {seed!r}")
+
+
+def _narrow(n_classes: int) -> type:
+    """The smallest signed integer dtype holding class indices below ``n_classes``."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if n_classes <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64

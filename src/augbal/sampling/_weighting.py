@@ -366,37 +366,52 @@ class Explicit(Weighting):
 
 @WEIGHTINGS.register("progressive")
 class Progressive(Weighting):
-    """Progressive balancing: ``Power`` whose exponent goes linearly from ``start`` to ``end``.
+    """Progressive balancing: from power weighting ``start`` to ``end``, linearly over ``epochs``.
 
-    ``q(epoch) = q_start + (q_end - q_start) * min(epoch, epochs) / epochs``; from
-    ``epoch >= epochs`` on, the weights are those of ``end``. This interpolates the
-    *exponent* (instance → square root → balanced), not the probabilities.
+    With ``t = min(epoch, epochs) / epochs``, ``interpolate="exponent"`` (default) uses
+    ``Power(q = q_start + (q_end - q_start) * t)`` (instance → square root → balanced);
+    ``interpolate="probs"`` mixes the class draw probabilities,
+    ``p(t) = (1 - t) * p_start + t * p_end`` (progressively-balanced sampling of Kang et
+    al., 2020). From ``epoch >= epochs`` on, the weights are those of ``end``.
 
     Args:
         start, end: power weightings: ``"instance"``, ``"sqrt"``, ``"balanced"`` or a float q.
         epochs: number of epochs of the ramp (a positive integer).
+        interpolate: ``"exponent"`` or ``"probs"``.
 
     Example:
         >>> w = Progressive(start="instance", end="balanced", epochs=4)
         >>> [w.q_at(e) for e in (0, 2, 4, 9)]
         [0.0, 0.5, 1.0, 1.0]
+        >>> w = Progressive(epochs=2, interpolate="probs")
+        >>> w.sampling_probs([300, 100], epoch=1).round(4).tolist()
+        [0.625, 0.375]
     """
 
     name = "progressive"
 
-    def __init__(self, *, start: Any = "instance", end: Any = "balanced", epochs: int = 10) -> None:
+    def __init__(
+        self, *, start: Any = "instance", end: Any = "balanced", epochs: int = 10, interpolate: str = "exponent"
+    ) -> None:
         self.start = start
         self.end = end
         self.epochs = epochs
+        self.interpolate = interpolate
 
-    def q_at(self, epoch: int) -> float:
-        """The exponent used at ``epoch``."""
+    def fraction(self, epoch: int) -> float:
+        """How far along the ramp ``epoch`` is: ``min(epoch, epochs) / epochs``, in [0, 1]."""
         epoch = _check_epoch(epoch)
         epochs = self.epochs
         if isinstance(epochs, bool) or not isinstance(epochs, Integral) or epochs < 1:
             raise ValueError(f"progressive epochs must be a positive integer; got {epochs!r}")
+        if self.interpolate not in ("exponent", "probs"):
+            raise ValueError(f"progressive interpolate must be 'exponent' or 'probs'; got {self.interpolate!r}")
+        return min(epoch, epochs) / epochs
+
+    def q_at(self, epoch: int) -> float:
+        """The exponent reached at ``epoch`` (the one used with ``interpolate="exponent"``)."""
+        t = self.fraction(epoch)
         q0, q1 = _power_q(self.start, "progressive start"), _power_q(self.end, "progressive end")
-        t = min(epoch, epochs) / epochs
         return q0 + (q1 - q0) * t
 
     @property
@@ -404,10 +419,18 @@ class Progressive(Weighting):
         return _power_q(self.start, "progressive start") == _power_q(self.end, "progressive end")
 
     def _class_weights(self, counts: np.ndarray, epoch: int) -> np.ndarray:
+        t = self.fraction(epoch)
+        if self.interpolate == "probs":
+            q0, q1 = _power_q(self.start, "progressive start"), _power_q(self.end, "progressive end")
+            p = (1 - t) * Power(q=q0).sampling_probs(counts) + t * Power(q=q1).sampling_probs(counts)
+            return np.divide(p, counts, out=np.zeros_like(p), where=counts > 0)
         return Power(q=self.q_at(epoch))._class_weights(counts, epoch)
 
     def _params(self) -> Any:
-        return {"start": _q_data(self.start), "end": _q_data(self.end), "epochs": _plain(self.epochs)}
+        params = {"start": _q_data(self.start), "end": _q_data(self.end), "epochs": _plain(self.epochs)}
+        if self.interpolate != "exponent":
+            params["interpolate"] = self.interpolate
+        return params
 
 
 @WEIGHTINGS.register("deferred")
