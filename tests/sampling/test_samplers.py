@@ -1,0 +1,252 @@
+"""Behaviour of each sampler: quotas, no-repeat-before-exhaustion, schedules, reports, errors."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Subset, TensorDataset
+
+from augbal._draw import Draw
+from augbal.sampling import (
+    BalancedBatchSampler,
+    ClassAwareSampler,
+    Deferred,
+    Progressive,
+    RepeatFactorSampler,
+    ResampledSampler,
+    check_sampling_strategy,
+    resample_indices,
+)
+from augbal.sampling._base import _apportion
+
+SKEW = np.array([0] * 90 + [1] * 10)
+
+
+def classes_in_order(sampler, labels):
+    return labels[np.array(list(sampler))]
+
+
+# ---------------------------------------------------------------- ClassAwareSampler
+def test_balanced_quotas_are_exact_every_epoch():
+    s = ClassAwareSampler(SKEW, weighting="balanced", seed=0)
+    for epoch in range(5):
+        s.set_epoch(epoch)
+        assert np.bincount(classes_in_order(s, SKEW)).tolist() == [50, 50]
+
+
+def test_largest_remainder_rounding_and_fixed_epoch_length():
+    labels = np.repeat([0, 1, 2], [10, 10, 10])
+    s = ClassAwareSampler(labels, weighting="balanced", num_samples=31)
+    assert len(s) == 31
+    assert s.quotas() == {0: 11, 1: 10, 2: 10}  # 31/3 each; the one extra goes to the first tie
+    assert _apportion(np.array([0.5, 0.3, 0.2]), 7).tolist() == [4, 2, 1]
+    assert _apportion(np.array([0.55, 0.45]), 1).tolist() == [1, 0]
+
+
+def test_stochastic_rounding_is_unbiased_and_exact_in_total():
+    labels = np.repeat([0, 1, 2], [10, 10, 10])
+    s = ClassAwareSampler(labels, num_samples=10, rounding="stochastic", seed=1)
+    quotas = []
+    for epoch in range(600):
+        s.set_epoch(epoch)
+        q = list(s.quotas().values())
+        assert sum(q) == 10 and set(q) <= {3, 4}
+        quotas.append(q)
+    assert np.allclose(np.mean(quotas, axis=0), 10 / 3, atol=0.08)
+    assert len({tuple(q) for q in quotas}) == 3  # every class sometimes gets the extra draw
+
+
+def test_minority_images_all_seen_before_any_repeat():
+    s = ClassAwareSampler(SKEW, seed=4, yield_draws=True)
+    minority = [d for d in s if SKEW[d.index] == 1]
+    assert len(minority) == 50
+    for cycle in range(5):  # draws 10k..10k+9 are the 10 minority images, each once
+        block = minority[cycle * 10 : cycle * 10 + 10]
+        assert sorted(d.index for d in block) == list(range(90, 100))
+        assert {d.repeat for d in block} == {cycle}
+    majority = [d.index for d in s if SKEW[d.index] == 0]
+    assert len(set(majority)) == 50  # 50 of 90 majority images, none twice
+
+
+def test_without_replacement_defaults_to_the_longest_epoch_without_repeats():
+    s = ClassAwareSampler(SKEW, replacement=False, seed=0)
+    out = list(s)
+    assert len(out) == 20 and len(set(out)) == 20
+    assert np.bincount(SKEW[out]).tolist() == [10, 10]
+    too_long = ClassAwareSampler(SKEW, replacement=False, num_samples=40)
+    with pytest.raises(ValueError, match="replacement=False needs every class quota <= its size; class 1 needs 20"):
+        list(too_long)
+
+
+def test_instance_weighting_keeps_the_data_frequencies():
+    s = ClassAwareSampler(SKEW, weighting="instance", seed=0, replacement=False)
+    assert sorted(s) == list(range(100))  # a plain shuffled epoch
+
+
+def test_explicit_weights_are_keyed_by_label_value():
+    labels = np.array([0] * 30 + [5] * 30)
+    s = ClassAwareSampler(labels, weighting={0: 1.0, 5: 2.0}, num_samples=90)
+    assert s.quotas() == {0: 30, 5: 60}
+    assert set(np.unique(labels[list(s)]).tolist()) == {0, 5}
+
+
+def test_progressive_and_deferred_schedules_change_quotas_not_length():
+    prog = ClassAwareSampler(SKEW, weighting=Progressive(start="instance", end="balanced", epochs=4))
+    seen = []
+    for epoch in range(5):
+        prog.set_epoch(epoch)
+        assert len(prog) == 100
+        seen.append(prog.quotas()[1])
+    assert seen[0] == 10 and seen[-1] == 50 and seen == sorted(seen)
+    deferred = ClassAwareSampler(SKEW, weighting=Deferred(switch_epoch=2, before="instance", after="balanced"))
+    minority = []
+    for epoch in range(4):
+        deferred.set_epoch(epoch)
+        minority.append(deferred.quotas()[1])
+    assert minority == [10, 10, 50, 50]
+
+
+def test_report_counts_unique_and_repeats():
+    r = ClassAwareSampler(SKEW, seed=0).report()
+    assert r.class_counts == {0: 50, 1: 50} == r.target_counts
+    assert (r.num_samples, r.unique, r.max_repeats) == (100, 60, 5)
+    assert r.unique_fraction == pytest.approx(0.6) and r.coverage == pytest.approx(0.6)
+
+
+def test_labels_from_datasets_and_sparse_label_values():
+    data = TensorDataset(torch.zeros(100, 1), torch.as_tensor(SKEW))
+    data.targets = torch.as_tensor(SKEW)
+    sub = Subset(data, list(range(80, 100)))  # 10 majority, 10 minority
+    s = ClassAwareSampler(sub, num_samples=20)
+    assert len(s) == 20
+    assert s.class_counts_.tolist() == [10, 10]
+    huge = ClassAwareSampler(np.array([0, 10**12, 10**12]), num_samples=4)
+    assert huge.quotas() == {0: 2, 10**12: 2} and huge.classes_.tolist() == [0, 10**12]
+    assert sorted(huge) == [0, 0, 1, 2]
+
+
+def test_drop_in_dataloader_sampler():
+    data = TensorDataset(torch.as_tensor(SKEW))
+    sampler = ClassAwareSampler(SKEW, seed=2)
+    loader = DataLoader(data, batch_size=10, sampler=sampler)
+    got = torch.cat([b[0] for b in loader]).numpy()
+    assert np.array_equal(got, SKEW[list(sampler)])
+    assert np.bincount(got).tolist() == [50, 50]
+
+
+def test_distributed_rank_and_epoch_length_rounding():
+    shards = [ClassAwareSampler(SKEW, num_samples=101, num_replicas=3, rank=r) for r in range(3)]
+    assert [len(s) for s in shards] == [34, 34, 34]  # padded up to equal length
+    dropped = ClassAwareSampler(SKEW, num_samples=101, num_replicas=3, rank=0, drop_last=True)
+    assert len(dropped) == 33
+    no_repeat = [ClassAwareSampler(SKEW, replacement=False, num_replicas=3, rank=r, seed=8) for r in range(3)]
+    outs = [list(s) for s in no_repeat]
+    assert [len(o) for o in outs] == [6, 6, 6]  # 20 rounded down: padding would repeat an image
+    assert len(set().union(*map(set, outs))) == 18
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"seed": -1}, "seed must be an int >= 0; got -1"),
+        ({"num_replicas": 2, "rank": 2}, r"rank must be in \[0, num_replicas=2\); got 2"),
+        ({"rounding": "nearest"}, "rounding must be one of"),
+        ({"num_samples": 0}, "num_samples must be an int >= 1 or None; got 0"),
+        ({"weighting": "heavy"}, "got 'heavy'"),
+    ],
+)
+def test_bad_arguments_state_the_rule(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ClassAwareSampler(SKEW, **kwargs)
+
+
+def test_bad_labels_and_state():
+    with pytest.raises(ValueError, match="labels must be non-negative class indices; got -1"):
+        len(ClassAwareSampler(np.array([0, -1])))
+    with pytest.raises(ValueError, match="at least one sample"):
+        len(ClassAwareSampler(np.array([], dtype=np.int64)))
+    s = ClassAwareSampler(SKEW, seed=1)
+    with pytest.raises(ValueError, match="state was saved with seed=2"):
+        s.load_state_dict({"epoch": 0, "yielded": 0, "seed": 2})
+    with pytest.raises(ValueError, match="epoch must be an int >= 0; got -3"):
+        s.set_epoch(-3)
+
+
+# ---------------------------------------------------------------- BalancedBatchSampler
+def test_balanced_batches_hold_m_of_k_distinct_classes():
+    labels = np.repeat(np.arange(5), [200, 50, 20, 8, 2])
+    s = BalancedBatchSampler(labels, classes_per_batch=3, samples_per_class=4, seed=0)
+    batches = list(s)
+    assert len(batches) == len(s) == 280 // 12  # default: len(labels) // (k * m) batches
+    slots = np.zeros(5, dtype=np.int64)
+    for b in batches:
+        per_class = np.bincount(labels[b], minlength=5)
+        assert sorted(per_class[per_class > 0].tolist()) == [4, 4, 4]
+        slots += per_class > 0
+    assert slots.max() - slots.min() <= 1  # balanced over classes: 72 slots over 5 classes
+    drawn = np.bincount(list(itertools.chain.from_iterable(batches)), minlength=280)
+    assert drawn[278:].sum() == 4 * slots[4] and abs(drawn[278] - drawn[279]) <= 1  # 2-image class: cycles
+
+
+def test_balanced_batches_as_dataloader_batch_sampler():
+    labels = np.repeat(np.arange(3), [40, 10, 3])
+    data = TensorDataset(torch.as_tensor(labels))
+    s = BalancedBatchSampler(labels, classes_per_batch=2, samples_per_class=3, seed=1)
+    got = [b[0].tolist() for b in DataLoader(data, batch_sampler=s)]
+    assert got == [labels[b].tolist() for b in s]
+    assert all(len(b) == 6 for b in got)
+
+
+def test_balanced_batch_errors():
+    with pytest.raises(ValueError, match="classes_per_batch must be <= the number of classes with positive weight \\(2\\); got 3"):
+        len(BalancedBatchSampler(SKEW, classes_per_batch=3))
+    with pytest.raises(ValueError, match="a class can fill at most one slot per batch"):
+        len(BalancedBatchSampler(SKEW, classes_per_batch=2, weighting={0: 1.0, 1: 20.0}))
+
+
+# ---------------------------------------------------------------- RepeatFactorSampler
+def test_repeat_factors_follow_lvis_rule_with_stochastic_rounding():
+    labels = np.repeat([0, 1, 2], [100, 10, 4])
+    s = RepeatFactorSampler(labels, threshold=0.2, seed=0)
+    f = np.array([100, 10, 4]) / 114
+    assert np.allclose(s.repeat_factors(), np.maximum(1, np.sqrt(0.2 / f)))
+    r = s.repeat_factors()
+    lengths = set()
+    for epoch in range(20):
+        s.set_epoch(epoch)
+        per_image = np.bincount(list(s), minlength=114)
+        for c, (lo, hi) in enumerate([(0, 100), (100, 110), (110, 114)]):
+            assert set(per_image[lo:hi].tolist()) <= {int(np.floor(r[c])), int(np.ceil(r[c]))}
+        lengths.add(len(s))
+    assert len(lengths) > 1  # stochastic rounding: the epoch length varies
+    with pytest.raises(ValueError, match=r"threshold must be a frequency in \(0, 1\] or None; got 2"):
+        RepeatFactorSampler(labels, threshold=2)
+
+
+# ---------------------------------------------------------------- ResampledSampler
+def test_resampled_epoch_is_imbalanced_learns_resampling_reordered():
+    labels = np.repeat([0, 1, 2], [30, 6, 3])
+    s = ResampledSampler(labels, sampling_strategy="not majority", method="over", seed=3)
+    s.set_epoch(2)
+    got = np.sort(np.array(list(s)))
+    expected = np.sort(resample_indices(labels, sampling_strategy="not majority", method="over", seed=(3, 2)))
+    assert np.array_equal(got, expected)
+    targets = check_sampling_strategy("not majority", np.bincount(labels), kind="over")
+    assert np.bincount(labels[got]).tolist() == list(targets.values()) == [30, 30, 30]
+    under = ResampledSampler(labels, sampling_strategy={0: 5}, method="under", seed=3)
+    assert under.quotas() == {0: 5, 1: 6, 2: 3}
+    named = ResampledSampler(labels, sampling_strategy={"c": 9}, classes=["a", "b", "c"], seed=0)
+    assert named.quotas() == {0: 30, 1: 6, 2: 9}
+
+
+def test_resampled_draws_first_cycle_then_repeats():
+    labels = np.repeat([0, 1], [12, 3])
+    s = ResampledSampler(labels, seed=0, yield_draws=True)
+    minority = [d for d in s if labels[d.index] == 1]
+    reps = [d.repeat for d in minority]
+    assert len(reps) == 12 and reps == sorted(reps)  # imblearn adds draws at random; first draws come first
+    assert sorted(d.index for d in minority[:3]) == [12, 13, 14]
+    assert all(isinstance(d, Draw) for d in minority)
