@@ -264,6 +264,8 @@ def test_resolve_forms():
     assert resolve_weighting({"explicit": {"a": 2.0}}, classes=["a", "b"]) == Explicit(
         weights={"a": 2.0}, classes=["a", "b"]
     )
+    assert resolve_weighting(torch.tensor([1.0, 3.0])) == Explicit(weights=[1.0, 3.0])
+    assert resolve_weighting(torch.tensor(0.5)) == Power(q=0.5)
     # a class literally named like a weighting goes through the explicit form
     w = resolve_weighting({"explicit": {"weights": {"sqrt": 3.0}, "classes": ["sqrt", "x"]}})
     np.testing.assert_allclose(w.class_weights([1, 1]), [1.5, 0.5])

@@ -9,18 +9,14 @@ data's class frequencies and ``"balanced"`` draws every non-empty class equally 
 
 Spec forms accepted by :func:`resolve_weighting` (recipes, the CLI and Python users alike):
 
-==========================================  ==============================================
-``"instance"`` / ``"sqrt"`` / ``"balanced"``  :class:`Power` with q = 0 / 0.5 / 1
-a number ``q``                               :class:`Power`, ``w_c ∝ n_c ** -q``
-``{"power": q}``                             :class:`Power`
-``{"effective_number": beta}``               :class:`EffectiveNumber`, ``w_c ∝ (1-β)/(1-β**n_c)``
-``{class index or name: weight, ...}``       :class:`Explicit` (unlisted classes weigh 1)
-a list of per-class weights                  :class:`Explicit`
-``{"explicit": {"weights": ..., "classes": ...}}``   :class:`Explicit`
-``{"progressive": {"start": ..., "end": ..., "epochs": E}}``  :class:`Progressive`
-``{"deferred": {"switch_epoch": E, "before": ..., "after": ...}}``  :class:`Deferred`
-a :class:`Weighting` instance                returned as is
-==========================================  ==============================================
+- ``"instance"`` / ``"sqrt"`` / ``"balanced"``: :class:`Power` with q = 0 / 0.5 / 1;
+- a number ``q`` or ``{"power": q}``: :class:`Power`, ``w_c ∝ n_c ** -q``;
+- ``{"effective_number": beta}``: :class:`EffectiveNumber`, ``w_c ∝ (1 - β) / (1 - β ** n_c)``;
+- ``{class index or name: weight, ...}``, a per-class list, or
+  ``{"explicit": {"weights": ..., "classes": ...}}``: :class:`Explicit` (unlisted classes weigh 1);
+- ``{"progressive": {"start": ..., "end": ..., "epochs": E}}``: :class:`Progressive`;
+- ``{"deferred": {"switch_epoch": E, "before": ..., "after": ...}}``: :class:`Deferred`;
+- a :class:`Weighting` instance: returned as is.
 
 A one-key dict whose key is a registered weighting name is that weighting; any other dict
 is an explicit ``{class: weight}`` table (write ``{"explicit": {...}}`` for a class that is
@@ -538,6 +534,8 @@ def resolve_weighting(spec: Any, *, classes: Sequence[str] | None = None) -> Wei
     """
     if isinstance(spec, Weighting):
         return spec
+    if type(spec).__module__.startswith("torch") and hasattr(spec, "tolist"):
+        spec = spec.tolist()  # a tensor of per-class weights (or a 0-d tensor q)
     rule = _RULE.format(names=", ".join(repr(n) for n in WEIGHTINGS.names()))
     if isinstance(spec, str):
         if spec not in WEIGHTINGS:
