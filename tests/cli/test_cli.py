@@ -87,3 +87,66 @@ def test_import_is_light():
     code = "import sys, augbal; print('torch' in sys.modules, 'augbal.data' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def _scan_tree(root):
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    for c, n in (("a", 4), ("b", 3)):
+        for i in range(n):
+            small = np.random.default_rng(10 * len(c) + i + (100 if c == "b" else 0)).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+            (root / c).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(small).resize((32, 32), Image.BICUBIC).save(root / c / f"{i}.png")
+    shutil.copy(root / "a" / "0.png", root / "b" / "dup.png")
+    (root / "empty").mkdir()
+    (root / "b" / "cut.png").write_bytes((root / "a" / "1.png").read_bytes()[:60])
+    (root / "a" / ".DS_Store").write_bytes(b"\0")
+    (root / "a" / "notes.txt").write_text("x")
+    return root
+
+
+def test_scan_reports_problems_duplicates_and_writes_csv(tmp_path):
+    root = _scan_tree(tmp_path / "data")
+    report = tmp_path / "problems.csv"
+    result = CliRunner().invoke(cli, ["scan", str(root), "--problems-csv", str(report)])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in result.output.splitlines() if line.count("│") >= 3}
+    assert rows["a"] == "4" and rows["b"] == "4" and rows["empty"] == "0" and rows["total"] == "8"
+    assert "empty classes: empty" in result.output
+    assert "problems: 3   quarantined: 1   skipped: hidden 1, not-image 1" in result.output
+    assert "  truncated: 1" in result.output and "cut.png" in result.output
+    assert "duplicate groups: 1 (exact 1, near 0)   images in groups: 2   across classes: 1" in result.output
+    assert "exact across classes:" in result.output and "dup.png (b)" in result.output
+    lines = report.read_text().splitlines()
+    assert lines[0] == "path,kind,reason" and len(lines) == 4
+
+
+def test_scan_fail_on_empty_and_few_images_warning(tmp_path):
+    root = _scan_tree(tmp_path)
+    result = CliRunner().invoke(cli, ["scan", str(root), "--no-allow-empty"])
+    assert result.exit_code == 1
+    assert "empty classes in" in result.output and ": empty" in result.output
+    (root / "empty" / "only.png").write_bytes((root / "a" / "1.png").read_bytes())
+    result = CliRunner().invoke(cli, ["scan", str(root), "--no-near-duplicates"])
+    assert result.exit_code == 0, result.output
+    assert "warning: classes with only 1 or 2 images" in result.output and "empty (1)" in result.output
+
+
+def test_scan_manifest_and_bad_arguments(tmp_path):
+    root = _scan_tree(tmp_path / "data")
+    (tmp_path / "m.csv").write_text("path,label\ndata/a/0.png,x\ndata/a/1.png,y\ndata/a/2.png,y\n")
+    result = CliRunner().invoke(cli, ["scan", str(tmp_path / "m.csv"), "--no-near-duplicates"])
+    assert result.exit_code == 0, result.output
+    assert "total" in result.output and "imbalance ratio (largest/smallest): 2.0" in result.output
+    (tmp_path / "bad.csv").write_text("path,label\nnope.png,x\n")
+    result = CliRunner().invoke(cli, ["scan", str(tmp_path / "bad.csv")])
+    assert result.exit_code == 1 and "missing files on lines 2" in result.output
+    for args in (["--max-distance", "64"], ["--workers", "0"], ["--classes", " , "]):
+        result = CliRunner().invoke(cli, ["scan", str(root), *args])
+        assert result.exit_code == 2, (args, result.output)
+    (tmp_path / "notes.txt").write_text("x")
+    result = CliRunner().invoke(cli, ["scan", str(tmp_path / "notes.txt")])
+    assert result.exit_code == 2 and ".csv or .jsonl" in result.output
