@@ -188,7 +188,7 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="ratios= or counts=, not both"):
         split(index, ratios=(0.8, 0.1, 0.1), counts=(1, 0, 0))
     tiny = synthetic([4, 4, 4])
-    with pytest.raises(ValueError, match="cannot give the test side a stratified share of 12 images in 3 classes"):
+    with pytest.raises(ValueError, match="cannot give the test side a stratified share of 12 groups in 3 classes"):
         split(tiny, ratios=(0.8, 0.1, 0.1))
 
 

@@ -133,8 +133,7 @@ def skew(
         raise ValueError("size= only applies with prior=; give counts= or n_max= otherwise")
     pool = np.ones(len(index), dtype=bool)
     if exclude is not None:
-        taken = set(exclude.paths.tolist())  # a set: ~5x faster than np.isin on unicode arrays
-        pool &= ~np.fromiter((p in taken for p in index.paths.tolist()), dtype=bool, count=len(index))
+        pool &= ~np.isin(index.paths, exclude.paths)
     available = np.bincount(index.labels[pool], minlength=len(index.classes)).astype(np.int64)
 
     if ratio is not None:

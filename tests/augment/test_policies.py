@@ -1,0 +1,169 @@
+"""Behaviour of the individual policies, the factory and input validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from augbal._draw import Draw
+from augbal.augment import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    POLICIES,
+    FlipPolicy,
+    HeavyPolicy,
+    LightPolicy,
+    MediumPolicy,
+    NonePolicy,
+    build_policy,
+)
+from augbal.augment._autoaugment import _scaled_magnitudes
+
+
+def smooth(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A natural-looking image: low-frequency colour noise upsampled."""
+    import cv2
+
+    small = np.random.default_rng(seed).integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def reference_normalise(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    x = torch.from_numpy(image).permute(2, 0, 1).double() / 255.0
+    return (x - torch.tensor(mean).double().view(3, 1, 1)) / torch.tensor(std).double().view(3, 1, 1)
+
+
+def test_none_is_exact_normalisation_at_native_size() -> None:
+    image = smooth(16, 16)
+    out = NonePolicy(size=16)(image, draw=Draw(9))
+    assert float((out.double() - reference_normalise(image)).abs().max()) < 1e-6
+    custom = NonePolicy(size=16, mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 1.0))(image)
+    ref = reference_normalise(image, (0.5, 0.25, 0.0), (0.5, 0.25, 1.0))
+    assert float((custom.double() - ref).abs().max()) < 1e-6
+
+
+def test_none_resizes_non_square_input_to_size() -> None:
+    out = NonePolicy(size=8, mean=(0, 0, 0), std=(1, 1, 1))(np.full((30, 5, 3), 51, np.uint8))
+    assert tuple(out.shape) == (3, 8, 8)
+    assert torch.allclose(out, torch.full((3, 8, 8), 0.2))
+
+
+def test_flip_gives_the_image_or_its_mirror_and_both_occur() -> None:
+    image = smooth(12, 12)
+    plain = NonePolicy(size=12)(image)
+    outs = [FlipPolicy(size=12)(image, draw=Draw(i)) for i in range(16)]
+    flipped = [bool(torch.equal(o, plain.flip(-1))) for o in outs]
+    assert all(torch.equal(o, plain) or f for o, f in zip(outs, flipped))
+    assert 0 < sum(flipped) < 16
+
+
+def test_light_at_magnitude_zero_only_flips_a_square_image() -> None:
+    image = smooth(20, 20)
+    plain = NonePolicy(size=20)(image)
+    for i in range(8):
+        out = LightPolicy(size=20, magnitude=0.0)(image, draw=Draw(i))
+        assert torch.equal(out, plain) or torch.equal(out, plain.flip(-1))
+
+
+def mean_change(policy, image: np.ndarray, draws: int = 48) -> float:
+    plain = NonePolicy(size=policy.size)(image)
+    return float(np.mean([(policy(image, draw=Draw(i)) - plain).abs().mean().item() for i in range(draws)]))
+
+
+@pytest.mark.parametrize("name", ["light", "medium", "heavy", "randaugment", "trivialaugment", "autoaugment"])
+def test_magnitude_makes_changes_larger(name: str) -> None:
+    image = smooth(32, 32, seed=4)
+    weak = mean_change(build_policy(name, size=32, magnitude=0.3), image)
+    strong = mean_change(build_policy(name, size=32, magnitude=2.5), image)
+    assert strong > 1.2 * weak, (weak, strong)
+
+
+def test_heavy_changes_more_than_medium_more_than_light() -> None:
+    image = smooth(32, 32, seed=5)
+    light, medium, heavy = (mean_change(p(size=32), image) for p in (LightPolicy, MediumPolicy, HeavyPolicy))
+    assert light < medium < heavy
+
+
+def test_medium_colour_jitter_changes_channel_means() -> None:
+    image = smooth(24, 24)
+    plain_means = NonePolicy(size=24)(image).mean(dim=(1, 2))
+    light_means = [LightPolicy(size=24)(image, draw=Draw(i)).mean(dim=(1, 2)) for i in range(24)]
+    medium_means = [MediumPolicy(size=24)(image, draw=Draw(i)).mean(dim=(1, 2)) for i in range(24)]
+    spread = lambda ms: float(torch.stack([m - plain_means for m in ms]).abs().mean())  # noqa: E731
+    assert spread(medium_means) > 2 * spread(light_means)
+
+
+def test_randaugment_magnitude_scales_and_clips_the_magnitude_table() -> None:
+    from torchvision.transforms import v2
+
+    table = v2.RandAugment._AUGMENTATION_SPACE
+    rotate = _scaled_magnitudes(table["Rotate"][0], "Rotate", 2.0, 31, 32, 32)
+    assert torch.allclose(rotate, 2 * torch.linspace(0, 30, 31))
+    assert float(_scaled_magnitudes(table["Rotate"][0], "Rotate", 100.0, 31, 32, 32).max()) == 180.0
+    assert float(_scaled_magnitudes(table["ShearX"][0], "ShearX", 10.0, 31, 32, 32).max()) == pytest.approx(0.99)
+    assert float(_scaled_magnitudes(table["TranslateX"][0], "TranslateX", 10.0, 31, 20, 32).max()) == 32.0
+    bits = _scaled_magnitudes(table["Posterize"][0], "Posterize", 3.0, 31, 32, 32)
+    assert int(bits.min()) == 1 and int(bits[0]) == 8
+    assert _scaled_magnitudes(table["Equalize"][0], "Equalize", 3.0, 31, 32, 32) is None
+
+
+def test_policies_built_at_magnitude_zero_skip_the_auto_op() -> None:
+    image = smooth(16, 16)
+    plain = NonePolicy(size=16)(image)
+    for name in ["randaugment", "trivialaugment", "autoaugment"]:
+        out = build_policy(name, size=16, magnitude=0.0)(image, draw=Draw(1))
+        assert float((out - plain).abs().max()) < 0.05 or float((out - plain.flip(-1)).abs().max()) < 0.05
+
+
+def test_build_policy_forms_and_errors() -> None:
+    p = build_policy("heavy", size=40, seed=2)
+    assert build_policy(p) is p
+    assert build_policy(p, seed=5).seed == 5 and p.seed == 2
+    assert build_policy({"name": "heavy", "size": 40, "seed": 2}) == p
+    assert p != build_policy("heavy", size=40, seed=3) and p != build_policy("medium", size=40, seed=2)
+    with pytest.raises(KeyError, match="unknown policy 'huge'; choose one of: .*heavy"):
+        build_policy("huge")
+    with pytest.raises(ValueError, match="needs a 'name' key"):
+        build_policy({"size": 3})
+    with pytest.raises(TypeError, match="registered name"):
+        build_policy(3)
+    with pytest.raises(TypeError):
+        build_policy("light", sise=3)  # a misspelt parameter is an error, not ignored
+    for bad in [{"size": 0}, {"size": 2.5}, {"magnitude": -1}, {"magnitude": float("nan")}, {"seed": -1},
+                {"mean": (0.5, 0.5)}, {"std": (1, 0, 1)}]:
+        with pytest.raises(ValueError, match="got"):
+            build_policy("light", **bad)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        build_policy("autoaugment", variant="mnist")
+    with pytest.raises(ValueError, match="num_ops"):
+        build_policy("randaugment", num_ops=-1)
+
+
+def test_bad_images_are_rejected_with_the_rule() -> None:
+    policy = LightPolicy(size=8)
+    with pytest.raises(TypeError, match="uint8 images .* got dtype float32"):
+        policy(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"shaped \(H, W, 3\) .* got shape \(4, 4, 4\)"):
+        policy(np.zeros((4, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match="non-empty image"):
+        policy(np.zeros((0, 4, 3), np.uint8))
+    with pytest.raises(TypeError, match="numpy array or a PIL image; got list"):
+        policy([[0]])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        policy(np.zeros((4, 4, 3), np.uint8), draw=Draw(-1))
+    with pytest.raises(TypeError, match="Draw"):
+        policy(np.zeros((4, 4, 3), np.uint8), draw="first")
+
+
+def test_pil_modes_are_converted_to_rgb() -> None:
+    rgba = Image.new("RGBA", (9, 7), (10, 200, 30, 0))
+    out = NonePolicy(size=4, mean=(0, 0, 0), std=(1, 1, 1))(rgba)
+    assert torch.allclose(out[:, 0, 0], torch.tensor([10, 200, 30]) / 255.0)
+
+
+def test_registry_lists_every_policy_with_a_docstring() -> None:
+    for name in POLICIES.names():
+        cls = POLICIES.get(name)
+        assert cls.name == name and cls.__doc__ and "Example" in cls.__doc__
