@@ -188,7 +188,7 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="ratios= or counts=, not both"):
         split(index, ratios=(0.8, 0.1, 0.1), counts=(1, 0, 0))
     tiny = synthetic([4, 4, 4])
-    with pytest.raises(ValueError, match="cannot give the test side a stratified share of 12 groups in 3 classes"):
+    with pytest.raises(ValueError, match="cannot give the test side a stratified share of 12 images in 3 classes"):
         split(tiny, ratios=(0.8, 0.1, 0.1))
 
 
@@ -223,3 +223,23 @@ def test_empty_class_in_counts_and_ratios():
         split(index, counts={"a": (1, 0, 0), "empty": (1, 0, 0), "c": (1, 0, 0)})
     r = split(index, ratios=(0.5, 0.25, 0.25), seed=0)
     assert r.counts()["val"] == {"a": 5, "empty": 0, "c": 5}
+
+
+def test_scanned_duplicates_never_leak(demo_root, tmp_path):
+    """Byte-identical copies (within and across classes) found by scan stay on one side."""
+    import shutil
+
+    root = tmp_path / "tree"
+    shutil.copytree(demo_root, root)
+    for i in range(12):  # each cat image copied into dog (cross-class) and twice within cat
+        src = root / "cat" / f"{i:04d}.jpg"
+        shutil.copy(src, root / "dog" / f"copy-of-cat-{i}.jpg")
+        shutil.copy(src, root / "cat" / f"again-{i}.jpg")
+        shutil.copy(src, root / "cat" / f"again2-{i}.jpg")
+    index = scan(root)
+    assert len(index) == 840 + 36 and (index.groups >= 0).sum() == 48
+    for seed in range(4):
+        for s in (split(index, ratios=(0.5, 0.25, 0.25), seed=seed), split(index, counts=(20, 10, 10), seed=seed)):
+            train, val, test = s
+            hashes = [set(side.hashes.tolist()) for side in (train, val, test)]
+            assert not hashes[0] & hashes[1] and not hashes[0] & hashes[2] and not hashes[1] & hashes[2]
