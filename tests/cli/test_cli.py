@@ -144,7 +144,9 @@ def test_scan_manifest_and_bad_arguments(tmp_path):
     (tmp_path / "bad.csv").write_text("path,label\nnope.png,x\n")
     result = CliRunner().invoke(cli, ["scan", str(tmp_path / "bad.csv")])
     assert result.exit_code == 1 and "missing files on lines 2" in result.output
-    for args in (["--max-distance", "64"], ["--workers", "0"], ["--classes", " , "]):
+    result = CliRunner().invoke(cli, ["scan", str(root), "--formats", "jpeg", "--no-near-duplicates"])
+    assert result.exit_code == 0 and "  format: 9" in result.output and "image format PNG is not allowed" in result.output
+    for args in (["--max-distance", "64"], ["--workers", "0"], ["--classes", " , "], ["--formats", ","]):
         result = CliRunner().invoke(cli, ["scan", str(root), *args])
         assert result.exit_code == 2, (args, result.output)
     (tmp_path / "notes.txt").write_text("x")

@@ -209,3 +209,15 @@ def test_bomb_and_format_limits_are_problems(tmp_path):
     index = scan(tmp_path, max_pixels=50_000, formats=("PNG", "JPEG"))
     assert _kinds(index) == {("a/bomb.png", "too-large"), ("a/x.tif", "format")}
     assert len(index) == 2
+
+
+def test_two_folders_with_the_same_nfc_name_and_special_files(tmp_path):
+    _img(tmp_path / unicodedata.normalize("NFC", "é") / "a.png", 1)
+    _img(tmp_path / unicodedata.normalize("NFD", "é") / "b.png", 2)
+    _img(tmp_path / "__background__" / "c.png", 3)  # only dot-names, __MACOSX, __pycache__ are hidden
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "__background__" / "pipe.png")  # opening it would block: never opened
+    index = scan(tmp_path)
+    assert index.classes == ("__background__", "é") and index.class_counts().tolist() == [1, 1]
+    kinds = index.problem_counts()
+    assert kinds["duplicate-class"] == 1 and kinds.get("not-image", 0) == (1 if hasattr(os, "mkfifo") else 0)

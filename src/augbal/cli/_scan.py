@@ -45,6 +45,12 @@ from ._output import console, print_index
     help="Accept symlinks that point outside PATH (refused and reported by default).",
 )
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse larger images (default: Pillow's limit).")
+@click.option(
+    "--formats",
+    default=None,
+    metavar="JPEG,PNG,...",
+    help="Allowed Pillow image formats (default: JPEG, PNG, BMP, GIF, TIFF, WEBP).",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Reader threads.")
 @click.option(
     "--problems-csv",
@@ -61,12 +67,13 @@ def scan(
     verify: bool,
     follow_external_symlinks: bool,
     max_pixels: int | None,
+    formats: str | None,
     workers: int | None,
     problems_csv: Path | None,
 ) -> None:
     """Count images per class in PATH (root/<class>/<image>, or a .csv/.jsonl manifest of
     path,label[,group]) and report problems, hidden and non-image files, and duplicates."""
-    from augbal.data import DEFAULT_MAX_PIXELS, FewImagesWarning, find_duplicates, write_problems
+    from augbal.data import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, find_duplicates, write_problems
     from augbal.data import scan as scan_index
 
     names = None
@@ -74,11 +81,16 @@ def scan(
         names = [c.strip() for c in classes.split(",") if c.strip()]
         if not names:
             raise click.BadParameter("give at least one class name", param_hint="--classes")
+    allowed = DEFAULT_FORMATS
+    if formats is not None:
+        allowed = tuple(f.strip().upper() for f in formats.split(",") if f.strip())
+        if not allowed:
+            raise click.BadParameter("give at least one format name", param_hint="--formats")
     if path.is_file() and path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
         raise click.BadParameter(f"a file must be a .csv or .jsonl manifest; got {path.name}", param_hint="PATH")
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", FewImagesWarning)
+        warnings.simplefilter("always")
         try:
             index = scan_index(
                 path,
@@ -90,6 +102,7 @@ def scan(
                 allow_empty=allow_empty,
                 follow_external_symlinks=follow_external_symlinks,
                 max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+                formats=allowed,
             )
         except ValueError as exc:
             if "no class folders" in str(exc):

@@ -18,7 +18,8 @@ class Problem:
     (not an allowed image format), ``"too-large"`` (decompression bomb), ``"unreadable"``
     (I/O error), ``"not-image"`` (extension not an image's), ``"hidden"`` (``.DS_Store``,
     ``.ipynb_checkpoints``, ``__MACOSX``, ...), ``"not-in-class"`` (a file at the top
-    level), ``"external-symlink"``, ``"broken-symlink"``, ``"symlink-loop"``.
+    level, or a folder outside ``classes=``), ``"duplicate-class"`` (two folders with
+    the same NFC name), ``"external-symlink"``, ``"broken-symlink"``, ``"symlink-loop"``.
     """
 
     path: str

@@ -8,11 +8,6 @@ from pathlib import Path
 
 from ._index import ImageIndex
 
-#: Problem kinds that mean "a damaged or refused image" (the others are skipped entries).
-QUARANTINE_KINDS = frozenset(
-    {"corrupt", "truncated", "format", "too-large", "unreadable", "external-symlink", "broken-symlink", "symlink-loop"}
-)
-
 
 def write_problems(index: ImageIndex, path: str | os.PathLike[str]) -> Path:
     """Write ``index.problems`` to a CSV file with columns ``path,kind,reason``; return its path.

@@ -6,7 +6,6 @@ import errno
 import hashlib
 import io
 import os
-import stat
 import unicodedata
 import warnings
 from collections.abc import Iterable
@@ -50,7 +49,7 @@ def scan(
     image fully decoded: a header parse does not see a truncated JPEG, a decode does
     (about 0.1 ms per CIFAR-sized JPEG; ``verify=False`` skips it for large photos).
     Files that fail become ``problems`` with a reason, never samples, and the rest
-    goes on; hidden entries (``.*``, ``__*``) and non-image files are counted there
+    goes on; hidden entries (``.*``, ``__MACOSX``, ``__pycache__``) and non-image files are counted there
     too. Samples are sorted by class then NFC path, so the index does not depend on
     the listing order or ``workers``; class names are NFC-normalised.
 
@@ -201,8 +200,12 @@ def _probe(path: str, *, verify: bool, phash: bool, max_pixels, formats) -> tupl
     return len(data), digest, width, height, mode, phex
 
 
+#: Folder names that archivers and tools leave behind; skipped like dot-files.
+_JUNK_NAMES = frozenset({"__MACOSX", "__pycache__"})
+
+
 def _is_hidden(name: str) -> bool:
-    return name.startswith(".") or name.startswith("__")
+    return name.startswith(".") or name in _JUNK_NAMES
 
 
 def _nfc(text: str) -> str:
@@ -220,7 +223,7 @@ def _list_folder(root: Path, wanted, follow_external: bool):
         if _is_hidden(entry.name):
             problems.append(Problem(entry.path, "hidden", "hidden entry skipped"))
             continue
-        refused = _check_link(entry.path, root_real, follow_external)
+        refused = _check_link(entry, root_real, follow_external)
         if refused:
             problems.append(refused)
             continue
@@ -271,13 +274,13 @@ def _walk(folder: str, root_real: str, follow_external: bool, found, problems, a
         if _is_hidden(entry.name):
             problems.append(Problem(path, "hidden", "hidden entry skipped"))
             continue
-        refused = _check_link(path, root_real, follow_external)
+        refused = _check_link(entry, root_real, follow_external)
         if refused:
             problems.append(refused)
             continue
         try:
             is_dir = entry.is_dir()
-            is_file = not is_dir and stat.S_ISREG(os.stat(path).st_mode)
+            is_file = not is_dir and entry.is_file()  # False for FIFOs, sockets, devices
         except OSError as exc:
             problems.append(Problem(path, "unreadable", f"cannot stat: {exc.strerror or exc}"))
             continue
@@ -295,9 +298,10 @@ def _walk(folder: str, root_real: str, follow_external: bool, found, problems, a
             found.append((_nfc(path), path))
 
 
-def _check_link(path: str, root_real: str, follow_external: bool) -> Problem | None:
-    if not os.path.islink(path):
+def _check_link(entry: os.DirEntry, root_real: str, follow_external: bool) -> Problem | None:
+    if not entry.is_symlink():
         return None
+    path = entry.path
     try:
         target = os.path.realpath(path, strict=True)
     except OSError as exc:
