@@ -106,6 +106,8 @@ def test_skew_errors_name_the_class():
         skew(index)
     with pytest.raises(ValueError, match="exactly one of ratio=, counts= or prior=; got 2"):
         skew(index, ratio=10, prior="balanced")
+    with pytest.raises(ValueError, match="prior gives a share to classes without images: deer; give them 0"):
+        skew(index.subset([0, 199]), prior="balanced")
     with pytest.raises(ValueError, match="prior must be 'balanced'"):
         skew(index, prior="uniform")
     with pytest.raises(ValueError, match="size= only applies with prior="):
