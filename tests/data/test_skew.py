@@ -85,7 +85,9 @@ def test_skew_is_seeded():
 
 def test_skew_explicit_counts_and_prior():
     index = synthetic([100, 60, 40], ["cat", "deer", "dog"])
-    assert skew(index, counts={"cat": 7, "dog": 3}).class_counts().tolist() == [7, 0, 3]
+    assert skew(index, counts={"cat": 7, "deer": 0, "dog": 3}).class_counts().tolist() == [7, 0, 3]
+    with pytest.raises(ValueError, match=r"counts must name every class \(0 keeps none\); missing: deer"):
+        skew(index, counts={"cat": 7, "dog": 3})
     assert skew(index, counts={0: 1, 1: 2, 2: 3}).class_counts().tolist() == [1, 2, 3]
     assert skew(index, prior="balanced").class_counts().tolist() == [40, 40, 40]
     assert skew(index, prior="balanced", size=10).class_counts().tolist() == [4, 3, 3]
@@ -97,7 +99,7 @@ def test_skew_explicit_counts_and_prior():
 def test_skew_errors_name_the_class():
     index = synthetic([100, 60, 40], ["cat", "deer", "dog"])
     with pytest.raises(ValueError, match="skew needs 50 images of 'dog'; it has 40"):
-        skew(index, counts={"dog": 50})
+        skew(index, counts={"cat": 0, "deer": 0, "dog": 50})
     with pytest.raises(ValueError, match="skew needs 100 images of 'deer'; it has 60"):
         skew(index, ratio=1)
     with pytest.raises(ValueError, match="skew needs 67 images of 'deer'; it has 60"):
@@ -113,7 +115,7 @@ def test_skew_errors_name_the_class():
     with pytest.raises(ValueError, match="size= only applies with prior="):
         skew(index, ratio=10, size=5)
     with pytest.raises(ValueError, match="counts must be non-negative integers; got -1 for 'cat'"):
-        skew(index, counts={"cat": -1})
+        skew(index, counts={"cat": -1, "deer": 0, "dog": 0})
 
 
 def test_select_classes_relabels_in_given_order():
@@ -168,6 +170,6 @@ def test_profile_options_only_with_ratio():
     with pytest.raises(ValueError, match="n_max= and order= only apply with ratio="):
         skew(index, prior="balanced", order=["b", "a"])
     with pytest.raises(ValueError, match="n_max= and order= only apply with ratio="):
-        skew(index, counts={"a": 1}, n_max=5)
+        skew(index, counts={"a": 1, "b": 1}, n_max=5)
     with pytest.raises(ValueError, match=r"skew needs 10 images of 'b'; it has 5 \(after exclude=\)"):
         skew(index, ratio=1, exclude=index.subset(range(15, 20)))

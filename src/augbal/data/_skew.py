@@ -99,7 +99,7 @@ def skew(
       the head class gets ``n_max`` images (default: all its images) and the ``i``-th
       class in ``order`` follows the profile. ``order`` is ``"given"`` (the index's
       class order), ``"count"`` (most images first) or a list of every class name.
-    - ``counts``: explicit images per class (``{name: n}``; classes left out keep none).
+    - ``counts``: explicit images per class, ``{name: n}`` for every class (``0`` keeps none).
     - ``prior``: target class proportions, ``{name: p}`` or ``"balanced"``, for a
       validation or test side; ``size`` is the total (default: the most the classes allow).
 
@@ -147,6 +147,10 @@ def skew(
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
                 raise ValueError(f"counts must be non-negative integers; got {n!r} for {key!r}")
             want[_class_label(index, key)] = n
+        named = {_class_label(index, key) for key in counts}
+        missing = [name for k, name in enumerate(index.classes) if k not in named]
+        if missing:
+            raise ValueError(f"counts must name every class (0 keeps none); missing: {', '.join(missing)}")
     else:
         want = _prior_counts(index, available, prior, size)
     return _draw(index, pool, available, want, seed)
