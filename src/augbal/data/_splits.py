@@ -184,7 +184,7 @@ def _split_ratios(index: ImageIndex, units: _Units, ratios: Sequence[float], see
         except ValueError as exc:
             raise ValueError(
                 f"ratios={tuple(ratios)} cannot give the {SIDES[s]} side a stratified share of "
-                f"{candidates.size} groups in {len(np.unique(units.label[candidates]))} classes "
+                f"{candidates.size} images in {len(np.unique(units.label[candidates]))} classes (a duplicate group counts once) "
                 f"(scikit-learn: {exc}); use larger ratios or counts="
             ) from None
         side[taken] = s
@@ -240,14 +240,27 @@ def _split_counts(index: ImageIndex, units: _Units, counts, seed: int) -> np.nda
     side = np.full(units.count, -1, dtype=np.int64)
     taken = np.zeros((3, c), dtype=np.int64)
     fill_order = (2, 1, 0)  # test, then val, then train takes what it needs of the rest
-    for u in np.random.default_rng(seed).permutation(units.count).tolist():
-        parts = units.mixed.get(u) or [(int(units.label[u]), 1)]
+    order = np.random.default_rng(seed).permutation(units.count)
+    # Duplicate groups first, in seeded order: each goes whole to the first side with room.
+    for u in order[units.size[order] > 1].tolist():
+        parts = units.mixed[u]
         for s in fill_order:
             if all(taken[s, k] + m <= want[s, k] for k, m in parts):
                 side[u] = s
                 for k, m in parts:
                     taken[s, k] += m
                 break
+    # Then single images fill what is left, per class in the same seeded order.
+    single = order[units.size[order] == 1]
+    single = single[np.argsort(units.label[single], kind="stable")]
+    bounds = np.searchsorted(units.label[single], np.arange(c + 1))
+    for k in range(c):
+        pos, end = bounds[k], bounds[k + 1]
+        for s in fill_order:
+            take = int(min(want[s, k] - taken[s, k], end - pos))
+            side[single[pos : pos + take]] = s
+            taken[s, k] += take
+            pos += take
     for s in fill_order:
         for k in range(c):
             if want[s, k] != unbounded and taken[s, k] != want[s, k]:
