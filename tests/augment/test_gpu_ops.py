@@ -74,14 +74,17 @@ def test_resize_float_matches_torchvision(size):
     assert torch.equal(out, ref)
 
 
-def test_resize_uint8_rounds_the_float_result_per_sample():
+@pytest.mark.parametrize("size", [64, 20])
+def test_resize_uint8_on_cpu_matches_torchvision_native_kernel(size):
     x = batch(torch.uint8, h=32, w=32)
-    out = BatchResize(size=64)(x)
-    ref = torch.stack([TF.resize(img.float(), [64, 64], antialias=True).round().clamp(0, 255).byte() for img in x])
-    assert torch.equal(out, ref) and out.dtype == torch.uint8 and out.shape == (16, 3, 64, 64)
-    # and within one grey level of torchvision's native uint8 kernel
-    native = torch.stack([TF.resize(img, [64, 64], antialias=True) for img in x])
-    assert int((out.int() - native.int()).abs().max()) <= 1
+    out = BatchResize(size=size)(x)
+    ref = torch.stack([TF.resize(img, [size, size], antialias=True) for img in x])
+    assert torch.equal(out, ref) and out.dtype == torch.uint8 and out.shape == (16, 3, size, size)
+
+
+def test_same_size_resize_is_a_no_op():
+    x = batch()
+    assert BatchResize(size=(10, 12))(x) is x
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
@@ -178,5 +181,8 @@ def test_cuda_ops_match_cpu_references(mode):
     assert torch.equal(out, ref)
     resized = BatchResize(size=64)(xc.float()).cpu()
     torch.testing.assert_close(resized, BatchResize(size=64)(x.float()), rtol=0, atol=1e-3)
+    resized_u8 = BatchResize(size=64)(xc).cpu()  # float + round on CUDA, native uint8 kernel on CPU
+    assert resized_u8.dtype == torch.uint8
+    assert int((resized_u8.int() - BatchResize(size=64)(x).int()).abs().max()) <= 1
     normed = BatchNormalize(mean=MEAN, std=STD)(xc).cpu()
     torch.testing.assert_close(normed, BatchNormalize(mean=MEAN, std=STD)(x))

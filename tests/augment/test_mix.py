@@ -250,3 +250,23 @@ def test_mix_collate_in_workers_is_reproducible_and_workers_differ():
     # batches 0 and 1 come from different workers: their mixing weights must differ
     weights = [set(torch.round(y.max(1).values, decimals=5).tolist()) - {1.0} for _, y in first[:2]]
     assert weights[0] and weights[1] and weights[0] != weights[1]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["mixup", "cutmix", "remix", "balanced_mixup"])
+def test_cuda_batches_mix_without_host_sync_and_match_cpu(name):
+    kwargs = {"class_counts": [50, 20, 5]} if name == "remix" else {}
+    images = torch.rand(12, 3, 8, 8)
+    args = (images, LABELS) + ((images.flip(0), torch.tensor([0, 1, 2] * 4)) if name == "balanced_mixup" else ())
+    on_cpu = MIXERS.build(name, num_classes=3, seed=2, **kwargs)(*args)
+    mixer = MIXERS.build(name, num_classes=3, seed=2, **kwargs)
+    cuda_args = tuple(a.cuda() for a in args)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        on_cuda = mixer(*cuda_args)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert on_cuda[0].device.type == "cuda" and on_cuda[1].device.type == "cuda"
+    torch.testing.assert_close(on_cuda[0].cpu(), on_cpu[0])
+    torch.testing.assert_close(on_cuda[1].cpu(), on_cpu[1])

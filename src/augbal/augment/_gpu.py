@@ -130,8 +130,8 @@ class BatchHorizontalFlip(BatchOp):
 class BatchPadCrop(BatchOp):
     """Pad each image by ``padding``, then crop ``size`` at a random offset drawn per sample.
 
-    The classic CIFAR "random crop with padding" for a whole batch: one gather, no padded
-    copy and no loop over samples. ``padding_mode`` follows torchvision: ``constant``
+    The classic CIFAR "random crop with padding" for a whole batch: the batch is padded
+    once, and one indexing copy takes every sample's window (no loop over samples). ``padding_mode`` follows torchvision: ``constant``
     (filled with ``fill``), ``edge``, ``reflect`` or ``symmetric``. ``size`` defaults to
     the input size.
 
@@ -184,19 +184,27 @@ class BatchPadCrop(BatchOp):
 
     def _apply(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
         params = self.make_params(images, generator)
-        n, c, height, width = images.shape
         out_h, out_w = self._out_size(images)
-        dev = images.device
-        rows = params["top"][:, None] - self.padding + torch.arange(out_h, device=dev)  # N, h (source rows)
-        cols = params["left"][:, None] - self.padding + torch.arange(out_w, device=dev)  # N, w
-        rows_in, cols_in = self._source_index(rows, height), self._source_index(cols, width)
-        flat = (rows_in[:, :, None] * width + cols_in[:, None, :]).view(n, 1, out_h * out_w)
-        out = images.reshape(n, c, height * width).gather(2, flat.expand(n, c, out_h * out_w))
-        out = out.view(n, c, out_h, out_w)
-        if self.padding_mode == "constant" and self.padding:
-            inside = ((rows >= 0) & (rows < height))[:, None, :, None] & ((cols >= 0) & (cols < width))[:, None, None, :]
-            out = out.masked_fill(~inside, self.fill)
-        return out
+        padded = self._pad(images)
+        # every crop window of the padded batch as a strided view (no copy), then one
+        # advanced-indexing copy picks each sample's own window
+        n, c, height, width = padded.shape
+        sn, sc, sh, sw = padded.stride()
+        windows = padded.as_strided(
+            (n, c, height - out_h + 1, width - out_w + 1, out_h, out_w), (sn, sc, sh, sw, sh, sw)
+        )
+        return windows[torch.arange(n, device=images.device), :, params["top"], params["left"]]
+
+    def _pad(self, images: Tensor) -> Tensor:
+        pad = self.padding
+        if not pad:
+            return images
+        if self.padding_mode == "constant":
+            return F.pad(images, (pad, pad, pad, pad), mode="constant", value=self.fill)
+        height, width = images.shape[-2:]
+        rows = self._source_index(torch.arange(-pad, height + pad, device=images.device), height)
+        cols = self._source_index(torch.arange(-pad, width + pad, device=images.device), width)
+        return images.index_select(2, rows).index_select(3, cols)
 
     def _source_index(self, idx: Tensor, side: int) -> Tensor:
         if self.padding_mode == "reflect":
@@ -205,15 +213,16 @@ class BatchPadCrop(BatchOp):
         if self.padding_mode == "symmetric":
             idx = torch.where(idx < 0, -idx - 1, idx)
             return torch.where(idx > side - 1, 2 * side - 1 - idx, idx)
-        return idx.clamp(0, side - 1)  # edge; constant positions outside are masked afterwards
+        return idx.clamp(0, side - 1)  # edge
 
 
 class BatchResize(BatchOp):
     """Resize a batch to ``size`` (an int means a square ``size x size`` output).
 
-    Interpolates in float (bilinear by default, antialiased when shrinking, like
-    torchvision v2); ``uint8`` input comes back rounded to ``uint8``. Same-size input is
-    returned unchanged.
+    Bilinear by default, antialiased when shrinking, like torchvision v2. ``uint8`` stays
+    ``uint8``: on the CPU through torch's native uint8 kernel (bit-identical to
+    torchvision), on CUDA by interpolating in float and rounding (within one grey level
+    of the CPU result). Same-size input is returned unchanged.
 
     Example:
         >>> BatchResize(size=64)(torch.zeros(2, 3, 32, 32)).shape
@@ -230,8 +239,13 @@ class BatchResize(BatchOp):
     def _apply(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
         if tuple(images.shape[-2:]) == self.size:
             return images
-        x = images if images.is_floating_point() else images.float()
         smooth = self.mode in ("bilinear", "bicubic")
+        if images.dtype == torch.uint8 and (images.device.type == "cpu" or not smooth):
+            # torch's native uint8 kernels (CPU bilinear/bicubic, nearest anywhere), as torchvision uses
+            return F.interpolate(
+                images, size=self.size, mode=self.mode, align_corners=False if smooth else None, antialias=self.antialias and smooth
+            )
+        x = images if images.is_floating_point() else images.float()
         out = F.interpolate(
             x,
             size=self.size,
@@ -275,9 +289,12 @@ class BatchNormalize(BatchOp):
     def _apply(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
         if images.shape[1] != len(self.mean):
             raise ValueError(f"BatchNormalize has {len(self.mean)} channel statistics; got {images.shape[1]} channels")
-        x = images if images.is_floating_point() else images.to(torch.float32).mul_(1.0 / 255)  # as torchvision to_dtype
+        if images.is_floating_point():
+            mean, std = self._stats(images.device, images.dtype)
+            return (images - mean).div_(std)
+        x = images.to(torch.float32).mul_(1.0 / 255)  # a fresh tensor, scaled as torchvision's to_dtype
         mean, std = self._stats(x.device, x.dtype)
-        return (x - mean).div_(std)
+        return x.sub_(mean).div_(std)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()

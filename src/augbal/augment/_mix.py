@@ -102,14 +102,15 @@ class Mixer:
         if labels.ndim == 1 and not labels.is_floating_point() and labels.dtype != torch.bool:
             if check_values and batch and (int(labels.min()) < 0 or int(labels.max()) >= k):
                 raise ValueError(f"labels must be class indices in [0, {k}); got {sorted(set(labels.tolist()))}")
-            labels = labels.to(images.device, torch.int64)
-            return torch.nn.functional.one_hot(labels, k).to(torch.float32)
+            index = labels.to(images.device, torch.int64, non_blocking=True)[:, None]
+            # scatter, not F.one_hot: one_hot checks the label range with a host sync on CUDA
+            return torch.zeros(batch, k, device=images.device).scatter_(1, index, 1.0)
         if labels.ndim == 2 and labels.is_floating_point():
             if labels.shape[1] != k:
                 raise ValueError(f"soft targets need num_classes={k} columns; got shape {tuple(labels.shape)}")
             if check_values and batch and not torch.allclose(labels.sum(1), labels.new_ones(batch), atol=1e-4):
                 raise ValueError(f"soft targets must sum to 1 per row; got row sums {labels.sum(1).tolist()}")
-            return labels.to(images.device, torch.float32)
+            return labels.to(images.device, torch.float32, non_blocking=True)
         raise TypeError(
             f"{name} needs integer labels [B] or float soft targets [B, K]; got {labels.dtype} of shape {tuple(labels.shape)}"
         )
@@ -180,7 +181,7 @@ class CutMix(Mixer):
         top, bottom, left, right = self.box(height, width, generator)
         perm = self._pairing(images, generator)
         mixed = images.clone()
-        mixed[:, :, top:bottom, left:right] = images[perm][:, :, top:bottom, left:right]
+        mixed[:, :, top:bottom, left:right] = images[perm, :, top:bottom, left:right]
         lam = 1.0 - (bottom - top) * (right - left) / (height * width)
         return mixed, targets.mul(lam).add_(targets[perm], alpha=1.0 - lam)
 
@@ -294,7 +295,7 @@ class BalancedMixUp(Mixer):
         _needs_float(images, name)
         gen = generator if generator is not None else self._own_generator()
         lam = _beta(self.alpha, 1.0, gen)
-        mixed = images.mul(1.0 - lam).add_(balanced_images.to(images.dtype), alpha=lam)
+        mixed = images.mul(1.0 - lam).add_(balanced_images.to(images.device, images.dtype, non_blocking=True), alpha=lam)
         return mixed, targets.mul(1.0 - lam).add_(balanced_targets, alpha=lam)
 
 
