@@ -72,7 +72,7 @@ def make_images(size: int, count: int, image_dir: str | None, seed: int) -> list
         if not paths:
             raise SystemExit(f"no .jpg/.png files under {image_dir}")
         paths = paths[:: max(1, len(paths) // count)][:count]
-        return [np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)) for p in paths]
+        return [np.array(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)) for p in paths]
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (count, 8, 8, 3), dtype=np.uint8)
     return [cv2.resize(s, (size, size), interpolation=cv2.INTER_CUBIC) for s in small]

@@ -44,6 +44,12 @@ class Policy:
     and the ``np.random.SeedSequence`` of this call. Constructors only store parameters;
     heavy objects (pipelines, lookup tables) are built on first use and are not pickled.
 
+    Randomness: with a ``draw`` the call's generators come from
+    ``np.random.SeedSequence([seed, draw.index, draw.repeat, draw.epoch])`` (the same draw
+    gives byte-identical output in any process; repeat k differs from repeat k'); without
+    one, from the instance's :class:`~augbal.augment.SeedStream` (policy seed, call count
+    and, in DataLoader workers, the worker seed). Global RNGs are never consumed.
+
     Args:
         size: output side in pixels; outputs are ``(3, size, size)``.
         mean, std: per-channel normalisation on the 0..1 scale (ImageNet by default).
