@@ -81,13 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("CUDA is not available on this machine; skipping the GPU benchmark (use --device cpu).")
         return 0
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu"))
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
 
-    print(f"device: {device} ({name}); torch {torch.__version__}; torchvision {torchvision.__version__}; CPU threads {torch.get_num_threads()}; batch {args.batch}")
+    print(
+        f"device: {device} ({name}); torch {torch.__version__}; torchvision {torchvision.__version__}; "
+        f"CPU threads {torch.get_num_threads()}; batch {args.batch}"
+    )
     print()
     print("| case | pipeline | where | images/s | ratio vs per-sample |")
     print("|---|---|---|---:|---:|")

@@ -94,9 +94,11 @@ def test_settings_and_generator():
 
 
 def test_batch_sampler_and_shuffle_are_reproducible_in_the_main_process():
-    order = [b.tolist() for b in make_loader(list(range(10)), batch_size=3, shuffle=True, num_workers=0, seed=1)]
-    assert order == [b.tolist() for b in make_loader(list(range(10)), batch_size=3, shuffle=True, num_workers=0, seed=1)]
-    assert sorted(sum(order, [])) == list(range(10))
+    def order(seed):
+        return [b.tolist() for b in make_loader(list(range(10)), batch_size=3, shuffle=True, num_workers=0, seed=seed)]
+
+    assert order(1) == order(1) != order(2)
+    assert sorted(sum(order(1), [])) == list(range(10))
     batches = [[0, 1], [5, 6, 7]]
     got = [b.tolist() for b in make_loader(list(range(10)), batch_size=None, batch_sampler=batches, num_workers=0)]
     assert got == [[0, 1], [5, 6, 7]]

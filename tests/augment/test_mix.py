@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import pickle
 
 import pytest
@@ -19,6 +20,21 @@ def one_hot_images(labels: torch.Tensor, num_classes: int, size: int = 8) -> tor
 
 
 LABELS = torch.tensor([0, 1, 2, 2, 1, 0, 0, 0, 1, 2, 0, 0])
+
+
+def build(name: str, seed: int = 0):
+    """Any registered mixer for 3 classes (with class counts where it needs them)."""
+    kwargs = {"num_classes": 3, "seed": seed}
+    if "class_counts" in inspect.signature(MIXERS.get(name)).parameters:
+        kwargs["class_counts"] = [50, 20, 5]
+    return MIXERS.build(name, **kwargs)
+
+
+def call_args(mixer, images: torch.Tensor, labels: torch.Tensor) -> tuple:
+    """The batch (plus a class-balanced second batch for mixers that take one)."""
+    if "balanced_images" in inspect.signature(mixer.__call__).parameters:
+        return images, labels, images.flip(0) * 0.5, torch.tensor([0, 1, 2] * 4)
+    return images, labels
 
 
 def test_registry_names_and_build():
@@ -146,41 +162,52 @@ def test_balanced_mixup_needs_matching_batches():
         mixer(torch.zeros(2, 3, 4, 4), torch.tensor([0, 1]), torch.zeros(3, 3, 4, 4), torch.tensor([0, 1, 1]))
 
 
-@pytest.mark.parametrize("name", ["mixup", "cutmix", "remix"])
-def test_same_seed_same_batches_other_seed_differs(name):
-    kwargs = {"class_counts": [50, 20, 5]} if name == "remix" else {}
+@pytest.mark.parametrize("name", MIXERS.names())
+def test_conformance_shapes_rows_and_inputs_untouched(name):
     images = torch.rand(12, 3, 8, 8)
-    a = MIXERS.build(name, num_classes=3, seed=1, **kwargs)
-    b = MIXERS.build(name, num_classes=3, seed=1, **kwargs)
-    c = MIXERS.build(name, num_classes=3, seed=2, **kwargs)
+    args = call_args(build(name), images, LABELS)
+    copies = [a.clone() for a in args]
+    mixed, targets = build(name)(*args)
+    assert mixed.shape == images.shape and mixed.dtype == images.dtype
+    assert targets.shape == (12, 3) and targets.dtype == torch.float32
+    torch.testing.assert_close(targets.sum(1), torch.ones(12))
+    assert bool((targets >= 0).all())
+    assert all(torch.equal(a, c) for a, c in zip(args, copies))
+
+
+@pytest.mark.parametrize("name", MIXERS.names())
+def test_same_seed_same_batches_other_seed_differs(name):
+    a, b, c = build(name, seed=1), build(name, seed=1), build(name, seed=2)
+    args = call_args(a, torch.rand(12, 3, 8, 8), LABELS)
     for _ in range(3):
-        xa, ya = a(images, LABELS)
-        xb, yb = b(images, LABELS)
-        xc, yc = c(images, LABELS)
+        xa, ya = a(*args)
+        xb, yb = b(*args)
+        xc, _ = c(*args)
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
         assert not torch.equal(xa, xc)
 
 
-def test_explicit_generator_and_global_rng_untouched():
-    images = torch.rand(12, 3, 4, 4)
-    a = MixUp(num_classes=3, generator=torch.Generator().manual_seed(9))(images, LABELS)
-    b = MixUp(num_classes=3, seed=9)(images, LABELS)
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+@pytest.mark.parametrize("name", MIXERS.names())
+def test_global_rng_untouched(name):
+    mixer = build(name)
+    args = call_args(mixer, torch.rand(12, 3, 8, 8), LABELS)
     torch.manual_seed(123)
-    images = torch.rand(12, 3, 4, 4)
     state = torch.get_rng_state()
-    MixUp(num_classes=3, seed=0)(images, LABELS)
-    CutMix(num_classes=3, seed=0)(images, LABELS)
+    mixer(*args)
     assert torch.equal(torch.get_rng_state(), state)
 
 
-@pytest.mark.parametrize("name", ["mixup", "cutmix", "remix", "balanced_mixup"])
+def test_explicit_generator_is_used_instead_of_the_seed():
+    images = torch.rand(12, 3, 4, 4)
+    a = MixUp(num_classes=3, seed=0, generator=torch.Generator().manual_seed(9))(images, LABELS)
+    b = MixUp(num_classes=3, seed=9)(images, LABELS)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("name", MIXERS.names())
 def test_pickled_mixer_continues_the_same_stream(name):
-    kwargs = {"class_counts": [50, 20, 5]} if name == "remix" else {}
-    mixer = MIXERS.build(name, num_classes=3, seed=4, **kwargs)
-    args = (torch.rand(12, 3, 8, 8), LABELS)
-    if name == "balanced_mixup":
-        args = args + (torch.rand(12, 3, 8, 8), torch.tensor([0, 1, 2] * 4))
+    mixer = build(name, seed=4)
+    args = call_args(mixer, torch.rand(12, 3, 8, 8), LABELS)
     mixer(*args)
     clone = pickle.loads(pickle.dumps(mixer))
     xa, ya = mixer(*args)
@@ -253,13 +280,11 @@ def test_mix_collate_in_workers_is_reproducible_and_workers_differ():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("name", ["mixup", "cutmix", "remix", "balanced_mixup"])
+@pytest.mark.parametrize("name", MIXERS.names())
 def test_cuda_batches_mix_without_host_sync_and_match_cpu(name):
-    kwargs = {"class_counts": [50, 20, 5]} if name == "remix" else {}
-    images = torch.rand(12, 3, 8, 8)
-    args = (images, LABELS) + ((images.flip(0), torch.tensor([0, 1, 2] * 4)) if name == "balanced_mixup" else ())
-    on_cpu = MIXERS.build(name, num_classes=3, seed=2, **kwargs)(*args)
-    mixer = MIXERS.build(name, num_classes=3, seed=2, **kwargs)
+    args = call_args(build(name), torch.rand(12, 3, 8, 8), LABELS)
+    on_cpu = build(name, seed=2)(*args)
+    mixer = build(name, seed=2)
     cuda_args = tuple(a.cuda() for a in args)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

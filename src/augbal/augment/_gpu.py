@@ -97,7 +97,8 @@ class BatchOp(_DeviceGenerators):
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if not k.endswith("_") and not k.startswith("_"))
+        public = {k: v for k, v in self.__dict__.items() if not k.endswith("_") and not k.startswith("_")}
+        args = ", ".join(f"{k}={v!r}" for k, v in public.items())
         return f"{type(self).__name__}({args})"
 
 
@@ -131,7 +132,8 @@ class BatchPadCrop(BatchOp):
     """Pad each image by ``padding``, then crop ``size`` at a random offset drawn per sample.
 
     The classic CIFAR "random crop with padding" for a whole batch: the batch is padded
-    once, and one indexing copy takes every sample's window (no loop over samples). ``padding_mode`` follows torchvision: ``constant``
+    once, and one indexing copy takes every sample's window (no loop over samples).
+    ``padding_mode`` follows torchvision: ``constant``
     (filled with ``fill``), ``edge``, ``reflect`` or ``symmetric``. ``size`` defaults to
     the input size.
 
@@ -169,8 +171,12 @@ class BatchPadCrop(BatchOp):
                 f"the crop must fit in the padded image; got crop {(out_h, out_w)} "
                 f"from {(height, width)} padded by {pad}"
             )
-        if self.padding_mode in ("reflect", "symmetric") and pad > min(height, width) - (self.padding_mode == "reflect"):
-            raise ValueError(f"{self.padding_mode} padding must be smaller than the image side; got {pad} for {(height, width)}")
+        if self.padding_mode in ("reflect", "symmetric"):
+            limit = min(height, width) - (self.padding_mode == "reflect")
+            if pad > limit:
+                raise ValueError(
+                    f"{self.padding_mode} padding must be at most {limit} for a {(height, width)} image; got {pad}"
+                )
         return out_h, out_w
 
     def make_params(self, images: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -243,7 +249,11 @@ class BatchResize(BatchOp):
         if images.dtype == torch.uint8 and (images.device.type == "cpu" or not smooth):
             # torch's native uint8 kernels (CPU bilinear/bicubic, nearest anywhere), as torchvision uses
             return F.interpolate(
-                images, size=self.size, mode=self.mode, align_corners=False if smooth else None, antialias=self.antialias and smooth
+                images,
+                size=self.size,
+                mode=self.mode,
+                align_corners=False if smooth else None,
+                antialias=self.antialias and smooth,
             )
         x = images if images.is_floating_point() else images.float()
         out = F.interpolate(

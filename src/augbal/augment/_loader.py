@@ -149,7 +149,9 @@ def make_loader(
     elif persistent_workers and num_workers == 0:
         raise ValueError("persistent_workers=True needs num_workers > 0; got num_workers=0")
     if prefetch_factor is not None and num_workers == 0:
-        raise ValueError(f"prefetch_factor needs num_workers > 0; got prefetch_factor={prefetch_factor} with num_workers=0")
+        raise ValueError(
+            f"prefetch_factor needs num_workers > 0; got prefetch_factor={prefetch_factor} with num_workers=0"
+        )
     if pin_memory == "auto":
         pin_memory = torch.cuda.is_available()
 

@@ -112,7 +112,8 @@ class Mixer:
                 raise ValueError(f"soft targets must sum to 1 per row; got row sums {labels.sum(1).tolist()}")
             return labels.to(images.device, torch.float32, non_blocking=True)
         raise TypeError(
-            f"{name} needs integer labels [B] or float soft targets [B, K]; got {labels.dtype} of shape {tuple(labels.shape)}"
+            f"{name} needs integer labels [B] or float soft targets [B, K]; "
+            f"got {labels.dtype} of shape {tuple(labels.shape)}"
         )
 
     def _pairing(self, images: Tensor, generator: torch.Generator) -> Tensor:
@@ -126,7 +127,9 @@ class Mixer:
 
 def _needs_float(images: Tensor, name: str) -> None:
     if not images.is_floating_point():
-        raise TypeError(f"{name} blends pixels and needs floating-point images (convert or normalise first); got {images.dtype}")
+        raise TypeError(
+            f"{name} blends pixels and needs floating-point images (convert or normalise first); got {images.dtype}"
+        )
 
 
 @MIXERS.register("mixup")
@@ -223,7 +226,8 @@ class ReMix(Mixer):
         counts = torch.as_tensor(np.asarray(class_counts), dtype=torch.float64)
         if counts.shape != (num_classes,) or not bool((counts > 0).all()):
             raise ValueError(
-                f"class_counts needs one positive count per class ({num_classes}); got {np.asarray(class_counts).tolist()}"
+                f"class_counts needs one positive count per class ({num_classes}); "
+                f"got {np.asarray(class_counts).tolist()}"
             )
         if not kappa >= 1:
             raise ValueError(f"kappa must be >= 1; got {kappa!r}")
@@ -295,7 +299,8 @@ class BalancedMixUp(Mixer):
         _needs_float(images, name)
         gen = generator if generator is not None else self._own_generator()
         lam = _beta(self.alpha, 1.0, gen)
-        mixed = images.mul(1.0 - lam).add_(balanced_images.to(images.device, images.dtype, non_blocking=True), alpha=lam)
+        balanced_images = balanced_images.to(images.device, images.dtype, non_blocking=True)
+        mixed = images.mul(1.0 - lam).add_(balanced_images, alpha=lam)
         return mixed, targets.mul(1.0 - lam).add_(balanced_targets, alpha=lam)
 
 
@@ -349,7 +354,8 @@ class MixCollate:
         if info is None:
             return None
         if self._worker is None or self._worker[0] != info.seed:
-            state = np.random.SeedSequence([int(getattr(self.mixer, "seed", 0)), info.seed]).generate_state(2, np.uint32)
+            entropy = [int(getattr(self.mixer, "seed", 0)), info.seed]
+            state = np.random.SeedSequence(entropy).generate_state(2, np.uint32)
             self._worker = (info.seed, torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1])))
         return self._worker[1]
 
