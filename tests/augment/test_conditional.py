@@ -38,6 +38,9 @@ def test_class_conditional_inheritance_and_instances() -> None:
     assert data["policies"][0] == {"name": "medium", "magnitude": 0.5}  # shared params are not repeated
     assert data["policies"][3] == {"name": "heavy", "magnitude": 2.0, "seed": 9}
     assert build_policy(data) == policy
+    import json
+
+    assert build_policy(json.loads(json.dumps(data))) == policy  # JSON turns class keys into "0", "3"
     bigger = build_policy(data, size=48)
     assert {p.size for p in (*bigger.policies.values(), bigger.default)} == {48}
 

@@ -109,6 +109,19 @@ def test_dict_round_trip(policy: Policy) -> None:
     assert build_policy(data, size=SIZE + 8)(textured(10, 10), draw=Draw(0)).shape[-1] == SIZE + 8
 
 
+def test_recipe_formats_round_trip(policy: Policy) -> None:
+    import json
+
+    import yaml
+
+    image = textured(21, 17)
+    expected = policy(image, label=1, draw=Draw(2, repeat=1))
+    for text in (json.dumps(policy.to_dict()), yaml.safe_dump(policy.to_dict())):
+        rebuilt = build_policy(yaml.safe_load(text))  # JSON is YAML; int class keys come back as str in JSON
+        assert rebuilt == policy
+        assert torch.equal(expected, rebuilt(image, label=1, draw=Draw(2, repeat=1)))
+
+
 def test_pil_and_grayscale_inputs(policy: Policy) -> None:
     rgb = textured(18, 22)
     gray = rgb[:, :, 0]
