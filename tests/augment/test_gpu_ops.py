@@ -59,6 +59,15 @@ def test_pad_crop_matches_torchvision_pad_then_crop(mode, dtype, size):
     assert len(set(zip(params["top"].tolist(), params["left"].tolist()))) > 4  # offsets drawn per sample
 
 
+@pytest.mark.parametrize("padding", [0, 2])
+def test_pad_crop_of_strided_views_equals_contiguous_input(padding):
+    base = batch(h=14, w=15)
+    for view in (base[:, :, 2:12, 1:13], base.contiguous(memory_format=torch.channels_last)[:, :, 2:12, 1:13]):
+        op = BatchPadCrop(size=(8, 9), padding=padding)
+        out = op(view, generator=torch.Generator().manual_seed(4))
+        assert torch.equal(out, op(view.contiguous(), generator=torch.Generator().manual_seed(4)))
+
+
 def test_pad_crop_hits_every_offset_including_the_extremes():
     x = batch(n=512)
     params = BatchPadCrop(padding=2).make_params(x)

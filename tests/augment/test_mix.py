@@ -219,7 +219,7 @@ def test_bad_input_errors_state_the_rule():
     mixer = MixUp(num_classes=3)
     with pytest.raises(ValueError, match=r"class indices in \[0, 3\); got \[0, 3\]"):
         mixer(torch.rand(2, 3, 4, 4), torch.tensor([0, 3]))
-    with pytest.raises(ValueError, match="one label per image"):
+    with pytest.raises(ValueError, match=r"one label \(row\) per image; got labels of shape \(3,\) for 2 images"):
         mixer(torch.rand(2, 3, 4, 4), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="sum to 1"):
         mixer(torch.rand(2, 3, 4, 4), torch.tensor([[0.5, 0.2, 0.2], [1.0, 0.0, 0.0]]))

@@ -133,9 +133,8 @@ class BatchPadCrop(BatchOp):
 
     The classic CIFAR "random crop with padding" for a whole batch: the batch is padded
     once, and one indexing copy takes every sample's window (no loop over samples).
-    ``padding_mode`` follows torchvision: ``constant``
-    (filled with ``fill``), ``edge``, ``reflect`` or ``symmetric``. ``size`` defaults to
-    the input size.
+    ``padding_mode`` follows torchvision: ``constant`` (filled with ``fill``), ``edge``,
+    ``reflect`` or ``symmetric``. ``size`` defaults to the input size.
 
     Example:
         >>> x = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)

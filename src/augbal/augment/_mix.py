@@ -80,9 +80,12 @@ class Mixer:
         raise NotImplementedError
 
     def _own_generator(self) -> torch.Generator:
-        if self.generator is None:
-            self.generator = torch.Generator().manual_seed(self.seed)
-        return self.generator
+        """The generator in use, ``generator_``: the one passed in, else one seeded from ``seed``."""
+        gen = getattr(self, "generator_", None)
+        if gen is None:
+            gen = self.generator if self.generator is not None else torch.Generator().manual_seed(self.seed)
+            self.generator_ = gen
+        return gen
 
     def _soft_targets(self, images: Any, labels: Any, name: str) -> Tensor:
         """Validate the batch and return ``float32`` soft targets ``[B, K]`` on the images' device.
@@ -96,8 +99,10 @@ class Mixer:
         if not isinstance(labels, Tensor):
             labels = torch.as_tensor(labels)
         batch, k = images.shape[0], self.num_classes
-        if labels.shape[0] != batch:
-            raise ValueError(f"{name} needs one label per image; got {labels.shape[0]} labels for {batch} images")
+        if labels.ndim not in (1, 2) or labels.shape[0] != batch:
+            raise ValueError(
+                f"{name} needs one label (row) per image; got labels of shape {tuple(labels.shape)} for {batch} images"
+            )
         check_values = labels.device.type == "cpu"
         if labels.ndim == 1 and not labels.is_floating_point() and labels.dtype != torch.bool:
             if check_values and batch and (int(labels.min()) < 0 or int(labels.max()) >= k):
