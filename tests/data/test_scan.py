@@ -198,6 +198,8 @@ def test_bad_arguments(tmp_path):
         scan(tmp_path)
     with pytest.raises(ValueError, match="workers must be a positive integer; got 0"):
         scan(tmp_path, workers=0)
+    with pytest.raises(ValueError, match=r"max_distance must be an integer in \[0, 64\); got -1"):
+        scan(tmp_path, max_distance=-1)
     with pytest.raises(ValueError, match="distinct"):
         scan(tmp_path, classes=["a", "a"])
 

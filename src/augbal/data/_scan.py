@@ -47,10 +47,12 @@ def scan(
     Every file is read once, in threads: its bytes are hashed (BLAKE2b-128), its header
     parsed (format allow-list, ``max_pixels`` bomb guard) and, with ``verify``, the
     image fully decoded: a header parse does not see a truncated JPEG, a decode does
-    (about 0.1 ms per CIFAR-sized JPEG; ``verify=False`` skips it for large photos).
+    (about 0.1 ms per CIFAR-sized JPEG; ``verify=False`` skips it for large photos,
+    and truncated files then surface only when loaded). Pillow's global
+    ``ImageFile.LOAD_TRUNCATED_IMAGES = True``, if some code sets it, hides truncation.
     Files that fail become ``problems`` with a reason, never samples, and the rest
-    goes on; hidden entries (``.*``, ``__MACOSX``, ``__pycache__``) and non-image files are counted there
-    too. Samples are sorted by class then NFC path, so the index does not depend on
+    goes on; hidden entries (``.*``, ``__MACOSX``, ``__pycache__``) and non-image
+    files are counted there too. Samples are sorted by class then NFC path, so the index does not depend on
     the listing order or ``workers``; class names are NFC-normalised.
 
     ``index.groups`` joins byte-identical files (and, with ``near_duplicates``,
@@ -92,6 +94,8 @@ def scan(
         raise ValueError(f"classes must be distinct names; got {list(wanted)}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive integer; got {workers!r}")
+    if not isinstance(max_distance, int) or not 0 <= max_distance < 64:
+        raise ValueError(f"max_distance must be an integer in [0, 64); got {max_distance!r}")
     if root.is_file() and root.suffix.lower() in MANIFEST_SUFFIXES:
         candidates, class_names, problems, user_groups = _list_manifest(root, wanted)
     elif root.is_dir():
