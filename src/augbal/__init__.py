@@ -14,7 +14,12 @@ True
 from __future__ import annotations
 
 import importlib
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# albumentations checks PyPI for a newer release when first imported; augbal never
+# touches the network at import or test time.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 try:
     __version__ = version("augbal")
