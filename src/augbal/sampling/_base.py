@@ -70,11 +70,13 @@ class SamplerReport:
 class _Plan:
     """One epoch, globally: class of every position, class-sorted draw streams."""
 
-    cls: np.ndarray  # (T,) dense class id of every global position
+    total: int  # T, global positions in the epoch
+    cls: np.ndarray | None  # (T,) dense class of every global position; None: drawn per block (see _class_blocks)
     stream: np.ndarray  # (T,) dataset indices, class c's draws at stream_offsets[c]:[c+1], in draw order
     stream_offsets: np.ndarray  # (C+1,)
     repeats: np.ndarray | None  # (T,) repeat number per stream entry; None: entry j of class c is cycle j // n_c
     rank_quotas: np.ndarray  # (C, R) draws per class per replica
+    key: tuple[int, ...]  # seeds the per-block class draws
 
 
 def _check_int(name: str, value: Any, *, low: int = 0, allow_none: bool = False) -> None:
@@ -203,8 +205,8 @@ class ClassSampler(Sampler):
         _check_int("epoch", epoch)
         self._fit()
         plan = self._plan(epoch)
-        idx, _rep, cls = self._shard_arrays(plan, 0)
-        counts = np.bincount(cls, minlength=len(self.classes_))
+        idx, cls = self._shard_arrays(plan)
+        counts = _count(cls, len(self.classes_))
         if idx.size:
             _, per_image = np.unique(idx, return_counts=True)
             unique, max_rep = int(per_image.size), int(per_image.max())
@@ -258,7 +260,7 @@ class ClassSampler(Sampler):
         low, high = int(labels.min()), int(labels.max())
         if low < 0:
             raise ValueError(f"labels must be non-negative class indices; got {low}")
-        full = np.bincount(labels, minlength=high + 1) if high < max(1 << 20, 2 * n) else None
+        full = _count(labels, high + 1) if high < max(1 << 20, 2 * n) else None
         if full is not None:
             classes = np.flatnonzero(full)
             counts = full[classes]
@@ -272,8 +274,14 @@ class ClassSampler(Sampler):
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         order = np.empty(n, dtype=np.int32 if n < 1 << 31 else np.int64)
         pos = offsets[:-1].copy()
-        for lo in range(0, n, _FIT_BLOCK):
+        for lo in range(0, n, _FIT_BLOCK):  # a stable counting sort, block by block
             dense = dense_of(labels[lo : lo + _FIT_BLOCK])
+            if classes.size <= 32:  # one compare pass per class beats argsort for few classes
+                for c in range(classes.size):
+                    where = np.flatnonzero(dense == c)
+                    order[pos[c] : pos[c] + where.size] = where + lo
+                    pos[c] += where.size
+                continue
             o = np.argsort(dense, kind="stable")
             cnt = np.bincount(dense, minlength=classes.size)
             start = np.repeat(pos - (np.cumsum(cnt) - cnt), cnt)
@@ -312,11 +320,22 @@ class ClassSampler(Sampler):
         return int(self._checked_quotas(epoch, self._rng(epoch)).sum()) // (self.num_replicas * self._unit)
 
     def _plan(self, epoch: int) -> _Plan:
+        """The epoch's plan; the last one is kept, so resuming or reporting it costs nothing."""
+        cached = getattr(self, "_plan_cache", None)
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        self._plan_cache = None  # free the previous epoch's stream before drawing the next
+        plan = self._make_plan(epoch)
+        self._plan_cache = (epoch, plan)
+        return plan
+
+    def _make_plan(self, epoch: int) -> _Plan:
         rng = self._rng(epoch)
         q = self._checked_quotas(epoch, rng)
         cls, rank_quotas = self._class_sequence(q, rng)
         stream, repeats = self._streams(epoch, q, rng)
-        return _Plan(cls, stream, np.concatenate(([0], np.cumsum(q))), repeats, rank_quotas)
+        offsets = np.concatenate(([0], np.cumsum(q)))
+        return _Plan(int(q.sum()), cls, stream, offsets, repeats, rank_quotas, (self.seed, epoch, 0xC1A55))
 
     def _deal(self, q: np.ndarray, parts: int, rng: np.random.Generator) -> np.ndarray:
         """Split class counts ``q`` into ``parts`` equal-size shares, each class floor/ceil of ``q/parts``."""
@@ -329,18 +348,52 @@ class ClassSampler(Sampler):
         out[perm] = _ceil_div(b - t, parts) - _ceil_div(a - t, parts)
         return out
 
-    def _class_sequence(self, q: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Global class per position; replica ``r`` owns positions ``r::R`` and gets its dealt quota."""
-        R = self.num_replicas
-        shares = self._deal(q, R, rng)
-        dtype = _small_uint(q.size)
-        cls = np.empty(int(q.sum()), dtype=dtype)
-        ids = np.arange(q.size, dtype=dtype)
-        for r in range(R):
-            part = np.repeat(ids, shares[:, r])
-            rng.shuffle(part)
-            cls[r::R] = part
-        return cls, shares
+    def _class_sequence(self, q: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray]:
+        """Each replica's class counts (C, R); the sequence itself is drawn per block by ``_class_blocks``.
+
+        Replica ``r`` owns global positions ``r::R``; its classes are a uniformly shuffled
+        multiset of its share, drawn block by block (multivariate hypergeometric block
+        counts, then a shuffle inside the block), so the sequence is never held whole.
+        Subclasses may return a materialised ``(T,)`` class sequence instead.
+        """
+        return None, self._deal(q, self.num_replicas, rng)
+
+    def _class_blocks(
+        self, plan: _Plan, start_row: int, rows_per_block: int
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """From the block holding ``start_row`` on: (first row, classes of the block's global
+        positions, draws per class before the block)."""
+        R, row = self.num_replicas, self.num_replicas * self._unit
+        n_rows = plan.total // row
+        first = start_row // rows_per_block * rows_per_block
+        if plan.cls is not None:
+            before = _count(plan.cls[: first * row], plan.rank_quotas.shape[0])
+            for lo in range(first, n_rows, rows_per_block):
+                block = plan.cls[lo * row : min(n_rows, lo + rows_per_block) * row]
+                yield lo, block, before.copy()
+                before += _count(block, before.size)
+            return
+        # u == 1 here: a row is one position per replica
+        remaining = plan.rank_quotas.copy()
+        dtype = _small_uint(remaining.shape[0])
+        ids = np.arange(remaining.shape[0], dtype=dtype)
+        counter = np.random.default_rng(np.random.SeedSequence(list(plan.key)))
+        for b, lo in enumerate(range(0, n_rows, rows_per_block)):
+            size = min(n_rows, lo + rows_per_block) - lo
+            counts = np.empty_like(remaining)
+            for r in range(R):
+                counts[:, r] = counter.multivariate_hypergeometric(remaining[:, r], size, method="marginals")
+            before = plan.rank_quotas.sum(axis=1) - remaining.sum(axis=1)
+            remaining -= counts
+            if lo < first:
+                continue
+            shuffler = np.random.default_rng(np.random.SeedSequence([*plan.key, b]))
+            block = np.empty((size, R), dtype=dtype)
+            for r in range(R):
+                part = np.repeat(ids, counts[:, r])
+                shuffler.shuffle(part)
+                block[:, r] = part
+            yield lo, block.reshape(-1), before
 
     def _streams(self, epoch: int, q: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
         """Class ``c``'s ``q_c`` draws: shuffled full passes over its images, then a random subset."""
@@ -357,61 +410,57 @@ class ClassSampler(Sampler):
                 if nc > 1:
                     rng.permuted(cycles, axis=1, out=cycles)
             if rem:
-                tail = stream[at + full * nc : at + k]
-                if rem * 8 < nc:
-                    tail[:] = members[rng.choice(nc, rem, replace=False)]
-                else:
-                    pool = members.copy()
-                    rng.shuffle(pool)
-                    tail[:] = pool[:rem]
+                _random_subset(members, stream[at + full * nc : at + k], rng)
             at += k
         return stream, None
 
     # ------------------------------------------------------------------ iteration
-    def _fill(self, plan: _Plan, lo: int, hi: int, consumed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Dataset index and repeat number of global positions ``lo:hi``; advances ``consumed``."""
-        block = plan.cls[lo:hi]
+    def _fill(
+        self, plan: _Plan, block: np.ndarray, consumed: np.ndarray, repeats: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Dataset index (and repeat number) of the positions whose classes are ``block``; advances ``consumed``."""
         o = np.argsort(block, kind="stable")
         cnt = np.bincount(block, minlength=consumed.size)
         start = plan.stream_offsets[:-1] + consumed
         src = np.repeat(start - (np.cumsum(cnt) - cnt), cnt) + np.arange(o.size)
         idx = np.empty(o.size, dtype=plan.stream.dtype)
         idx[o] = plan.stream[src]
+        consumed += cnt
+        if not repeats:
+            return idx, None
         rep = np.empty(o.size, dtype=np.int64)
         if plan.repeats is not None:
             rep[o] = plan.repeats[src]
         else:
             within = src - np.repeat(plan.stream_offsets[:-1], cnt)
             rep[o] = within // np.repeat(self.class_counts_, cnt)
-        consumed += cnt
         return idx, rep
 
-    def _shard_blocks(self, plan: _Plan, start_unit: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-        """This replica's units from ``start_unit`` on, in blocks: (first unit, idx, rep, cls), each (units, unit)."""
+    def _shard_blocks(
+        self, plan: _Plan, start_unit: int, repeats: bool = True
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None, np.ndarray]]:
+        """This replica's units from ``start_unit`` on, in blocks: (first unit, idx, rep, cls), each (units, unit).
+
+        ``rep`` is None unless ``repeats``."""
         R, r, u = self.num_replicas, self.rank, self._unit
-        row = R * u
-        n_units = plan.cls.size // row
         per = max(1, _BLOCK // u)
-        consumed = np.bincount(plan.cls[: start_unit * row], minlength=plan.stream_offsets.size - 1).astype(np.int64)
-        for ulo in range(start_unit, n_units, per):
-            uhi = min(n_units, ulo + per)
-            idx, rep = self._fill(plan, ulo * row, uhi * row, consumed)
-            cls = plan.cls[ulo * row : uhi * row]
+        for ulo, cls, consumed in self._class_blocks(plan, start_unit, per):
+            idx, rep = self._fill(plan, cls, consumed, repeats)
             pick = (slice(None), r, slice(None))
+            skip = max(0, start_unit - ulo)
             yield (
-                ulo,
-                idx.reshape(-1, R, u)[pick],
-                rep.reshape(-1, R, u)[pick],
-                cls.reshape(-1, R, u)[pick],
+                ulo + skip,
+                idx.reshape(-1, R, u)[pick][skip:],
+                None if rep is None else rep.reshape(-1, R, u)[pick][skip:],
+                cls.reshape(-1, R, u)[pick][skip:],
             )
 
-    def _shard_arrays(self, plan: _Plan, start_unit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """This replica's whole shard as flat numpy arrays (index, repeat, dense class)."""
-        parts = list(self._shard_blocks(plan, start_unit))
+    def _shard_arrays(self, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+        """This replica's whole shard as flat numpy arrays (index, dense class)."""
+        parts = list(self._shard_blocks(plan, 0, repeats=False))
         if not parts:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        return tuple(np.concatenate([p[k].ravel() for p in parts]) for k in (1, 2, 3))  # type: ignore[return-value]
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate([p[1].ravel() for p in parts]), np.concatenate([p[3].ravel() for p in parts])
 
     def _items(self, idx: np.ndarray, rep: np.ndarray, epoch: int) -> list[Any]:
         """One block of units as Python objects (ints, or Draws)."""
@@ -425,12 +474,12 @@ class ClassSampler(Sampler):
         cursor = self._cursor = [start_unit, iter(()), 0]
 
         def chunks() -> Iterator[Iterator[Any]]:
-            for ulo, idx, rep, _cls in self._shard_blocks(plan, start_unit):
+            for ulo, idx, rep, _cls in self._shard_blocks(plan, start_unit, self.yield_draws):
                 items = self._items(idx, rep, epoch)
                 it = iter(items)
                 cursor[:] = [ulo, it, len(items)]
                 yield it
-            cursor[:] = [plan.cls.size // (self.num_replicas * self._unit), iter(()), 0]
+            cursor[:] = [plan.total // (self.num_replicas * self._unit), iter(()), 0]
 
         return itertools.chain.from_iterable(chunks())
 
@@ -444,10 +493,39 @@ class ClassSampler(Sampler):
         state = self.__dict__.copy()
         state["_resume"] = self._yielded()
         state["_cursor"] = None
+        state["_plan_cache"] = None
         return state
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seed={self.seed}, epoch={self.epoch}, rank={self.rank}/{self.num_replicas})"
+
+
+def _random_subset(members: np.ndarray, out: np.ndarray, rng: np.random.Generator) -> None:
+    """Fill ``out`` with a uniformly random subset of ``members`` in random order (no repeats).
+
+    Costs about ``2 * out.size`` random draws and no scratch of ``members``' size: block
+    counts are multivariate hypergeometric, then each block is sampled without replacement.
+    """
+    k, n = out.size, members.size
+    if n <= 4 * _FIT_BLOCK:
+        out[:] = members[rng.choice(n, k, replace=False)]
+        return
+    sizes = np.diff(np.r_[np.arange(0, n, _FIT_BLOCK), n])
+    take = rng.multivariate_hypergeometric(sizes, k, method="marginals")
+    at = 0
+    for b, m in enumerate(take.tolist()):
+        lo = b * _FIT_BLOCK
+        out[at : at + m] = members[lo + rng.choice(int(sizes[b]), m, replace=False)]
+        at += m
+    rng.shuffle(out)
+
+
+def _count(values: np.ndarray, classes: int) -> np.ndarray:
+    """``np.bincount`` in blocks (it would otherwise copy small-int arrays to int64 whole)."""
+    out = np.zeros(classes, dtype=np.int64)
+    for lo in range(0, values.size, _FIT_BLOCK):
+        out += np.bincount(values[lo : lo + _FIT_BLOCK], minlength=classes)
+    return out
 
 
 def _dist_world() -> tuple[int, int]:
