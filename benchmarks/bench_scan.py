@@ -4,7 +4,7 @@ Compares ``augbal.data.scan`` with naive single-threaded baselines measured in t
 same run, then times the near-duplicate pass (perceptual hashes + grouping)
 separately. Prints a markdown table.
 
-    python benchmarks/bench_scan.py --root /tmp/cifar/train
+    python benchmarks/bench_scan.py --root /tmp/cifar/train --rounds 3
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import os
 import platform
+import statistics
 import time
 
 
@@ -41,22 +42,27 @@ def _baseline_imagefolder_hash_decode(root: str) -> int:
     return len(ds.samples)
 
 
-def _time(fn, repeat: int):
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+def _median_times(variants, rounds: int):
+    """Run every variant once per round, interleaved (so load swings hit all alike); medians."""
+    times = {name: [] for name, _ in variants}
+    results = {}
+    for _ in range(rounds):
+        for name, fn in variants:
+            start = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}, results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="/tmp/cifar/train", help="image folder root/<class>/<image>")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per row; the best is kept")
-    parser.add_argument("--workers", type=int, default=None, help="scan threads (default: scan's default)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--threads", default="1,2,4", help="scan thread counts to time (comma-separated)")
     parser.add_argument("--no-near", action="store_true", help="skip the near-duplicate pass")
     args = parser.parse_args()
+
+    import torchvision.datasets  # noqa: F401 - import cost is not part of any timed row
 
     from augbal.data import find_duplicates, scan
 
@@ -67,43 +73,52 @@ def main() -> None:
             with open(os.path.join(dirpath, name), "rb") as fh:
                 fh.read()
 
-    rows = []
-    base_s, n = _time(lambda: _baseline_imagefolder_hash(root), args.repeat)
-    rows.append(("baseline: ImageFolder + blake2b, 1 thread (no decode)", base_s, n))
-    t, n2 = _time(lambda: _baseline_imagefolder_hash_decode(root), args.repeat)
-    rows.append(("baseline: ImageFolder + blake2b + Pillow decode, 1 thread", t, n2))
-    t, idx = _time(lambda: scan(root, workers=1), args.repeat)
-    rows.append(("augbal scan, verify (full decode), 1 thread", t, len(idx)))
-    t, idx = _time(lambda: scan(root, workers=args.workers), args.repeat)
-    rows.append((f"augbal scan, verify (full decode), {args.workers or 'default'} threads", t, len(idx)))
-    scan_s = t
-    t, idx_fast = _time(lambda: scan(root, workers=args.workers, verify=False), args.repeat)
-    rows.append(("augbal scan, header only (verify=False)", t, len(idx_fast)))
+    base = "baseline: ImageFolder + blake2b, 1 thread (no decode)"
+    same = "baseline: ImageFolder + blake2b + Pillow decode, 1 thread"
+    variants = [
+        (base, lambda: _baseline_imagefolder_hash(root)),
+        (same, lambda: _baseline_imagefolder_hash_decode(root)),
+    ]
+    for w in [int(x) for x in args.threads.split(",")]:
+        variants.append((f"augbal scan (hash + full decode), {w} thread(s)", lambda w=w: len(scan(root, workers=w))))
+    variants.append(("augbal scan (hash + header only, verify=False), default threads",
+                     lambda: len(scan(root, verify=False))))
+    variants.append(("augbal scan (hash + full decode), default threads", lambda: len(scan(root))))
+    times, counts = _median_times(variants, args.rounds)
+    n = counts[base]
 
     near_rows = []
     if not args.no_near:
-        t, report = _time(lambda: find_duplicates(idx, near=True, workers=args.workers), args.repeat)
-        near_rows.append(("find_duplicates(near=True): phash every file + group", t, report))
-        t, idx_near = _time(lambda: scan(root, workers=args.workers, near_duplicates=True), args.repeat)
-        near_rows.append(("scan(near_duplicates=True): one pass, phash while decoded", t, idx_near))
-        t, report2 = _time(lambda: find_duplicates(idx_near, near=True), args.repeat)
-        near_rows.append(("find_duplicates on stored phashes (grouping only)", t, report2))
+        idx = scan(root)
+        near_times, near_results = _median_times(
+            [
+                ("find_duplicates(near=True) on a plain scan: phash every file + group",
+                 lambda: find_duplicates(idx, near=True).summary()),
+                ("scan(near_duplicates=True): one pass, phash while decoded",
+                 lambda: scan(root, near_duplicates=True).meta["duplicates"]),
+            ],
+            1,
+        )
+        idx_near = scan(root, near_duplicates=True)
+        t = time.perf_counter()
+        summary = find_duplicates(idx_near, near=True).summary()
+        near_times["find_duplicates on stored phashes (grouping only)"] = time.perf_counter() - t
+        near_results["find_duplicates on stored phashes (grouping only)"] = summary
+        near_rows = [(name, near_times[name], near_results[name]) for name in near_times]
 
     print(f"root: {root}   files: {n}   machine: {platform.machine()}, {os.cpu_count()} CPUs "
-          f"(shared, noisy), Python {platform.python_version()}")
+          f"(shared, noisy), Python {platform.python_version()}; median of {args.rounds} interleaved rounds")
     print()
-    print("| run | seconds | files/s | vs baseline (ImageFolder + hash) |")
-    print("|---|---:|---:|---:|")
-    for name, seconds, count in rows:
-        print(f"| {name} | {seconds:.2f} | {count / seconds:,.0f} | {base_s / seconds:.2f}x |")
-    print()
-    print(f"scan (verify, default threads) of {n} files: {scan_s:.2f} s (goal: <= 20 s)")
+    print("| run | seconds | files/s | speed vs hash-only baseline | speed vs hash+decode baseline |")
+    print("|---|---:|---:|---:|---:|")
+    for name, seconds in times.items():
+        print(f"| {name} | {seconds:.2f} | {counts[name] / seconds:,.0f} | {times[base] / seconds:.2f}x | "
+              f"{times[same] / seconds:.2f}x |")
     if near_rows:
         print()
-        print("| near-duplicate pass | seconds | exact groups | near groups | cross-class groups |")
+        print("| near-duplicate pass (1 run) | seconds | exact groups | near groups | cross-class groups |")
         print("|---|---:|---:|---:|---:|")
-        for name, seconds, obj in near_rows:
-            summary = obj.meta["duplicates"] if hasattr(obj, "meta") else obj.summary()
+        for name, seconds, summary in near_rows:
             print(f"| {name} | {seconds:.2f} | {summary['exact_groups']} | {summary['near_groups']} | "
                   f"{summary['cross_class_groups']} |")
 

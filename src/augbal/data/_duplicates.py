@@ -112,7 +112,7 @@ def find_duplicates(
 def perceptual_hashes(paths: np.ndarray, *, workers: int | None = None) -> np.ndarray:
     """``imagehash.phash`` of every file as 16-hex-digit strings (``""`` when unreadable)."""
     paths = list(paths.tolist()) if isinstance(paths, np.ndarray) else list(paths)
-    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    workers = workers or min(8, os.cpu_count() or 1)
     chunks = [paths[i : i + 256] for i in range(0, len(paths), 256)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         parts = list(pool.map(_phash_chunk, chunks))

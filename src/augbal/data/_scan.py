@@ -64,7 +64,7 @@ def scan(
             ``path,label[,group]`` rows (relative paths are taken from the manifest's folder).
         classes: class names in label order. Classes without images are then empty
             classes; a manifest label outside them is an error.
-        workers: threads (default ``min(8, 2 * cpu_count)``).
+        workers: threads (default ``min(8, cpu_count)``).
         verify: fully decode each image to find truncated and corrupt files.
         near_duplicates: also compute perceptual hashes (about 0.25 ms per image).
         max_distance: Hamming distance for near duplicates (of 64 bits).
@@ -115,7 +115,7 @@ def scan(
         problems,
         user_groups,
         probe_options=options,
-        workers=workers or min(8, 2 * (os.cpu_count() or 1)),
+        workers=workers or min(8, os.cpu_count() or 1),
         near_duplicates=near_duplicates,
         max_distance=max_distance,
         allow_empty=allow_empty,
