@@ -131,3 +131,16 @@ def test_truncated_and_corrupt_files_name_the_file(tmp_path):
     (tmp_path / "text.jpg").write_text("hello")
     with pytest.raises(ImageLoadError, match=r"text\.jpg: not a readable image"):
         load_rgb(tmp_path / "text.jpg")
+
+
+def test_every_default_format_loads_and_animated_gif_gives_first_frame(tmp_path):
+    im = _gradient()
+    for ext, kwargs in ((".jpg", {"quality": 100}), (".png", {}), (".bmp", {}), (".tif", {}), (".webp", {"lossless": True})):
+        im.save(tmp_path / f"x{ext}", **kwargs)
+        out = load_rgb(tmp_path / f"x{ext}")
+        assert out.shape == (6, 8, 3), ext
+        if ext != ".jpg":
+            assert np.array_equal(out, np.asarray(im)), ext
+    frames = [Image.new("RGB", (4, 4), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    assert load_rgb(tmp_path / "anim.gif")[0, 0].tolist() == [255, 0, 0]
