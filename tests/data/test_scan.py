@@ -208,9 +208,14 @@ def test_bomb_and_format_limits_are_problems(tmp_path):
     _tree(tmp_path, {"a": 2})
     Image.new("1", (300, 300)).save(tmp_path / "a" / "bomb.png")
     Image.new("RGB", (4, 4)).save(tmp_path / "a" / "x.tif")
+    Image.new("RGB", (4, 4)).save(tmp_path / "a" / "y.ppm")
     index = scan(tmp_path, max_pixels=50_000, formats=("PNG", "JPEG"))
-    assert _kinds(index) == {("a/bomb.png", "too-large"), ("a/x.tif", "format")}
+    assert _kinds(index) == {("a/bomb.png", "too-large"), ("a/x.tif", "format"), ("a/y.ppm", "not-image")}
     assert len(index) == 2
+    # allowing a format also accepts its file extensions
+    index = scan(tmp_path, formats=("PNG", "TIFF", "PPM"))
+    assert len(index) == 5 and index.problems == ()
+    assert len(scan(tmp_path, formats=None)) == 5
 
 
 def test_two_folders_with_the_same_nfc_name_and_special_files(tmp_path):

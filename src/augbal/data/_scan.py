@@ -71,7 +71,9 @@ def scan(
         allow_empty: keep empty classes (stable label indices) instead of raising.
         follow_external_symlinks: accept symlinks that point outside ``source``.
         max_pixels: images with more pixels are refused (``"too-large"``).
-        formats: allowed Pillow formats.
+        formats: allowed Pillow formats (``None``: all). Files are opened when their
+            extension is in ``IMAGE_EXTENSIONS`` or registered by Pillow for an allowed
+            format; other files are ``"not-image"`` problems.
 
     Raises:
         FileNotFoundError: ``source`` does not exist.
@@ -99,7 +101,8 @@ def scan(
     if root.is_file() and root.suffix.lower() in MANIFEST_SUFFIXES:
         candidates, class_names, problems, user_groups = _list_manifest(root, wanted)
     elif root.is_dir():
-        candidates, class_names, problems = _list_folder(root, wanted, follow_external_symlinks)
+        extensions = _extensions(None if formats is None else tuple(formats))
+        candidates, class_names, problems = _list_folder(root, wanted, follow_external_symlinks, extensions)
         user_groups = None
     elif root.exists():
         raise ValueError(f"scan needs an image folder or a .csv/.jsonl manifest; got {root}")
@@ -216,7 +219,16 @@ def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def _list_folder(root: Path, wanted, follow_external: bool):
+def _extensions(formats: tuple[str, ...] | None) -> frozenset[str]:
+    """File extensions worth opening: the default ones plus those of any allowed format."""
+    from PIL import Image
+
+    allowed = None if formats is None else {f.upper() for f in formats}
+    extra = {ext.lower() for ext, fmt in Image.registered_extensions().items() if allowed is None or fmt in allowed}
+    return IMAGE_EXTENSIONS | extra
+
+
+def _list_folder(root: Path, wanted, follow_external: bool, extensions: frozenset[str]):
     """Walk the tree (no I/O on file contents): candidates, class names, problems."""
     root_real = os.path.realpath(root)
     problems: list[Problem] = []
@@ -255,7 +267,8 @@ def _list_folder(root: Path, wanted, follow_external: bool):
         if name not in class_dirs:
             continue
         found: list[tuple[str, str]] = []
-        _walk(class_dirs[name], root_real, follow_external, found, problems, {root_key, _dir_key(class_dirs[name])})
+        active = {root_key, _dir_key(class_dirs[name])}
+        _walk(class_dirs[name], root_real, follow_external, extensions, found, problems, active)
         candidates.extend((path, label, key) for key, path in sorted(found))
     return candidates, class_names, problems
 
@@ -265,7 +278,7 @@ def _dir_key(path: str) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _walk(folder: str, root_real: str, follow_external: bool, found, problems, active: set) -> None:
+def _walk(folder: str, root_real: str, follow_external: bool, extensions, found, problems, active: set) -> None:
     """Depth-first walk of a class folder; ``active`` holds the folders on the current path."""
     try:
         with os.scandir(folder) as it:
@@ -293,10 +306,10 @@ def _walk(folder: str, root_real: str, follow_external: bool, found, problems, a
             if key in active:
                 problems.append(Problem(path, "symlink-loop", "symlink loops back to a parent folder; not followed"))
                 continue
-            _walk(path, root_real, follow_external, found, problems, active | {key})
+            _walk(path, root_real, follow_external, extensions, found, problems, active | {key})
         elif not is_file:
             problems.append(Problem(path, "not-image", "not a regular file"))
-        elif os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
+        elif os.path.splitext(entry.name)[1].lower() not in extensions:
             problems.append(Problem(path, "not-image", "not an image file (extension not allowed)"))
         else:
             found.append((_nfc(path), path))
