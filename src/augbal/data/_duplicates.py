@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._index import ImageIndex
+from ._io import open_image
 
 #: Default largest Hamming distance (of 64 bits) between two near-duplicate perceptual hashes.
 DEFAULT_MAX_DISTANCE = 4
@@ -120,12 +121,10 @@ def perceptual_hashes(paths: np.ndarray, *, workers: int | None = None) -> np.nd
 
 
 def _phash_chunk(paths: list[str]) -> list[str]:
-    from PIL import Image
-
     out = []
     for path in paths:
         try:
-            with open(path, "rb") as fh, Image.open(io.BytesIO(fh.read())) as im:
+            with open(path, "rb") as fh, open_image(io.BytesIO(fh.read()), path, formats=None) as im:
                 out.append(phash_hex(im))
         except Exception:  # noqa: BLE001 - unreadable files simply get no perceptual hash
             out.append("")

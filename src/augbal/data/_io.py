@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 import warnings
@@ -171,11 +170,3 @@ def to_rgb(im: Image.Image, *, background: tuple[int, int, int] = (255, 255, 255
     if mode != "RGB":
         im = im.convert("RGB")
     return np.asarray(im, dtype=np.uint8)
-
-
-def load_rgb_bytes(data: bytes, name: str = "<bytes>", **kwargs) -> np.ndarray:
-    """``load_rgb`` for an in-memory file (same keyword arguments)."""
-    background = kwargs.pop("background", (255, 255, 255))
-    with open_image(io.BytesIO(data), name, **kwargs) as im:
-        decode(im, name)
-        return to_rgb(im, background=background)
