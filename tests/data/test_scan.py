@@ -228,3 +228,14 @@ def test_two_folders_with_the_same_nfc_name_and_special_files(tmp_path):
     assert index.classes == ("__background__", "é") and index.class_counts().tolist() == [1, 1]
     kinds = index.problem_counts()
     assert kinds["duplicate-class"] == 1 and kinds.get("not-image", 0) == (1 if hasattr(os, "mkfifo") else 0)
+
+
+def test_progress_reports_every_file_in_order(tmp_path):
+    _tree(tmp_path, {"a": 150, "b": 140})
+    (tmp_path / "b" / "bad.png").write_bytes(b"x")
+    for workers in (1, 3):
+        calls = []
+        index = scan(tmp_path, workers=workers, progress=lambda done, total: calls.append((done, total)))
+        assert len(index) == 290
+        assert calls[0] == (0, 291) and calls[-1] == (291, 291)
+        assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) == 4  # 0 + 3 chunks of <= 128

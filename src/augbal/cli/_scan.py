@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -89,7 +90,7 @@ def scan(
     if path.is_file() and path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
         raise click.BadParameter(f"a file must be a .csv or .jsonl manifest; got {path.name}", param_hint="PATH")
     start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _progress_bar() as progress:
         warnings.simplefilter("always")
         try:
             index = scan_index(
@@ -103,6 +104,7 @@ def scan(
                 follow_external_symlinks=follow_external_symlinks,
                 max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
                 formats=allowed,
+                progress=progress,
             )
         except ValueError as exc:
             if "no class folders" in str(exc):
@@ -117,3 +119,22 @@ def scan(
         write_problems(index, problems_csv)
         out.print(f"problems report: {problems_csv}", markup=False, highlight=False)
     out.print(f"scanned {len(index) + len(index.problems)} files in {elapsed:.1f} s")
+
+
+@contextmanager
+def _progress_bar():
+    """A transient progress bar on stderr when it is a terminal; else no callback."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        yield None
+        return
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("reading images", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

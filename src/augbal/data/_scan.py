@@ -8,7 +8,7 @@ import io
 import os
 import unicodedata
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -41,6 +41,7 @@ def scan(
     follow_external_symlinks: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     formats: Iterable[str] | None = DEFAULT_FORMATS,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImageIndex:
     """Index an image-folder tree ``source/<class>/**/<image>`` or a CSV/JSONL manifest.
 
@@ -74,6 +75,8 @@ def scan(
         formats: allowed Pillow formats (``None``: all). Files are opened when their
             extension is in ``IMAGE_EXTENSIONS`` or registered by Pillow for an allowed
             format; other files are ``"not-image"`` problems.
+        progress: called as ``progress(done, total)`` (files read so far, files to
+            read) from the calling thread, e.g. to drive a progress bar.
 
     Raises:
         FileNotFoundError: ``source`` does not exist.
@@ -118,6 +121,7 @@ def scan(
         problems,
         user_groups,
         probe_options=options,
+        progress=progress,
         workers=workers or min(8, os.cpu_count() or 1),
         near_duplicates=near_duplicates,
         max_distance=max_distance,
@@ -126,16 +130,29 @@ def scan(
 
 
 def _build(
-    root, candidates, class_names, problems, user_groups, *, probe_options, workers, near_duplicates, max_distance, allow_empty
+    root,
+    candidates,
+    class_names,
+    problems,
+    user_groups,
+    *,
+    probe_options,
+    progress,
+    workers,
+    near_duplicates,
+    max_distance,
+    allow_empty,
 ) -> ImageIndex:
     paths = [c[0] for c in candidates]
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
-    if workers == 1 or len(chunks) <= 1:
-        parts = [_probe_chunk(chunk, probe_options) for chunk in chunks]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(_probe_chunk, chunks, [probe_options] * len(chunks)))
-    results = [r for part in parts for r in part]
+    results: list = []
+    if progress is not None:
+        progress(0, len(paths))
+    with ThreadPoolExecutor(max_workers=workers) if workers > 1 and len(chunks) > 1 else _Serial() as pool:
+        for part in pool.map(_probe_chunk, chunks, [probe_options] * len(chunks)):
+            results.extend(part)
+            if progress is not None:
+                progress(len(results), len(paths))
 
     keep = [i for i, r in enumerate(results) if isinstance(r, tuple)]
     problems = list(problems) + [r for r in results if isinstance(r, Problem)]
@@ -180,6 +197,19 @@ def _build(
         "skipped_hidden": sum(p.kind == "hidden" for p in problems),
     }
     return replace(index, groups=groups, meta=meta)
+
+
+class _Serial:
+    """A stand-in for a one-thread executor: ``map`` runs in the calling thread, lazily."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def map(self, fn, *iterables):
+        return map(fn, *iterables)
 
 
 def _probe_chunk(paths: list[str], options: dict) -> list:
