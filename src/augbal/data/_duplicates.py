@@ -233,7 +233,7 @@ def _number(roots: np.ndarray) -> np.ndarray:
     sizes = np.bincount(roots, minlength=n)
     multi = sizes[roots] >= 2
     # roots are the smallest member of each component, so ordering by root = by first member
-    uniq_roots, new_ids = np.unique(roots[multi], return_inverse=True)
+    _, new_ids = np.unique(roots[multi], return_inverse=True)
     groups[multi] = new_ids
     return groups
 
