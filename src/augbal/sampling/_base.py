@@ -419,11 +419,19 @@ class ClassSampler(Sampler):
         self, plan: _Plan, block: np.ndarray, consumed: np.ndarray, repeats: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Dataset index (and repeat number) of the positions whose classes are ``block``; advances ``consumed``."""
-        o = np.argsort(block, kind="stable")
+        o = np.argsort(block, kind="stable")  # positions grouped by class, ascending within a class
         cnt = np.bincount(block, minlength=consumed.size)
         start = plan.stream_offsets[:-1] + consumed
-        src = np.repeat(start - (np.cumsum(cnt) - cnt), cnt) + np.arange(o.size)
         idx = np.empty(o.size, dtype=plan.stream.dtype)
+        if not repeats and cnt.size <= 32:  # few classes: one slice copy per class
+            at = 0
+            for c, m in enumerate(cnt.tolist()):
+                if m:
+                    idx[o[at : at + m]] = plan.stream[start[c] : start[c] + m]
+                    at += m
+            consumed += cnt
+            return idx, None
+        src = np.repeat(start - (np.cumsum(cnt) - cnt), cnt) + np.arange(o.size)
         idx[o] = plan.stream[src]
         consumed += cnt
         if not repeats:
