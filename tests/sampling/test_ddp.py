@@ -60,6 +60,11 @@ def test_ranks_take_disjoint_balanced_shards_of_one_global_sequence(world, tmp_p
         reference = ClassAwareSampler(LABELS, replacement=False, seed=5, num_replicas=world, rank=0)
         reference.set_epoch(epoch)
         global_sequence = [x for row in zip(*shards) for x in row]
+        for k, shard in enumerate(shards):  # what each rank derived alone = the shard of one global plan
+            explicit = ClassAwareSampler(LABELS, replacement=False, seed=5, num_replicas=world, rank=k)
+            explicit.set_epoch(epoch)
+            assert list(explicit) == shard
+        assert sorted(global_sequence) == sorted(set(global_sequence))  # no image twice in the epoch
         assert np.bincount(LABELS[global_sequence], minlength=3).tolist() == list(reference.quotas().values())
         for r, shard in zip(ranks, shards):
             assert np.bincount(LABELS[shard], minlength=3).tolist() == list(r["no_repeat_quota"].values())

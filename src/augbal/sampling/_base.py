@@ -376,7 +376,7 @@ class ClassSampler(Sampler):
         # u == 1 here: a row is one position per replica
         remaining = plan.rank_quotas.copy()
         dtype = _small_uint(remaining.shape[0])
-        ids = np.arange(remaining.shape[0], dtype=dtype)
+        ids = np.arange(remaining.shape[0], dtype=np.int64)  # numpy shuffles 8-byte items fastest
         counter = np.random.default_rng(np.random.SeedSequence(list(plan.key)))
         for b, lo in enumerate(range(0, n_rows, rows_per_block)):
             size = min(n_rows, lo + rows_per_block) - lo
@@ -406,9 +406,13 @@ class ClassSampler(Sampler):
             full, rem = divmod(k, nc)
             if full:
                 cycles = stream[at : at + full * nc].reshape(full, nc)
-                cycles[:] = members
-                if nc > 1:
-                    rng.permuted(cycles, axis=1, out=cycles)
+                if nc >= 1 << 16:  # few large cycles: an int64 permutation and a gather is fastest
+                    for cycle in cycles:
+                        cycle[:] = members[rng.permutation(nc)]
+                else:  # many small cycles: shuffle every row in one call
+                    cycles[:] = members
+                    if nc > 1:
+                        rng.permuted(cycles, axis=1, out=cycles)
             if rem:
                 _random_subset(members, stream[at + full * nc : at + k], rng)
             at += k
