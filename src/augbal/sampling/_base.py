@@ -37,6 +37,7 @@ SAMPLERS: Registry[Any] = Registry("sampler")
 
 _BLOCK = 1 << 16  # items per rank filled per numpy block while iterating
 _FIT_BLOCK = 1 << 20  # labels sorted per block when building the class-sorted index
+_SUBSET_BLOCK = 1 << 18  # members sampled per block when drawing a random subset (bounds the scratch)
 
 
 @dataclass(frozen=True)
@@ -324,7 +325,7 @@ class ClassSampler(Sampler):
         cached = getattr(self, "_plan_cache", None)
         if cached is not None and cached[0] == epoch:
             return cached[1]
-        self._plan_cache = None  # free the previous epoch's stream before drawing the next
+        cached = self._plan_cache = None  # free the previous epoch's stream before drawing the next
         plan = self._make_plan(epoch)
         self._plan_cache = (epoch, plan)
         return plan
@@ -408,7 +409,11 @@ class ClassSampler(Sampler):
                 cycles = stream[at : at + full * nc].reshape(full, nc)
                 if nc >= 1 << 16:  # few large cycles: an int64 permutation and a gather is fastest
                     for cycle in cycles:
-                        cycle[:] = members[rng.permutation(nc)]
+                        if nc <= _FIT_BLOCK:
+                            cycle[:] = members[rng.permutation(nc)]
+                        else:  # no scratch of the class's size
+                            cycle[:] = members
+                            rng.shuffle(cycle)
                 else:  # many small cycles: shuffle every row in one call
                     cycles[:] = members
                     if nc > 1:
@@ -519,14 +524,14 @@ def _random_subset(members: np.ndarray, out: np.ndarray, rng: np.random.Generato
     counts are multivariate hypergeometric, then each block is sampled without replacement.
     """
     k, n = out.size, members.size
-    if n <= 4 * _FIT_BLOCK:
+    if n <= _SUBSET_BLOCK:
         out[:] = members[rng.choice(n, k, replace=False)]
         return
-    sizes = np.diff(np.r_[np.arange(0, n, _FIT_BLOCK), n])
+    sizes = np.diff(np.r_[np.arange(0, n, _SUBSET_BLOCK), n])
     take = rng.multivariate_hypergeometric(sizes, k, method="marginals")
     at = 0
     for b, m in enumerate(take.tolist()):
-        lo = b * _FIT_BLOCK
+        lo = b * _SUBSET_BLOCK
         out[at : at + m] = members[lo + rng.choice(int(sizes[b]), m, replace=False)]
         at += m
     rng.shuffle(out)
