@@ -137,6 +137,14 @@ class ClassSampler(Sampler):
             is initialised, else one replica.
         drop_last: round the epoch length per replica down instead of up to equal length.
         yield_draws: yield ``augbal.Draw(index, repeat, epoch)`` items instead of ints.
+
+    Resuming: ``state_dict()["yielded"]`` counts the units this sampler has handed out in
+    the current epoch (all of them once the epoch is done, so a resumed finished epoch
+    yields nothing until ``set_epoch``). A DataLoader with workers pulls indices ahead of
+    the batches the training loop has seen (``prefetch_factor * num_workers`` batches), so
+    save the position of the loader (e.g. torchdata's ``StatefulDataLoader``) or subtract
+    those batches. The current epoch's plan (an int array of the epoch's draws) is kept
+    until the next epoch, so ``len``, ``report`` and resuming do not redraw it.
     """
 
     _unit = 1  # items per unit that replicas own whole (a batch for batch samplers)
