@@ -12,6 +12,8 @@ import torch.multiprocessing as mp
 
 from augbal.sampling import BalancedBatchSampler, ClassAwareSampler
 
+pytestmark = pytest.mark.slow
+
 LABELS = np.repeat(np.arange(3), [500, 80, 17])
 
 

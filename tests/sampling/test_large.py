@@ -6,8 +6,11 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from augbal.sampling import ClassAwareSampler
+
+pytestmark = pytest.mark.slow
 
 N = 50_000_000
 COUNTS = [40_000_000, 8_000_000, 1_900_000, 100_000]
