@@ -250,3 +250,13 @@ def test_resampled_draws_first_cycle_then_repeats():
     assert len(reps) == 12 and reps == sorted(reps)  # imblearn adds draws at random; first draws come first
     assert sorted(d.index for d in minority[:3]) == [12, 13, 14]
     assert all(isinstance(d, Draw) for d in minority)
+
+
+@pytest.mark.parametrize(("classes", "offset"), [(5, 0), (5, 7), (40, 0), (300, 2)])
+def test_class_sorted_index_is_a_stable_sort_of_the_labels(classes, offset):
+    labels = np.random.default_rng(classes).integers(0, classes, 30_000) + offset
+    s = ClassAwareSampler(labels)
+    assert len(s) == 30_000
+    assert np.array_equal(s.order_, np.argsort(labels, kind="stable"))
+    assert s.classes_.tolist() == list(range(offset, offset + classes))
+    assert np.array_equal(s.offsets_, np.r_[0, np.cumsum(np.bincount(labels - offset))])

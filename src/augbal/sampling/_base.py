@@ -273,9 +273,13 @@ class ClassSampler(Sampler):
         if full is not None:
             classes = np.flatnonzero(full)
             counts = full[classes]
-            lut = np.zeros(high + 1, dtype=_small_uint(classes.size))
-            lut[classes] = np.arange(classes.size)
-            dense_of = lut.__getitem__
+            dtype = _small_uint(classes.size)
+            if classes.size == high + 1:  # labels are already 0 .. C-1
+                dense_of = lambda block: block.astype(dtype)  # noqa: E731
+            else:
+                lut = np.zeros(high + 1, dtype=dtype)
+                lut[classes] = np.arange(classes.size)
+                dense_of = lut.__getitem__
         else:
             classes, counts = np.unique(labels, return_counts=True)
             dtype = _small_uint(classes.size)
