@@ -260,3 +260,19 @@ def test_class_sorted_index_is_a_stable_sort_of_the_labels(classes, offset):
     assert np.array_equal(s.order_, np.argsort(labels, kind="stable"))
     assert s.classes_.tolist() == list(range(offset, offset + classes))
     assert np.array_equal(s.offsets_, np.r_[0, np.cumsum(np.bincount(labels - offset))])
+
+
+def test_draw_items_reach_the_dataset_through_a_dataloader():
+    class Echo(torch.utils.data.Dataset):
+        def __len__(self):
+            return SKEW.size
+
+        def __getitem__(self, key):
+            return torch.tensor([key.index, key.repeat, key.epoch])
+
+    sampler = ClassAwareSampler(SKEW, seed=3, yield_draws=True)
+    sampler.set_epoch(2)
+    got = torch.cat(list(DataLoader(Echo(), batch_size=16, sampler=sampler))).numpy()
+    assert got.shape == (100, 3) and set(got[:, 2].tolist()) == {2}
+    assert got[:, 0].tolist() == [d.index for d in sampler]
+    assert got[:, 1].max() == 4  # the 10 minority images are each drawn 5 times: repeats 0..4
