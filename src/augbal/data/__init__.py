@@ -7,7 +7,7 @@ from ._demo import DEMO_COUNTS, demo_dataset
 from ._duplicates import DuplicateReport, find_duplicates
 from ._index import ImageIndex, Problem
 from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, load_rgb
-from ._manifest import read_manifest
+from ._manifest import read_manifest, write_manifest
 from ._problems import write_problems
 from ._scan import IMAGE_EXTENSIONS, FewImagesWarning, scan
 from ._skew import long_tail_counts, select_classes, skew
@@ -36,6 +36,7 @@ __all__ = [
     "skew",
     "split",
     "targets_of",
+    "write_manifest",
     "write_problems",
 ]
 

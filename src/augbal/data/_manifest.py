@@ -61,7 +61,7 @@ def read_manifest(manifest: str | os.PathLike[str], *, classes: tuple[str, ...] 
             continue
         file_path, label, group = fields
         label = unicodedata.normalize("NFC", label)
-        resolved = file_path if os.path.isabs(file_path) else os.path.join(base, file_path)
+        resolved = os.path.normpath(file_path if os.path.isabs(file_path) else os.path.join(base, file_path))
         if not os.path.isfile(resolved):
             missing.append(line)
         if known is not None and label not in known:
@@ -138,3 +138,36 @@ def _fields(file_path, label, group):
         return None, "empty or non-text label"
     group = group.strip() if isinstance(group, str) else group
     return (file_path.strip(), str(label).strip(), group or None), None
+
+
+def write_manifest(index, path: str | os.PathLike[str], *, relative: bool = True) -> Path:
+    """Write ``index`` as a CSV manifest (``path,label,group``) that ``scan`` reads back.
+
+    Paths are written relative to the manifest's folder when ``relative`` (so the
+    manifest moves with the images), labels as class names, and the duplicate group
+    when the sample has one. The file is written atomically.
+
+    Example:
+        >>> import tempfile, os
+        >>> from augbal.data import ImageIndex
+        >>> d = tempfile.mkdtemp()
+        >>> index = ImageIndex.from_arrays([os.path.join(d, "a.jpg")], [1], ("cat", "dog"))
+        >>> print(open(write_manifest(index, os.path.join(d, "m.csv"))).read().strip())
+        path,label,group
+        a.jpg,dog,
+    """
+    target = Path(path)
+    if target.suffix.lower() != ".csv":
+        raise ValueError(f"write_manifest writes a .csv file; got {target.name!r}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    base = os.path.abspath(target.parent)
+    tmp = target.with_name(target.name + ".part")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["path", "label", "group"])
+        for file_path, label, group in zip(index.paths.tolist(), index.labels.tolist(), index.groups.tolist()):
+            if relative:
+                file_path = os.path.relpath(os.path.abspath(file_path), base)
+            writer.writerow([file_path, index.classes[label], "" if group < 0 else f"g{group}"])
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+
+from augbal.data import scan, split, write_manifest
+
+
+def test_split_sides_round_trip_through_manifests(demo_root, tmp_path):
+    index = scan(demo_root)
+    sides = split(index, counts={"cat": (None, 10, 10), "deer": (None, 30, 10), "dog": (None, 20, 10)}, seed=3)
+    for name, side in zip(("train", "val", "test"), sides):
+        manifest = write_manifest(side, tmp_path / "splits" / f"{name}.csv")
+        back = scan(manifest, classes=index.classes)
+        order = np.argsort(side.paths)
+        assert back.paths.tolist() == [str(p) for p in side.paths[order]]
+        assert back.labels.tolist() == side.labels[order].tolist()
+        assert back.hashes.tolist() == side.hashes[order].tolist()
+    assert (tmp_path / "splits" / "test.csv").read_text().count("\n") == 1 + 30
+
+
+def test_relative_paths_move_with_the_images(demo_root, tmp_path):
+    index = scan(demo_root).subset([0, 1])
+    text = write_manifest(index, demo_root.parent / "m.csv").read_text().splitlines()
+    assert text == ["path,label,group", f"images/cat/{index.paths[0].rsplit('/', 1)[1]},cat,",
+                    f"images/cat/{index.paths[1].rsplit('/', 1)[1]},cat,"]
+    (demo_root.parent / "m.csv").unlink()
+
+
+def test_rejects_other_suffix(tmp_path, demo_root):
+    with pytest.raises(ValueError, match="writes a .csv file; got 'm.jsonl'"):
+        write_manifest(scan(demo_root), tmp_path / "m.jsonl")
