@@ -66,8 +66,25 @@ def test_unknown_command_exits_2():
 def test_demo_writes_images_and_reports(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert len(list((tmp_path / "out" / "images").rglob("*.jpg"))) == 840
-    assert str((tmp_path / "out").resolve()) in result.output
+    out = tmp_path / "out"
+    assert len(list((out / "images").rglob("*.jpg"))) == 840
+    assert str(out.resolve()) in result.output
+    # split manifests: balanced test, skewed val, the rest in train
+    lines = {side: (out / "splits" / f"{side}.csv").read_text().splitlines() for side in ("train", "val", "test")}
+    assert [len(v) - 1 for v in lines.values()] == [712, 68, 60]
+    assert sum(line.endswith(",cat,") for line in lines["test"]) == 20
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") >= 6}
+    assert rows["balanced"].split("│")[2:5] == [" 238 ", "  237 ", " 237 "]
+    assert rows["instance"].split("│")[2:5] == ["  32 ", "  540 ", " 140 "]
+    from PIL import Image
+
+    with Image.open(out / "augment" / "repeats.png") as im:
+        assert im.size == (9 * 64, 3 * 64)
+    first = (out / "augment" / "repeats.png").read_bytes()
+    (out / "augment" / "repeats.png").unlink()
+    again = CliRunner().invoke(cli, ["demo", "--out", str(out)])
+    assert again.exit_code == 0
+    assert (out / "augment" / "repeats.png").read_bytes() == first  # seeded: byte-identical
 
 
 def test_console_script_and_module_entry_points(demo_root):

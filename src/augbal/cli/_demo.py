@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
+from rich.table import Table
 
 from ._output import console, print_index
 
@@ -18,14 +20,46 @@ from ._output import console, print_index
     show_default=True,
     help="Folder for the demo's outputs.",
 )
-def demo(out_dir: Path) -> None:
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")
+def demo(out_dir: Path, seed: int) -> None:
     """Run augbal end to end on its embedded demo images and show where outputs are."""
-    from augbal.data import demo_dataset, scan
+    from augbal._tour import run_demo
 
+    start = time.perf_counter()
+    run = run_demo(out_dir, seed=seed)
     out = console()
-    images = demo_dataset(out_dir / "images")
-    out.print(f"[bold]1. demo images[/bold] written to {images}")
-    index = scan(images)
-    print_index(out, index, title="2. scan")
+    out.print(f"[bold]1. demo images[/bold] (840 CIFAR-10 images) in {run.files['images']}")
+    print_index(out, run.index, title="2. scan")
+
+    table = Table(title="3. split (seeded; val keeps a different skew, test is balanced)", title_justify="left")
+    table.add_column("class")
+    for side in ("train", "val", "test"):
+        table.add_column(side, justify="right")
+    counts = run.split.counts()
+    for name in run.index.classes:
+        table.add_row(name, *(str(counts[side][name]) for side in ("train", "val", "test")))
+    out.print(table)
+
+    classes = run.split.train.classes
+    table = Table(title="4. one epoch of ClassAwareSampler over train, per weighting", title_justify="left")
+    table.add_column("weighting")
+    for name in classes:
+        table.add_column(name, justify="right")
+    table.add_column("unique fraction", justify="right")
+    table.add_column("max repeats", justify="right")
+    for weighting, report in run.sampler_reports.items():
+        table.add_row(
+            weighting,
+            *(str(report.class_counts.get(c, 0)) for c in range(len(classes))),
+            f"{report.unique_fraction:.2f}",
+            str(report.max_repeats),
+        )
+    out.print(table)
+    out.print(
+        "5. augmentation: rarity-scaled 'medium' policy, a different draw for each repeat "
+        f"of an image -> {run.files['augmentation']}"
+    )
     out.print()
-    out.print(f"outputs are in {out_dir.resolve()}")
+    out.print(f"outputs are in {run.out_dir.resolve()} ({time.perf_counter() - start:.1f} s):")
+    for name, path in run.files.items():
+        out.print(f"  {name:<20} {path}")
