@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import cv2
 import numpy as np
@@ -72,6 +73,19 @@ def test_one_opencv_and_torch_thread_inside_workers_and_user_init_runs():
     assert {t for b in batches for t in b["torch_threads"]} == {1}
     assert all(flag for b in batches for flag in b["user_init"])
     assert not _USER_INIT_RAN  # the main process is left alone
+
+
+@pytest.mark.timeout(60)
+def test_workers_start_after_the_parent_used_the_opencv_thread_pool():
+    # regression: cv2.setNumThreads(1) in a forked worker deadlocks once the parent has
+    # run OpenCV on its thread pool (as the albumentations policies do)
+    image = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    for _ in range(3):
+        cv2.GaussianBlur(image, (7, 7), 0)
+        cv2.resize(image, (300, 300))
+    time.sleep(0.1)  # let the pool's threads go idle, the state in which the old code hung
+    batches = _epoch(0)
+    assert {t for b in batches for t in b["cv2_threads"]} == {1}
 
 
 def test_numpy_and_random_are_seeded_from_the_worker_seed():

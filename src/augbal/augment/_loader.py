@@ -25,8 +25,9 @@ def seed_worker(worker_id: int) -> None:
     already seeds ``random`` and torch this way; doing it here makes numpy explicit and
     the behaviour independent of the torch version. Inside workers, torch and OpenCV
     (used by albumentations) are limited to one thread each: parallelism comes from
-    the workers, and nested thread pools only oversubscribe the cores. Outside a worker
-    it does nothing.
+    the workers, and nested thread pools only oversubscribe the cores (OpenCV is set
+    with ``cv2.setNumThreads(0)``, "run sequentially", which unlike ``setNumThreads(1)``
+    is safe in a forked worker). Outside a worker it does nothing.
 
     Example:
         >>> seed_worker(0)  # in the main process: a no-op
@@ -43,7 +44,10 @@ def seed_worker(worker_id: int) -> None:
         import cv2
     except ImportError:  # pragma: no cover - albumentations installs opencv
         return
-    cv2.setNumThreads(1)
+    # 0 = run sequentially (cv2.getNumThreads() then reports 1). setNumThreads(1) would
+    # stop and restart OpenCV's pthreads pool, and in a forked worker whose parent had
+    # already used that pool it waits forever on threads that do not exist after fork.
+    cv2.setNumThreads(0)
 
 
 def _init_worker(user_init: Callable[[int], None] | None, worker_id: int) -> None:
