@@ -136,7 +136,7 @@ class ClassSampler(Sampler):
         num_replicas, rank: distributed shard; default from ``torch.distributed`` when it
             is initialised, else one replica.
         drop_last: round the epoch length per replica down instead of up to equal length.
-        yield_draws: yield ``augbal.Draw(index, repeat, epoch)`` items instead of ints.
+        yield_draws: yield ``Draw(index, repeat, epoch)`` items (``augbal._draw.Draw``) instead of ints.
 
     Resuming: ``state_dict()["yielded"]`` counts the units this sampler has handed out in
     the current epoch (all of them once the epoch is done, so a resumed finished epoch
