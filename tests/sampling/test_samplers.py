@@ -20,7 +20,7 @@ from augbal.sampling import (
     check_sampling_strategy,
     resample_indices,
 )
-from augbal.sampling._base import _apportion
+from augbal._rounding import apportion
 
 SKEW = np.array([0] * 90 + [1] * 10)
 
@@ -42,8 +42,8 @@ def test_largest_remainder_rounding_and_fixed_epoch_length():
     s = ClassAwareSampler(labels, weighting="balanced", num_samples=31)
     assert len(s) == 31
     assert s.quotas() == {0: 11, 1: 10, 2: 10}  # 31/3 each; the one extra goes to the first tie
-    assert _apportion(np.array([0.5, 0.3, 0.2]), 7).tolist() == [4, 2, 1]
-    assert _apportion(np.array([0.55, 0.45]), 1).tolist() == [1, 0]
+    assert apportion(np.array([0.5, 0.3, 0.2]), 7).tolist() == [4, 2, 1]
+    assert apportion(np.array([0.55, 0.45]), 1).tolist() == [1, 0]
 
 
 def test_stochastic_rounding_is_unbiased_and_exact_in_total():

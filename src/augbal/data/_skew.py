@@ -9,6 +9,8 @@ from typing import Literal
 
 import numpy as np
 
+from augbal._rounding import apportion
+
 from ._index import ImageIndex
 
 Profile = Literal["exp", "step"]
@@ -203,18 +205,7 @@ def _prior_counts(index, available, prior, size) -> np.ndarray:
         size = int(math.floor(np.min(available[positive] / p[positive]) + _EPS))
     elif isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
         raise ValueError(f"size must be a non-negative integer; got {size!r}")
-    return _largest_remainder(p, int(size))
-
-
-def _largest_remainder(p: np.ndarray, total: int) -> np.ndarray:
-    """Integer counts summing to ``total``, proportional to ``p`` (largest-remainder rounding)."""
-    exact = p * total
-    out = np.floor(exact + _EPS).astype(np.int64)
-    short = total - int(out.sum())
-    if short > 0:
-        order = np.argsort(-(exact - out), kind="stable")
-        out[order[:short]] += 1
-    return out
+    return apportion(p, int(size))
 
 
 def _draw(index, pool, available, want, seed) -> ImageIndex:

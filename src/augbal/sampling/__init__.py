@@ -12,6 +12,8 @@ from ._weighting import (
 )
 from ._strategy import SAMPLING_STRATEGIES, check_sampling_strategy, class_counts
 from ._imblearn import resample_indices
+from augbal._draw import Draw
+
 from ._base import SAMPLERS, ClassSampler, SamplerReport
 from ._batch import BalancedBatchSampler
 from ._class_aware import ClassAwareSampler
@@ -23,6 +25,7 @@ __all__: list[str] = [
     "BalancedBatchSampler",
     "ClassAwareSampler",
     "ClassSampler",
+    "Draw",
     "RepeatFactorSampler",
     "ResampledSampler",
     "SamplerReport",

@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from ._base import SAMPLERS, ClassSampler, _apportion, _check_int, _small_uint
+from augbal._rounding import apportion
+
+from ._base import SAMPLERS, ClassSampler, _check_int, _small_uint
 from ._class_aware import _class_probs
 from ._weighting import resolve_weighting
 
@@ -73,7 +75,7 @@ class BalancedBatchSampler(ClassSampler):
         batches = self.num_batches or max(1, self.num_labels_ // self._unit)
         step = self.num_replicas
         batches = -(-batches // step) * step if not self.drop_last or batches < step else batches // step * step
-        slots = _apportion(p, batches * k)
+        slots = apportion(p, batches * k)
         if np.any(slots > batches):
             c = int(np.argmax(slots - batches))
             raise ValueError(

@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from ._base import SAMPLERS, ClassSampler, _apportion, _check_int
+from augbal._rounding import apportion
+
+from ._base import SAMPLERS, ClassSampler, _check_int
 from ._weighting import Weighting, resolve_weighting
 
 _ROUNDINGS = ("largest_remainder", "stochastic")
@@ -90,7 +92,7 @@ class ClassAwareSampler(ClassSampler):
             positive = p > 0
             longest = int(np.floor(np.min(n[positive] / p[positive]) * (1 + 1e-12)))
             total = self._equal_total(self.num_samples or longest, cap=max(longest, self.num_samples or 0))
-        q = _apportion(p, total, rng if self.rounding == "stochastic" else None)
+        q = apportion(p, total, rng if self.rounding == "stochastic" else None)
         if not self.replacement and np.any(q > n):
             c = int(np.argmax(q - n))
             raise ValueError(

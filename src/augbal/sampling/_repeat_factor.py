@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from ._base import SAMPLERS, ClassSampler, _apportion
+from augbal._rounding import apportion
+
+from ._base import SAMPLERS, ClassSampler
 
 
 @SAMPLERS.register("repeat_factor")
@@ -71,7 +73,7 @@ class RepeatFactorSampler(ClassSampler):
         raw = int(q.sum())
         total = self._equal_total(raw)
         if total > raw:
-            q = q + _apportion(q / raw, total - raw)
+            q = q + apportion(q / raw, total - raw)
         elif total < raw:
-            q = q - _apportion(q / raw, raw - total)
+            q = q - apportion(q / raw, raw - total)
         return q
