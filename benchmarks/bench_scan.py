@@ -58,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="/tmp/cifar/train", help="image folder root/<class>/<image>")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
-    parser.add_argument("--threads", default="1,2,4", help="scan thread counts to time (comma-separated)")
+    parser.add_argument("--workers", default="1,2,4", help="scan worker counts to time (comma-separated; processes on Linux)")
     parser.add_argument("--no-near", action="store_true", help="skip the near-duplicate pass")
     args = parser.parse_args()
 
@@ -79,11 +79,11 @@ def main() -> None:
         (base, lambda: _baseline_imagefolder_hash(root)),
         (same, lambda: _baseline_imagefolder_hash_decode(root)),
     ]
-    for w in [int(x) for x in args.threads.split(",")]:
-        variants.append((f"augbal scan (hash + full decode), {w} thread(s)", lambda w=w: len(scan(root, workers=w))))
-    variants.append(("augbal scan (hash + header only, verify=False), default threads",
+    for w in [int(x) for x in args.workers.split(",")]:
+        variants.append((f"augbal scan (hash + full decode), {w} worker(s)", lambda w=w: len(scan(root, workers=w))))
+    variants.append(("augbal scan (hash + header only, verify=False), default workers",
                      lambda: len(scan(root, verify=False))))
-    variants.append(("augbal scan (hash + full decode), default threads", lambda: len(scan(root))))
+    variants.append(("augbal scan (hash + full decode), default workers", lambda: len(scan(root))))
     times, counts = _median_times(variants, args.rounds)
     n = counts[base]
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import multiprocessing
 import os
+import sys
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from ._manifest import MANIFEST_SUFFIXES, read_manifest
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
 _CHUNK = 128
+_MAX_CHUNK = 4096
 
 
 class FewImagesWarning(UserWarning):
@@ -65,7 +68,10 @@ def scan(
             ``path,label[,group]`` rows (relative paths are taken from the manifest's folder).
         classes: class names in label order. Classes without images are then empty
             classes; a manifest label outside them is an error.
-        workers: threads (default ``min(8, cpu_count)``).
+        workers: reader processes (default ``min(8, cpu_count)``). On Linux they are
+            forked processes: the header parse is Python code that holds the GIL, so
+            threads run slower than one reader (see benchmarks/RESULTS.md); elsewhere,
+            or inside a daemonic process such as a DataLoader worker, threads.
         verify: fully decode each image to find truncated and corrupt files.
         near_duplicates: also compute perceptual hashes (about 0.25 ms per image).
         max_distance: Hamming distance for near duplicates (of 64 bits).
@@ -144,11 +150,13 @@ def _build(
     allow_empty,
 ) -> ImageIndex:
     paths = [c[0] for c in candidates]
-    chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    # chunks big enough to amortise inter-process transfer, small enough for progress
+    size = min(_MAX_CHUNK, max(_CHUNK, len(paths) // (4 * workers) + 1))
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
     results: list = []
     if progress is not None:
         progress(0, len(paths))
-    with ThreadPoolExecutor(max_workers=workers) if workers > 1 and len(chunks) > 1 else _Serial() as pool:
+    with _executor(workers if len(chunks) > 1 else 1) as pool:
         for part in pool.map(_probe_chunk, chunks, [probe_options] * len(chunks)):
             results.extend(part)
             if progress is not None:
@@ -197,6 +205,15 @@ def _build(
         "skipped_hidden": sum(p.kind == "hidden" for p in problems),
     }
     return replace(index, groups=groups, meta=meta)
+
+
+def _executor(workers: int):
+    """Forked processes on Linux (outside daemonic processes), threads elsewhere, or serial."""
+    if workers <= 1:
+        return _Serial()
+    if sys.platform == "linux" and not multiprocessing.current_process().daemon:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    return ThreadPoolExecutor(max_workers=workers)
 
 
 class _Serial:
