@@ -89,6 +89,17 @@ def test_near_search_is_exact_against_brute_force():
         assert report.groups.tolist() == expected.tolist(), t
 
 
+def test_near_search_without_numpy_bitwise_count(monkeypatch):
+    # numpy 1.x (pyproject allows numpy>=1.24) has no np.bitwise_count
+    values = np.array([0, 1, 3, 2**63 + 7, 2**63 + 15, 0x00FF00FF00FF0000], dtype=np.uint64)
+    index = ImageIndex.from_arrays(list("abcdef"), [0] * 6, ["x"], hashes=list("abcdef"),
+                                   phashes=[f"{int(v):016x}" for v in values])
+    expected = find_duplicates(index, near=True, max_distance=1).groups.tolist()
+    assert expected == [0, 0, 0, 1, 1, -1]
+    monkeypatch.delattr(np, "bitwise_count", raising=False)
+    assert find_duplicates(index, near=True, max_distance=1).groups.tolist() == expected
+
+
 def test_merge_groups_and_validation():
     assert merge_groups(np.array([3, -1, 3, 7, 7]), np.array([-1, 1, 1, -1, -1])).tolist() == [0, 0, 0, 1, 1]
     index = ImageIndex.from_arrays(["a"], [0], ["x"], hashes=["h"])

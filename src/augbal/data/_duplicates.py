@@ -214,10 +214,21 @@ def _union_near(parent: np.ndarray, values: np.ndarray, valid: np.ndarray, max_d
                 continue
             bucket = order[s:e]
             h = uniq[bucket]
-            dist = np.bitwise_count(h[:, None] ^ h[None, :])
+            dist = _popcount(h[:, None] ^ h[None, :])
             ii, jj = np.nonzero(np.triu(dist <= max_distance, k=1))
             for i, j in zip(ii.tolist(), jj.tolist()):
                 _union(parent, int(reps[bucket[i]]), int(reps[bucket[j]]))
+
+
+_BYTE_BITS = np.array([bin(b).count("1") for b in range(256)], dtype=np.uint8)
+
+
+def _popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits of each ``uint64`` (``np.bitwise_count`` is numpy >= 2 only; numpy 1.x is supported)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values)
+    as_bytes = np.ascontiguousarray(values, dtype=np.uint64).view(np.uint8).reshape(*values.shape, 8)
+    return _BYTE_BITS[as_bytes].sum(axis=-1, dtype=np.uint8)
 
 
 def _roots(parent: np.ndarray) -> np.ndarray:
