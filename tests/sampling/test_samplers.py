@@ -276,3 +276,22 @@ def test_draw_items_reach_the_dataset_through_a_dataloader():
     assert got.shape == (100, 3) and set(got[:, 2].tolist()) == {2}
     assert got[:, 0].tolist() == [d.index for d in sampler]
     assert got[:, 1].max() == 4  # the 10 minority images are each drawn 5 times: repeats 0..4
+
+
+def test_resampled_callable_strategy_speaks_label_values():
+    # sparse labels: dense ids 0, 1, 2 are labels 1, 2, 7; imbalanced-learn calls the
+    # callable with the labels and reads its keys as labels
+    labels = np.repeat([1, 2, 7], [30, 6, 3])
+    seen = []
+
+    def strategy(y):
+        seen.append(np.unique(y).tolist())
+        return {2: 30}
+
+    s = ResampledSampler(labels, sampling_strategy=strategy, seed=0)
+    assert s.quotas() == {1: 30, 2: 30, 7: 3}
+    assert np.bincount(labels[list(s)], minlength=8)[[1, 2, 7]].tolist() == [30, 30, 3]
+    assert s.target_frequencies()[2] == pytest.approx(30 / 63)
+    assert seen and all(u == [1, 2, 7] for u in seen)
+    named = ResampledSampler(labels, sampling_strategy=lambda y: {"h": 9}, classes=list("abcdefgh"), seed=0)
+    assert named.quotas() == {1: 30, 2: 6, 7: 9}

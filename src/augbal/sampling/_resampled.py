@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -98,10 +98,23 @@ class ResampledSampler(ClassSampler):
         return [self.classes[v] for v in self.classes_.tolist()]
 
     def _strategy_on_dense(self) -> Any:
-        """The strategy with integer label keys translated to dense class ids (names kept)."""
+        """The strategy on dense class ids: integer label keys translated (names kept); a
+        callable is called with the label values, as imbalanced-learn would call it, and
+        its dict translated the same way."""
         s = self.sampling_strategy
-        if not isinstance(s, dict):
-            return s
+        if isinstance(s, Mapping):
+            return self._keys_to_dense(s)
+        if callable(s):
+            classes = self.classes_
+
+            def on_dense(dense: np.ndarray) -> Any:
+                result = s(classes[np.asarray(dense)])
+                return self._keys_to_dense(result) if isinstance(result, Mapping) else result  # the check reports a non-dict
+
+            return on_dense
+        return s
+
+    def _keys_to_dense(self, s: Mapping[Any, Any]) -> dict[Any, Any]:
         lookup = {int(v): c for c, v in enumerate(self.classes_.tolist())}
         out = {}
         for key, value in s.items():
