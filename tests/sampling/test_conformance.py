@@ -151,3 +151,24 @@ def test_shards_are_equal_and_carry_their_quota(name, replicas):
         per_unit = 1 if not isinstance(list(shards[0])[0], list) else len(list(shards[0])[0])
         share = quotas / replicas
         assert np.all(np.abs(counts - share) <= per_unit), (counts, share)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_resume_survives_set_epoch_at_the_top_of_the_loop(name):
+    s = build(name, seed=9)
+    s.set_epoch(3)
+    whole = list(s)
+    head = list(itertools.islice(iter(s), 13))
+    fresh = build(name, seed=9)
+    fresh.load_state_dict(s.state_dict())
+    fresh.set_epoch(3)  # a training loop calls set_epoch(epoch) before every epoch, the resumed one too
+    assert head + list(fresh) == whole
+    fresh.set_epoch(3)  # once iterated, set_epoch replays the epoch from its start
+    assert list(fresh) == whole
+    resumed = pickle.loads(pickle.dumps(s))  # the same for a sampler pickled mid-epoch
+    resumed.set_epoch(3)
+    assert head + list(resumed) == whole
+    moved = build(name, seed=9)
+    moved.load_state_dict(s.state_dict())
+    moved.set_epoch(4)  # another epoch starts afresh
+    assert len(list(moved)) == len(moved)

@@ -112,7 +112,8 @@ class ClassSampler(Sampler):
 
     Resuming: ``state_dict()["yielded"]`` counts the units this sampler has handed out in
     the current epoch (all of them once the epoch is done, so a resumed finished epoch
-    yields nothing until ``set_epoch``). A DataLoader with workers pulls indices ahead of
+    yields nothing until ``set_epoch`` selects another). ``set_epoch`` with the saved epoch
+    keeps the loaded position. A DataLoader with workers pulls indices ahead of
     the batches the training loop has seen (``prefetch_factor * num_workers`` batches), so
     save the position of the loader (e.g. torchdata's ``StatefulDataLoader``) or subtract
     those batches. The current epoch's plan (an int array of the epoch's draws) is kept
@@ -152,8 +153,14 @@ class ClassSampler(Sampler):
 
     # ------------------------------------------------------------------ public API
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch to draw next; replicas given the same epoch agree on the sequence."""
+        """Select the epoch to draw next; replicas given the same epoch agree on the sequence.
+
+        A position loaded for this epoch (``load_state_dict``, unpickling) and not yet
+        iterated is kept, so a loop that calls ``set_epoch`` at the top of every epoch resumes.
+        """
         _check_int("epoch", epoch)
+        if epoch == self.epoch and self._cursor is None:
+            return
         self.epoch = int(epoch)
         self._resume = 0
         self._cursor = None
