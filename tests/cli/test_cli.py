@@ -169,3 +169,17 @@ def test_scan_manifest_and_bad_arguments(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     result = CliRunner().invoke(cli, ["scan", str(tmp_path / "notes.txt")])
     assert result.exit_code == 2 and ".csv or .jsonl" in result.output
+
+
+def test_scan_progress_bar_starts_no_thread(monkeypatch):
+    # scan forks its readers only while the process runs one thread (see data._scan._executor)
+    import threading
+
+    from augbal.cli._scan import _progress_bar
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: stderr is a terminal
+    before = threading.active_count()
+    with _progress_bar() as update:
+        assert update is not None
+        update(1, 2)
+        assert threading.active_count() == before

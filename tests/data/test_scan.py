@@ -239,3 +239,26 @@ def test_progress_reports_every_file_in_order(tmp_path):
         assert len(index) == 290
         assert calls[0] == (0, 291) and calls[-1] == (291, 291)
         assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) == 4  # 0 + 3 chunks of <= 128
+
+
+def test_readers_are_not_forked_while_other_threads_run(tmp_path, monkeypatch):
+    # forking a multi-threaded process can leave a lock held forever in the child
+    import threading
+
+    import augbal.data._scan as scan_module
+
+    _tree(tmp_path, {"a": 150, "b": 140})
+    forked = []
+    real = scan_module.ProcessPoolExecutor
+    monkeypatch.setattr(scan_module, "ProcessPoolExecutor", lambda *a, **k: forked.append(1) or real(*a, **k))
+    alone = scan(tmp_path, workers=2)  # 3 chunks: parallel readers
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        index = scan(tmp_path, workers=2)
+    finally:
+        stop.set()
+        other.join()
+    assert len(forked) <= 1  # the first scan may fork; the one beside another thread must not
+    assert index.hashes.tolist() == alone.hashes.tolist() and index.paths.tolist() == alone.paths.tolist()

@@ -52,7 +52,12 @@ from ._output import console, print_index
     metavar="JPEG,PNG,...",
     help="Allowed Pillow image formats (default: JPEG, PNG, BMP, GIF, TIFF, WEBP).",
 )
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Reader threads.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Reader processes (threads where processes cannot be forked; default: min(8, CPUs)).",
+)
 @click.option(
     "--problems-csv",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
@@ -131,10 +136,12 @@ def _progress_bar():
     if not err.is_terminal:
         yield None
         return
-    with Progress(console=err, transient=True) as bar:
+    # No auto-refresh thread: scan forks its readers, and forking a multi-threaded
+    # process is unsafe (scan would fall back to slower thread readers); redraw on each call.
+    with Progress(console=err, transient=True, auto_refresh=False) as bar:
         task = bar.add_task("reading images", total=None)
 
         def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            bar.update(task, completed=done, total=total, refresh=True)
 
         yield update

@@ -8,6 +8,7 @@ import io
 import multiprocessing
 import os
 import sys
+import threading
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterable
@@ -48,7 +49,7 @@ def scan(
 ) -> ImageIndex:
     """Index an image-folder tree ``source/<class>/**/<image>`` or a CSV/JSONL manifest.
 
-    Every file is read once, in threads: its bytes are hashed (BLAKE2b-128), its header
+    Every file is read once, by ``workers`` readers: its bytes are hashed (BLAKE2b-128), its header
     parsed (format allow-list, ``max_pixels`` bomb guard) and, with ``verify``, the
     image fully decoded: a header parse does not see a truncated JPEG, a decode does
     (about 0.1 ms per CIFAR-sized JPEG; ``verify=False`` skips it for large photos,
@@ -71,7 +72,8 @@ def scan(
         workers: reader processes (default ``min(8, cpu_count)``). On Linux they are
             forked processes: the header parse is Python code that holds the GIL, so
             threads run slower than one reader (see benchmarks/RESULTS.md); elsewhere,
-            or inside a daemonic process such as a DataLoader worker, threads.
+            inside a daemonic process such as a DataLoader worker, or when the calling
+            process runs other threads (forking it could hang the readers), threads.
         verify: fully decode each image to find truncated and corrupt files.
         near_duplicates: also compute perceptual hashes (about 0.25 ms per image).
         max_distance: Hamming distance for near duplicates (of 64 bits).
@@ -208,10 +210,21 @@ def _build(
 
 
 def _executor(workers: int):
-    """Forked processes on Linux (outside daemonic processes), threads elsewhere, or serial."""
+    """Forked processes on Linux, threads elsewhere, or serial.
+
+    Forking is safe only while this process runs one thread: a lock that another
+    thread holds at the fork (a stream's buffer lock, a progress bar's console lock)
+    stays locked forever in the child, which then hangs, and Python 3.12+ warns about
+    such forks. So a multi-threaded caller, or a daemonic process such as a DataLoader
+    worker (which cannot have children), gets threads.
+    """
     if workers <= 1:
         return _Serial()
-    if sys.platform == "linux" and not multiprocessing.current_process().daemon:
+    if (
+        sys.platform == "linux"
+        and not multiprocessing.current_process().daemon
+        and threading.active_count() == 1
+    ):
         return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
     return ThreadPoolExecutor(max_workers=workers)
 
