@@ -95,6 +95,45 @@ def test_medium_colour_jitter_changes_channel_means() -> None:
     assert spread(medium_means) > 2 * spread(light_means)
 
 
+def visible_object_fractions(policy, draws: int = 200) -> np.ndarray:
+    """Per draw, the fraction of a centred object (the middle half of each side of a 32x32 image)
+    still in the output of ``policy``'s albumentations ops (each source pixel tracked by id)."""
+    from augbal.augment._albu import _albumentations
+    from augbal.augment._repeat import draw_seed_sequence, numpy_python_rngs
+
+    A = _albumentations()
+    compose = A.Compose(policy._ops(A, policy.magnitude), p=1.0, seed=0)
+    ids = np.arange(1, 32 * 32 + 1, dtype=np.uint16).reshape(32, 32)
+    obj = ids[8:24, 8:24].ravel()
+    fractions = []
+    for i in range(draws):
+        compose.set_random_state(*numpy_python_rngs(draw_seed_sequence(policy.seed, Draw(i))))
+        shown = compose(image=np.zeros((32, 32, 3), np.uint8), mask=ids)["mask"]
+        fractions.append(np.isin(obj, shown).mean())
+    return np.asarray(fractions)
+
+
+@pytest.mark.parametrize("name", ["light", "medium", "heavy"])
+def test_rarity_cap_magnitude_crops_keep_the_object(name: str) -> None:
+    # m=3 is RarityScaled's default cap: the rarest class must still show its object
+    at_nominal = visible_object_fractions(build_policy(name, size=32, magnitude=1.0))
+    at_cap = visible_object_fractions(build_policy(name, size=32, magnitude=3.0))
+    assert at_nominal.min() > 0.8
+    assert at_cap.min() > 0.25 and np.mean(at_cap < 0.5) < 0.1, np.quantile(at_cap, [0.0, 0.05, 0.1])
+    assert at_cap.mean() < at_nominal.mean() - 0.05  # the crops still get stronger
+
+
+def test_crop_ranges_grow_geometrically_and_are_shared_by_both_families() -> None:
+    from augbal.augment._policy import crop_ranges
+
+    assert crop_ranges(0.0) == ((1.0, 1.0), (1.0, 1.0))
+    assert crop_ranges(1.0)[0] == pytest.approx((0.65, 1.0)) and crop_ranges(1.0)[1] == pytest.approx((0.75, 4 / 3))
+    assert crop_ranges(3.0)[0][0] == pytest.approx(0.65**3) and crop_ranges(20.0)[0][0] == 0.08
+    for name in ["randaugment", "trivialaugment", "autoaugment"]:
+        crop = build_policy(name, size=16, magnitude=3.0)._build()[0].transforms[0]
+        assert crop.scale == pytest.approx(crop_ranges(3.0)[0]) and crop.ratio == pytest.approx(crop_ranges(3.0)[1])
+
+
 def test_randaugment_magnitude_scales_and_clips_the_magnitude_table() -> None:
     from torchvision.transforms import v2
 

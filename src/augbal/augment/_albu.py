@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from augbal.augment._policy import Policy, normalization_lut, normalize_to_tensor, register
+from augbal.augment._policy import Policy, crop_ranges, normalization_lut, normalize_to_tensor, register
 from augbal.augment._repeat import numpy_python_rngs
 
 
@@ -55,15 +55,9 @@ def _resize(A: Any, size: int) -> Any:
 
 
 def _crop(A: Any, size: int, m: float) -> Any:
-    """RandomResizedCrop: area fraction in [max(0.08, 1 - 0.35 m), 1], aspect ratio in
-    [(3/4)^min(m,1), (4/3)^min(m,1)]."""
-    r = min(m, 1.0)
-    return A.RandomResizedCrop(
-        (size, size),
-        scale=(max(0.08, 1.0 - 0.35 * m), 1.0),
-        ratio=((3 / 4) ** r, (4 / 3) ** r),
-        area_for_downscale="image",
-    )
+    """RandomResizedCrop with the ranges of :func:`crop_ranges` (area >= max(0.08, 0.65^m))."""
+    scale, ratio = crop_ranges(m)
+    return A.RandomResizedCrop((size, size), scale=scale, ratio=ratio, area_for_downscale="image")
 
 
 def _colour_affine(A: Any, m: float) -> list[Any]:
@@ -150,8 +144,9 @@ class FlipPolicy(AlbumentationsPolicy):
 class LightPolicy(AlbumentationsPolicy):
     """``light``: random resized crop + horizontal flip.
 
-    Magnitude ``m``: crop area fraction in ``[max(0.08, 1 - 0.35 m), 1]``, aspect ratio in
-    ``[(3/4)^min(m,1), (4/3)^min(m,1)]`` (m=1: area 0.65..1, ratio 3/4..4/3); flip p=0.5 always.
+    Magnitude ``m``: crop area fraction in ``[max(0.08, 0.65^m), 1]``, aspect ratio in
+    ``[(3/4)^min(m,1), (4/3)^min(m,1)]`` (m=1: area 0.65..1, ratio 3/4..4/3; m=3: area
+    0.27..1); flip p=0.5 always.
 
     Example:
         >>> LightPolicy(size=32).to_dict()["name"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from augbal.augment._policy import Policy, normalization_lut, normalize_to_tensor, register
+from augbal.augment._policy import Policy, crop_ranges, normalization_lut, normalize_to_tensor, register
 from augbal.augment._repeat import forked_rngs
 
 _CAPS = {"ShearX": 0.99, "ShearY": 0.99, "Rotate": 180.0, "Brightness": 0.99, "Color": 0.99,
@@ -68,12 +68,9 @@ class TorchvisionAutoPolicy(Policy):
         from torchvision.transforms import v2
 
         m = self.magnitude
-        r = min(m, 1.0)
+        scale, ratio = crop_ranges(m)
         ops = [
-            v2.RandomResizedCrop(
-                (self.size, self.size), scale=(max(0.08, 1.0 - 0.35 * m), 1.0),
-                ratio=((3 / 4) ** r, (4 / 3) ** r), antialias=True,
-            ),
+            v2.RandomResizedCrop((self.size, self.size), scale=scale, ratio=ratio, antialias=True),
             v2.RandomHorizontalFlip(p=0.5),
         ]
         if m > 0:
