@@ -173,3 +173,21 @@ def test_profile_options_only_with_ratio():
         skew(index, counts={"a": 1, "b": 1}, n_max=5)
     with pytest.raises(ValueError, match=r"skew needs 10 images of 'b'; it has 5 \(after exclude=\)"):
         skew(index, ratio=1, exclude=index.subset(range(15, 20)))
+
+
+def test_exclude_also_drops_duplicates_of_excluded_images():
+    # a1/a2 byte-identical (one exact group), a3/a4 near duplicates (one group)
+    paths = [f"/d/a{i}.png" for i in range(6)] + [f"/d/b{i}.png" for i in range(6)]
+    hashes = [f"h{i}" for i in range(12)]
+    hashes[2] = hashes[1]
+    groups = [-1, 0, 0, 1, 1, -1] + [-1] * 6
+    index = ImageIndex.from_arrays(paths, [0] * 6 + [1] * 6, ("a", "b"), hashes=hashes, groups=groups)
+    train = index.subset([1, 3])
+    with pytest.raises(ValueError, match=r"skew needs 3 images of 'a'; it has 2 \(after exclude=\)"):
+        skew(index, counts={"a": 3, "b": 6}, exclude=train)
+    val = skew(index, counts={"a": 2, "b": 6}, exclude=train)
+    assert sorted(val.paths.tolist())[:2] == ["/d/a0.png", "/d/a5.png"]
+    # a copy of a5 in another index (no shared path or group id) is matched by content hash
+    elsewhere = ImageIndex.from_arrays(["/other/copy.png"], [0], ("a", "b"), hashes=["h5"])
+    kept = skew(index, counts={"a": 4, "b": 6}, exclude=elsewhere)
+    assert "/d/a5.png" not in kept.paths.tolist()
