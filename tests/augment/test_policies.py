@@ -123,6 +123,26 @@ def test_rarity_cap_magnitude_crops_keep_the_object(name: str) -> None:
     assert at_cap.mean() < at_nominal.mean() - 0.05  # the crops still get stronger
 
 
+@pytest.mark.parametrize("name", ["medium", "heavy"])
+def test_affine_zoom_keeps_the_aspect_ratio(name: str) -> None:
+    # "small affine": one zoom factor, like torchvision's RandomAffine(scale=...); the aspect
+    # ratio change is the crop's job (capped at 4/3) and must not grow with the magnitude
+    from augbal.augment._albu import _albumentations
+    from augbal.augment._repeat import draw_seed_sequence, numpy_python_rngs
+
+    A = _albumentations()
+    policy = build_policy(name, size=16, magnitude=3.0)
+    compose = A.Compose(policy._ops(A, policy.magnitude), p=1.0, seed=0, save_applied_params=True)
+    scales = []
+    for i in range(40):
+        compose.set_random_state(*numpy_python_rngs(draw_seed_sequence(0, Draw(i))))
+        applied = dict(compose(image=smooth(16, 16))["applied_transforms"])
+        if "Affine" in applied:
+            scales.append((applied["Affine"]["scale"]["x"], applied["Affine"]["scale"]["y"]))
+    assert len(scales) >= 10 and len({round(x, 3) for x, _ in scales}) >= 10
+    assert all(x == pytest.approx(y) for x, y in scales), scales
+
+
 def test_crop_ranges_grow_geometrically_and_are_shared_by_both_families() -> None:
     from augbal.augment._policy import crop_ranges
 

@@ -63,7 +63,7 @@ def _crop(A: Any, size: int, m: float) -> Any:
 def _colour_affine(A: Any, m: float) -> list[Any]:
     """ColorJitter (p=0.8) with brightness/contrast/saturation ±min(0.9, 0.25 m), hue ±min(0.5, 0.05 m);
     Affine (p=0.5) with rotation ±min(180, 10 m) degrees, translation ±min(0.45, 0.05 m) of the side,
-    scale in [max(0.1, 1 - 0.1 m), 1 + 0.1 m], zero fill."""
+    one scale for both axes in [max(0.1, 1 - 0.1 m), 1 + 0.1 m], zero fill."""
     if m <= 0:
         return []
     jitter = min(0.9, 0.25 * m)
@@ -73,6 +73,7 @@ def _colour_affine(A: Any, m: float) -> list[Any]:
             rotate=(-min(180.0, 10.0 * m), min(180.0, 10.0 * m)),
             translate_percent=(-min(0.45, 0.05 * m), min(0.45, 0.05 * m)),
             scale=(max(0.1, 1.0 - 0.1 * m), 1.0 + 0.1 * m),
+            keep_ratio=True,  # one zoom for both axes (albumentations draws x and y apart by default)
             fill=0,
             p=0.5,
         ),
@@ -165,8 +166,9 @@ class MediumPolicy(AlbumentationsPolicy):
 
     Magnitude ``m`` (m=0 drops colour and affine): ColorJitter (p=0.8) brightness, contrast and
     saturation ``±min(0.9, 0.25 m)``, hue ``±min(0.5, 0.05 m)``; Affine (p=0.5) rotation
-    ``±min(180, 10 m)`` degrees, translation ``±min(0.45, 0.05 m)`` of the side, scale
-    ``[max(0.1, 1 - 0.1 m), 1 + 0.1 m]``, zero fill; crop and flip as ``light``.
+    ``±min(180, 10 m)`` degrees, translation ``±min(0.45, 0.05 m)`` of the side, one scale
+    for both axes (aspect kept) in ``[max(0.1, 1 - 0.1 m), 1 + 0.1 m]``, zero fill; crop and
+    flip as ``light``.
 
     Example:
         >>> MediumPolicy(magnitude=2.0).magnitude
