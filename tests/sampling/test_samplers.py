@@ -171,6 +171,10 @@ def test_bad_labels_and_state():
     s = ClassAwareSampler(SKEW, seed=1)
     with pytest.raises(ValueError, match="state was saved with seed=2"):
         s.load_state_dict({"epoch": 0, "yielded": 0, "seed": 2})
+    shard = ClassAwareSampler(SKEW, seed=1, num_replicas=2, rank=0)
+    assert shard.state_dict()["num_replicas"] == 2
+    with pytest.raises(ValueError, match="state was saved with num_replicas=2; this sampler has num_replicas=1"):
+        s.load_state_dict(shard.state_dict())
     with pytest.raises(ValueError, match="epoch must be an int >= 0; got -3"):
         s.set_epoch(-3)
 

@@ -174,8 +174,9 @@ class ClassSampler(Sampler):
         return self._iterate(self.epoch, self._resume)
 
     def state_dict(self) -> dict[str, int]:
-        """Position to resume from: the epoch and how many units this replica has yielded."""
-        return {"epoch": self.epoch, "yielded": self._yielded(), "seed": self.seed}
+        """Position to resume from: the epoch, the units this replica has yielded, and the seed and
+        num_replicas a sampler must have to load it."""
+        return {"epoch": self.epoch, "yielded": self._yielded(), "seed": self.seed, "num_replicas": self.num_replicas}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Resume: the next ``iter()`` continues the saved epoch after the units already yielded."""
@@ -183,6 +184,12 @@ class ClassSampler(Sampler):
             raise ValueError(f"state must be a dict from state_dict() with epoch, yielded, seed; got {state!r}")
         if state["seed"] != self.seed:
             raise ValueError(f"state was saved with seed={state['seed']}; this sampler has seed={self.seed}")
+        saved = state.get("num_replicas", self.num_replicas)  # absent in states saved before it was recorded
+        if saved != self.num_replicas:
+            raise ValueError(
+                f"state was saved with num_replicas={saved}; this sampler has num_replicas={self.num_replicas} "
+                "(a position in another world size's shards cannot be resumed exactly)"
+            )
         self.set_epoch(state["epoch"])
         _check_int("yielded", state["yielded"])
         self._resume = int(state["yielded"])
