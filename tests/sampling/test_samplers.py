@@ -228,6 +228,9 @@ def test_repeat_factors_follow_lvis_rule_with_stochastic_rounding():
     assert len(lengths) > 1  # stochastic rounding: the epoch length varies
     with pytest.raises(ValueError, match=r"threshold must be a frequency in \(0, 1\] or None; got 2"):
         RepeatFactorSampler(labels, threshold=2)
+    for bad in ("abc", "0.5", [0.1]):  # no float() crash, no silent string conversion
+        with pytest.raises(ValueError, match=r"threshold must be a frequency in \(0, 1\] or None; got "):
+            RepeatFactorSampler(labels, threshold=bad)
 
 
 # ---------------------------------------------------------------- ResampledSampler

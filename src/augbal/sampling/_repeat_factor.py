@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,9 @@ class RepeatFactorSampler(ClassSampler):
         super().__init__(
             labels, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last, yield_draws=yield_draws
         )
-        if threshold is not None and (isinstance(threshold, bool) or not 0 < float(threshold) <= 1):
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, Real) or not 0 < float(threshold) <= 1
+        ):
             raise ValueError(f"threshold must be a frequency in (0, 1] or None; got {threshold!r}")
         self.threshold = None if threshold is None else float(threshold)
 
