@@ -183,3 +183,20 @@ def test_scan_progress_bar_starts_no_thread(monkeypatch):
         assert update is not None
         update(1, 2)
         assert threading.active_count() == before
+
+
+def test_scan_prints_class_names_with_brackets_verbatim(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    names = ("[background]", "[bold]cat", "dog")
+    for k, name in enumerate(names):
+        for i in range(3):
+            (tmp_path / "d[v2]" / name).mkdir(parents=True, exist_ok=True)
+            pixels = np.random.default_rng(10 * k + i).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "d[v2]" / name / f"{i}.png")
+    result = CliRunner().invoke(cli, ["scan", str(tmp_path / "d[v2]"), "--no-near-duplicates"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│")[1].strip() for line in result.output.splitlines() if line.count("│") >= 3]
+    assert rows[:3] == list(names)
+    assert str(tmp_path / "d[v2]") in result.output

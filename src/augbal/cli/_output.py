@@ -7,6 +7,7 @@ from collections import Counter
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from augbal.data import DuplicateReport, ImageIndex
 
@@ -25,12 +26,13 @@ def print_index(
     """Class counts, imbalance ratio, sizes, modes, problems and duplicate groups of an index."""
     counts = index.class_counts()
     total = int(counts.sum())
-    table = Table(title=title, title_justify="left")
+    # Text(), not str: a class or folder name such as "[background]" is not rich markup
+    table = Table(title=Text(title), title_justify="left")
     table.add_column("class")
     table.add_column("images", justify="right")
     table.add_column("share", justify="right")
     for name, n in zip(index.classes, counts.tolist()):
-        table.add_row(name, str(n), f"{n / total:.1%}" if total else "-")
+        table.add_row(Text(name), str(n), f"{n / total:.1%}" if total else "-")
     table.add_section()
     table.add_row("total", str(total), "")
     out.print(table)
