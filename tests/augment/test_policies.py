@@ -143,6 +143,32 @@ def test_affine_zoom_keeps_the_aspect_ratio(name: str) -> None:
     assert all(x == pytest.approx(y) for x, y in scales), scales
 
 
+def jitter_factors(policy, draws: int = 200) -> np.ndarray:
+    """The (brightness, contrast, saturation) factors ColorJitter drew in ``policy``'s ops."""
+    from augbal.augment._albu import _albumentations
+    from augbal.augment._repeat import draw_seed_sequence, numpy_python_rngs
+
+    A = _albumentations()
+    compose = A.Compose(policy._ops(A, policy.magnitude), p=1.0, seed=0, save_applied_params=True)
+    factors = []
+    for i in range(draws):
+        compose.set_random_state(*numpy_python_rngs(draw_seed_sequence(0, Draw(i))))
+        jitter = dict(compose(image=smooth(16, 16))["applied_transforms"]).get("ColorJitter")
+        if jitter is not None:
+            factors.append([jitter["brightness"], jitter["contrast"], jitter["saturation"]])
+    return np.asarray(factors)
+
+
+def test_colour_jitter_darkens_geometrically_with_magnitude() -> None:
+    # m=1 is ColorJitter(0.25): factors 0.75..1.25; at RarityScaled's cap m=3 brightness times
+    # contrast must not reach ~0.06 (a black, flat image): the lower factor is 0.75^m
+    nominal = jitter_factors(MediumPolicy(size=16, magnitude=1.0))
+    assert nominal.min() >= 0.75 and nominal.max() <= 1.25 and nominal.min() < 0.77 and nominal.max() > 1.23
+    strong = jitter_factors(HeavyPolicy(size=16, magnitude=3.0))
+    assert strong.min() >= 0.75**3 - 1e-9 and strong.min() < 0.75**3 + 0.03 and strong.max() > 1.7
+    assert jitter_factors(MediumPolicy(size=16, magnitude=20.0)).min() >= 0.1
+
+
 def test_crop_ranges_grow_geometrically_and_are_shared_by_both_families() -> None:
     from augbal.augment._policy import crop_ranges
 

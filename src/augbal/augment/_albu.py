@@ -61,14 +61,16 @@ def _crop(A: Any, size: int, m: float) -> Any:
 
 
 def _colour_affine(A: Any, m: float) -> list[Any]:
-    """ColorJitter (p=0.8) with brightness/contrast/saturation ±min(0.9, 0.25 m), hue ±min(0.5, 0.05 m);
+    """ColorJitter (p=0.8) with brightness/contrast/saturation factors in [max(0.1, 0.75^m), 1 + min(0.9, 0.25 m)]
+    (m=1: 0.75..1.25, as ColorJitter(0.25); the darkening grows geometrically so that strong magnitudes
+    do not turn images black), hue ±min(0.5, 0.05 m);
     Affine (p=0.5) with rotation ±min(180, 10 m) degrees, translation ±min(0.45, 0.05 m) of the side,
     one scale for both axes in [max(0.1, 1 - 0.1 m), 1 + 0.1 m], zero fill."""
     if m <= 0:
         return []
-    jitter = min(0.9, 0.25 * m)
+    factors = (max(0.1, 0.75**m), 1.0 + min(0.9, 0.25 * m))
     return [
-        A.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter, hue=min(0.5, 0.05 * m), p=0.8),
+        A.ColorJitter(brightness=factors, contrast=factors, saturation=factors, hue=min(0.5, 0.05 * m), p=0.8),
         A.Affine(
             rotate=(-min(180.0, 10.0 * m), min(180.0, 10.0 * m)),
             translate_percent=(-min(0.45, 0.05 * m), min(0.45, 0.05 * m)),
@@ -165,7 +167,8 @@ class MediumPolicy(AlbumentationsPolicy):
     """``medium``: ``light`` + colour jitter + small affine.
 
     Magnitude ``m`` (m=0 drops colour and affine): ColorJitter (p=0.8) brightness, contrast and
-    saturation ``±min(0.9, 0.25 m)``, hue ``±min(0.5, 0.05 m)``; Affine (p=0.5) rotation
+    saturation factors in ``[max(0.1, 0.75^m), 1 + min(0.9, 0.25 m)]`` (m=1: 0.75..1.25; m=3:
+    0.42..1.75), hue ``±min(0.5, 0.05 m)``; Affine (p=0.5) rotation
     ``±min(180, 10 m)`` degrees, translation ``±min(0.45, 0.05 m)`` of the side, one scale
     for both axes (aspect kept) in ``[max(0.1, 1 - 0.1 m), 1 + 0.1 m]``, zero fill; crop and
     flip as ``light``.
