@@ -74,6 +74,9 @@ def test_problems_csv_report(tmp_path):
     assert [(os.path.basename(r["path"]), r["kind"]) for r in rows] == [("bad,name.jpg", "corrupt"), ("notes.txt", "not-image")]
     assert rows[1]["reason"] == "not an image file (extension not allowed)"
     assert not (tmp_path / "problems.csv.part").exists()
+    # a report in a folder that does not exist yet (augbal scan --problems-csv out/p.csv)
+    nested = write_problems(index, tmp_path / "out" / "run1" / "problems.csv")
+    assert nested.read_text() == out.read_text()
 
 
 def test_hidden_and_non_image_entries_are_never_classes_or_samples(tmp_path):

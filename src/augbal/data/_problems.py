@@ -13,7 +13,7 @@ def write_problems(index: ImageIndex, path: str | os.PathLike[str]) -> Path:
     """Write ``index.problems`` to a CSV file with columns ``path,kind,reason``; return its path.
 
     The file is written whole and then moved into place, so a reader never sees half
-    a report.
+    a report; missing parent folders are created (as ``write_manifest`` does).
 
     Example:
         >>> import tempfile, os
@@ -24,6 +24,7 @@ def write_problems(index: ImageIndex, path: str | os.PathLike[str]) -> Path:
         ['path,kind,reason', 'x.jpg,corrupt,bad']
     """
     out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
