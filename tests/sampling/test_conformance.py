@@ -121,15 +121,15 @@ def test_draws_carry_index_repeat_and_epoch(name):
 def test_realised_class_frequencies_match_the_target(name):
     s = build(name, seed=11)
     counts = np.zeros(4, dtype=np.int64)
-    for epoch in range(3):
+    for epoch in range(20):  # ~8k draws: enough to see a 10% error in one class's share
         s.set_epoch(epoch)
         counts += np.bincount(LABELS[flat(s)], minlength=4)
     target = np.array(list(s.target_frequencies().values()))
     assert chi_square_pvalue(counts, target) > 0.01
-    # the check has power: the data's own (imbalanced) frequencies, or a mild distortion
+    # the check has power: the data's own (imbalanced) frequencies, or a 10% distortion
     # of the target, are rejected at this sample size
     assert chi_square_pvalue(counts, np.bincount(LABELS).astype(float)) < 1e-6
-    assert chi_square_pvalue(counts, target * np.array([1.3, 1.0, 1.0, 0.7])) < 1e-3
+    assert chi_square_pvalue(counts, target * np.array([1.1, 1.0, 1.0, 0.9])) < 1e-4
 
 
 @pytest.mark.parametrize("name", NAMES)
