@@ -200,3 +200,21 @@ def test_scan_prints_class_names_with_brackets_verbatim(tmp_path):
     rows = [line.split("│")[1].strip() for line in result.output.splitlines() if line.count("│") >= 3]
     assert rows[:3] == list(names)
     assert str(tmp_path / "d[v2]") in result.output
+
+
+def test_scan_os_errors_are_one_line_errors_not_tracebacks(tmp_path, monkeypatch):
+    import augbal.data._scan as scan_module
+
+    root = _scan_tree(tmp_path / "data")
+    (tmp_path / "file.txt").write_text("x")
+    result = CliRunner().invoke(cli, ["scan", str(root), "--no-near-duplicates", "--problems-csv", str(tmp_path / "file.txt" / "p.csv")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "cannot write the problems report" in result.output and "file.txt" in result.output
+
+    def unreadable(path, *args):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(scan_module, "_list_folder", unreadable)
+    result = CliRunner().invoke(cli, ["scan", str(root)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"cannot scan {root}" in result.output and "Permission denied" in result.output

@@ -115,13 +115,18 @@ def scan(
             if "no class folders" in str(exc):
                 raise click.UsageError(str(exc)) from None
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # e.g. PATH itself cannot be listed
+            raise click.ClickException(f"cannot scan {path}: {exc}") from None
     elapsed = time.perf_counter() - start
     out = console()
     print_index(out, index, title=f"{path}", duplicates=find_duplicates(index, near=near_duplicates, max_distance=max_distance))
     for w in caught:
         out.print(f"warning: {w.message}", markup=False, highlight=False)
     if problems_csv is not None:
-        write_problems(index, problems_csv)
+        try:
+            write_problems(index, problems_csv)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write the problems report {problems_csv}: {exc}") from None
         out.print(f"problems report: {problems_csv}", markup=False, highlight=False)
     out.print(f"scanned {len(index) + len(index.problems)} files in {elapsed:.1f} s")
 
