@@ -88,7 +88,7 @@ def _lines(numbers: list[int], limit: int = 20) -> str:
 
 
 def _read_csv(path: Path):
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         records = list(csv.reader(fh))
     columns = {"path": 0, "label": 1, "group": 2}
     start, sizes = 0, (2, 3)
@@ -115,7 +115,7 @@ def _get(record: list[str], i: int | None) -> str | None:
 
 
 def _read_jsonl(path: Path):
-    with open(path, encoding="utf-8-sig") as fh:
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as fh:
         for number, text in enumerate(fh, start=1):
             if not text.strip():
                 continue
@@ -162,7 +162,9 @@ def write_manifest(index, path: str | os.PathLike[str], *, relative: bool = True
     target.parent.mkdir(parents=True, exist_ok=True)
     base = os.path.abspath(target.parent)
     tmp = target.with_name(target.name + ".part")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes
+    # (read_manifest reads them back to the same path)
+    with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["path", "label", "group"])
         for file_path, label, group in zip(index.paths.tolist(), index.labels.tolist(), index.groups.tolist()):

@@ -26,7 +26,8 @@ def write_problems(index: ImageIndex, path: str | os.PathLike[str]) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes
+    with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["path", "kind", "reason"])
         for p in index.problems:
