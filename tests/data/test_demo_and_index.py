@@ -20,6 +20,9 @@ def test_demo_dataset_is_idempotent_and_repairs(tmp_path):
     victim.write_bytes(b"x")
     demo_dataset(tmp_path)
     assert victim.read_bytes() == original
+    victim.write_bytes(bytes(len(original)))  # same size, other content
+    demo_dataset(tmp_path)
+    assert victim.read_bytes() == original
 
 
 def test_scan_demo_exact(demo_root):

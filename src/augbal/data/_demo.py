@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from importlib import resources
 from pathlib import Path
 
@@ -31,7 +32,11 @@ def demo_dataset(dest: str | os.PathLike[str]) -> Path:
             if info.is_dir():
                 continue
             target = root / info.filename
-            if target.is_file() and target.stat().st_size == info.file_size:
+            if (
+                target.is_file()
+                and target.stat().st_size == info.file_size
+                and zlib.crc32(target.read_bytes()) == info.CRC
+            ):
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".part")
