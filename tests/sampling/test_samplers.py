@@ -14,6 +14,7 @@ from augbal.sampling import (
     BalancedBatchSampler,
     ClassAwareSampler,
     Deferred,
+    Explicit,
     Progressive,
     RepeatFactorSampler,
     ResampledSampler,
@@ -91,6 +92,24 @@ def test_explicit_weights_are_keyed_by_label_value():
     s = ClassAwareSampler(labels, weighting={0: 1.0, 5: 2.0}, num_samples=90)
     assert s.quotas() == {0: 30, 5: 60}
     assert set(np.unique(labels[list(s)]).tolist()) == {0, 5}
+
+
+def test_explicit_weights_may_name_classes_absent_from_the_labels():
+    # 4 classes, the last one empty in this split: a per-class list or class names cover it
+    labels = np.repeat([0, 1, 2], [30, 30, 30])
+    names = ["cat", "deer", "dog", "zebra"]
+    for weighting in (
+        [1.0, 1.0, 2.0, 1.0],
+        Explicit(weights={"dog": 2.0}, classes=names),
+        Deferred(switch_epoch=0, after=[1.0, 1.0, 2.0, 5.0]),
+    ):
+        s = ClassAwareSampler(labels, weighting=weighting, num_samples=80)
+        assert s.quotas() == {0: 20, 1: 20, 2: 40}
+        assert sorted(set(labels[list(s)].tolist())) == [0, 1, 2]
+    b = BalancedBatchSampler(labels, classes_per_batch=2, samples_per_class=2, weighting=[1.0, 1.0, 1.0, 1.0])
+    assert b.quotas() == {0: 30, 1: 30, 2: 28}
+    with pytest.raises(ValueError, match="explicit weights must give one weight per class \\(3\\); got 2"):
+        ClassAwareSampler(labels, weighting=[1.0, 1.0]).quotas()
 
 
 def test_progressive_and_deferred_schedules_change_quotas_not_length():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -9,16 +10,29 @@ import numpy as np
 from augbal._rounding import apportion
 
 from ._base import SAMPLERS, ClassSampler, _check_int
-from ._weighting import Weighting, resolve_weighting
+from ._weighting import Deferred, Explicit, Weighting, resolve_weighting
 
 _ROUNDINGS = ("largest_remainder", "stochastic")
+
+
+def _named_classes(weighting: Weighting) -> int:
+    """How many classes an explicit weighting names (a per-class list, or ``classes``), so
+    classes past the largest label present (empty in this dataset) still count; else 0."""
+    if isinstance(weighting, Explicit):
+        sizes = [0 if weighting.classes is None else len(weighting.classes)]
+        if isinstance(weighting.weights, (Sequence, np.ndarray)) and not isinstance(weighting.weights, (str, bytes)):
+            sizes.append(len(weighting.weights))
+        return max(sizes)
+    if isinstance(weighting, Deferred):
+        return max(_named_classes(resolve_weighting(w)) for w in (weighting.before, weighting.after))
+    return 0
 
 
 def _class_probs(sampler: ClassSampler, weighting: Weighting, epoch: int) -> np.ndarray:
     """Per present class draw probabilities; explicit weights are keyed by label value."""
     classes, counts = sampler.classes_, sampler.class_counts_
     if classes[-1] < max(1 << 20, 2 * counts.size):
-        full = np.zeros(int(classes[-1]) + 1, dtype=np.int64)
+        full = np.zeros(max(int(classes[-1]) + 1, _named_classes(weighting)), dtype=np.int64)
         full[classes] = counts
         return weighting.sampling_probs(full, epoch=epoch)[classes]
     return weighting.sampling_probs(counts, epoch=epoch)
