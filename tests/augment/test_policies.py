@@ -188,10 +188,25 @@ def test_randaugment_magnitude_scales_and_clips_the_magnitude_table() -> None:
     assert torch.allclose(rotate, 2 * torch.linspace(0, 30, 31))
     assert float(_scaled_magnitudes(table["Rotate"][0], "Rotate", 100.0, 31, 32, 32).max()) == 180.0
     assert float(_scaled_magnitudes(table["ShearX"][0], "ShearX", 10.0, 31, 32, 32).max()) == pytest.approx(0.99)
-    assert float(_scaled_magnitudes(table["TranslateX"][0], "TranslateX", 10.0, 31, 20, 32).max()) == 32.0
+    shift = _scaled_magnitudes(table["TranslateX"][0], "TranslateX", 10.0, 31, 20, 32)
+    assert float(shift.max()) == pytest.approx(150 / 331 * 32)  # never the whole side: that leaves only fill
+    unscaled = _scaled_magnitudes(table["TranslateX"][0], "TranslateX", 1.0, 31, 20, 32)
+    assert torch.equal(unscaled, table["TranslateX"][0](31, 20, 32))  # m=1 is torchvision's own table
     bits = _scaled_magnitudes(table["Posterize"][0], "Posterize", 3.0, 31, 32, 32)
     assert int(bits.min()) == 1 and int(bits[0]) == 8
     assert _scaled_magnitudes(table["Equalize"][0], "Equalize", 3.0, 31, 32, 32) is None
+
+
+@pytest.mark.parametrize("name, params", [("trivialaugment", {}), ("autoaugment", {"variant": "cifar10"})])
+def test_strong_auto_augment_never_shifts_the_image_out_of_view(name: str, params: dict) -> None:
+    # m=3 (RarityScaled's cap) tripled shifts of up to 0.45 of the side; capped at the whole side
+    # they left only fill in ~10% of the outputs. (AutoAugment's CIFAR-10 policy chains two
+    # TranslateY ops, so even torchvision's m=1 table can shift by 0.9 of the side.)
+    policy = build_policy(name, size=32, magnitude=3.0, mean=(0, 0, 0), std=(1, 1, 1), **params)
+    image = np.full((32, 32, 3), 200, np.uint8)
+    fill = [float((policy(image, draw=Draw(i)).abs().sum(0) == 0).float().mean()) for i in range(300)]
+    assert max(fill) < 0.95, sorted(fill)[-10:]
+    assert np.mean(np.asarray(fill) > 0.5) < 0.05  # one capped shift leaves 14/32 of the side as fill
 
 
 def test_policies_built_at_magnitude_zero_skip_the_auto_op() -> None:

@@ -9,9 +9,12 @@ under ``torch.random.fork_rng`` seeded from the call's seed sequence: reproducib
 
 Magnitude ``m`` multiplies every op's magnitude table, clipped to the op's valid range
 (shear and brightness/colour/contrast/sharpness <= 0.99, rotation <= 180 degrees,
-translation <= the image side; posterize removes ``m`` times as many bits, keeping >= 1;
-solarize lowers its threshold ``m`` times as far, >= 0); ops without a magnitude
-(AutoContrast, Equalize, Invert, Identity) are unchanged; m=0 skips the auto-augment op.
+translation <= 150/331 of the side, the largest shift in torchvision's RandAugment and
+AutoAugment tables, so one shift never leaves only fill (TrivialAugmentWide shifts up to
+32 px, so below 71 px its largest shifts are clipped even at m=1); posterize removes ``m``
+times as many bits, keeping >= 1; solarize lowers its threshold ``m`` times as far, >= 0);
+ops without a magnitude (AutoContrast, Equalize, Invert, Identity) are unchanged; m=0
+skips the auto-augment op.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from augbal.augment._repeat import forked_rngs
 _CAPS = {"ShearX": 0.99, "ShearY": 0.99, "Rotate": 180.0, "Brightness": 0.99, "Color": 0.99,
          "Contrast": 0.99, "Sharpness": 0.99}
 _AUTOAUGMENT_VARIANTS = ("imagenet", "cifar10", "svhn")
+# the largest shift in torchvision's RandAugment/AutoAugment tables (a fraction of the side): a
+# shift by the whole side would leave only fill, so scaled translations stop here
+_MAX_SHIFT = 150.0 / 331.0
 
 
 def _scaled_magnitudes(fn: Any, op: str, m: float, num_bins: int, height: int, width: int) -> Any:
@@ -37,7 +43,8 @@ def _scaled_magnitudes(fn: Any, op: str, m: float, num_bins: int, height: int, w
         return (8 - (8 - values.float()) * m).round().clamp(1, 8).int()
     if op == "Solarize":
         return (1 - (1 - values) * m).clamp(0, 1)
-    cap = {"TranslateX": float(width), "TranslateY": float(height)}.get(op, _CAPS.get(op, float("inf")))
+    shift_caps = {"TranslateX": _MAX_SHIFT * width, "TranslateY": _MAX_SHIFT * height}
+    cap = shift_caps.get(op, _CAPS.get(op, float("inf")))
     return (values * m).clamp(max=cap)
 
 
