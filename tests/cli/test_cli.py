@@ -218,3 +218,11 @@ def test_scan_os_errors_are_one_line_errors_not_tracebacks(tmp_path, monkeypatch
     result = CliRunner().invoke(cli, ["scan", str(root)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert f"cannot scan {root}" in result.output and "Permission denied" in result.output
+
+
+def test_scan_formats_are_checked_and_jpg_is_jpeg(demo_root):
+    result = CliRunner().invoke(cli, ["scan", str(demo_root), "--formats", "jpg", "--no-near-duplicates"])
+    assert result.exit_code == 0, result.output
+    assert "problems: 0" in result.output and "total │    840" in result.output
+    result = CliRunner().invoke(cli, ["scan", str(demo_root), "--formats", "png,jepg"])
+    assert result.exit_code == 2 and "unknown: JEPG" in result.output

@@ -144,3 +144,21 @@ def test_every_default_format_loads_and_animated_gif_gives_first_frame(tmp_path)
     frames = [Image.new("RGB", (4, 4), c) for c in ((255, 0, 0), (0, 0, 255))]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     assert load_rgb(tmp_path / "anim.gif")[0, 0].tolist() == [255, 0, 0]
+
+
+def test_unknown_format_names_are_an_error_and_jpg_tif_are_aliases(tmp_path):
+    from augbal.data import scan
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "x.jpg")
+    Image.new("RGB", (4, 4)).save(tmp_path / "x.tif")
+    assert load_rgb(tmp_path / "x.jpg", formats=("jpg",)).shape == (4, 4, 3)
+    assert load_rgb(tmp_path / "x.tif", formats="TIF").shape == (4, 4, 3)
+    with pytest.raises(ValueError, match=r"unknown: BOGUS; got \['JPEG', 'bogus'\]"):
+        load_rgb(tmp_path / "x.jpg", formats=("JPEG", "bogus"))
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    for k in range(3):
+        Image.new("RGB", (4, 4), (80 * k, 0, 0)).save(tmp_path / "data" / "a" / f"{k}.jpg")
+    with pytest.raises(ValueError, match="unknown: JEPG"):
+        scan(tmp_path / "data", formats=("JEPG",))
+    index = scan(tmp_path / "data", formats=("jpg",))  # was: every file "corrupt" (KeyError: 'JPG')
+    assert len(index) == 3 and index.problems == ()

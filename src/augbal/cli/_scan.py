@@ -81,6 +81,7 @@ def scan(
     path,label[,group]) and report problems, hidden and non-image files, and duplicates."""
     from augbal.data import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, find_duplicates, write_problems
     from augbal.data import scan as scan_index
+    from augbal.data._io import _allowed_formats
 
     names = None
     if classes is not None:
@@ -92,6 +93,10 @@ def scan(
         allowed = tuple(f.strip().upper() for f in formats.split(",") if f.strip())
         if not allowed:
             raise click.BadParameter("give at least one format name", param_hint="--formats")
+        try:
+            allowed = tuple(_allowed_formats(allowed))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--formats") from None
     if path.is_file() and path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
         raise click.BadParameter(f"a file must be a .csv or .jsonl manifest; got {path.name}", param_hint="PATH")
     start = time.perf_counter()

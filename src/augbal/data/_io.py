@@ -35,6 +35,31 @@ class ImageLoadError(ValueError):
         self.reason = reason
 
 
+#: Common spellings of Pillow format names (file extensions), accepted in ``formats``.
+_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
+
+
+def _allowed_formats(formats: Iterable[str] | None) -> list[str] | None:
+    """Pillow format names from ``formats`` (upper-cased, aliases resolved), or ``None`` for all.
+
+    Raises:
+        ValueError: a name is not a format Pillow can open (a typo would otherwise
+            refuse every file).
+    """
+    if formats is None:
+        return None
+    given = [formats] if isinstance(formats, str) else list(formats)
+    names = [_FORMAT_ALIASES.get(str(f).strip().upper(), str(f).strip().upper()) for f in given]
+    Image.init()
+    unknown = [f for f in names if f not in Image.OPEN]
+    if unknown:
+        raise ValueError(
+            f"formats must be image formats Pillow can open (JPEG, PNG, BMP, GIF, TIFF, WEBP, ...); "
+            f"unknown: {', '.join(unknown)}; got {given}"
+        )
+    return names
+
+
 def load_rgb(
     path: str | os.PathLike[str],
     *,
@@ -55,11 +80,13 @@ def load_rgb(
         background: RGB colour under transparent pixels.
         max_pixels: refuse images with more pixels (decompression bombs); ``None``
             for no limit. Pillow's global ``Image.MAX_IMAGE_PIXELS`` is not changed.
-        formats: Pillow format names allowed (``None``: every format Pillow reads).
+        formats: Pillow format names allowed (``None``: every format Pillow reads);
+            ``JPG`` and ``TIF`` are read as ``JPEG`` and ``TIFF``.
 
     Raises:
         ImageLoadError: the file is corrupt, truncated, too large or not an allowed
             format; the message names the file.
+        ValueError: ``formats`` names a format Pillow does not know.
 
     Example:
         >>> import tempfile, os
@@ -89,7 +116,7 @@ def open_image(
     Raises:
         ImageLoadError: with kind ``"format"``, ``"too-large"`` or ``"corrupt"``.
     """
-    allowed = None if formats is None else [f.upper() for f in formats]
+    allowed = _allowed_formats(formats)
     try:
         im = _open_within_limit(fp, allowed, max_pixels)
     except Image.DecompressionBombError as exc:

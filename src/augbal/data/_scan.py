@@ -20,7 +20,7 @@ import numpy as np
 
 from ._duplicates import DEFAULT_MAX_DISTANCE, find_duplicates, merge_groups, phash_hex
 from ._index import ImageIndex, Problem
-from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, decode, open_image
+from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, _allowed_formats, decode, open_image
 from ._manifest import MANIFEST_SUFFIXES, read_manifest
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -89,7 +89,7 @@ def scan(
     Raises:
         FileNotFoundError: ``source`` does not exist.
         ValueError: no class folders; empty classes (named) without ``allow_empty``;
-            manifest errors (line numbers listed).
+            manifest errors (line numbers listed); a format name Pillow does not know.
 
     Warns:
         FewImagesWarning: classes with only 1 or 2 images (named).
@@ -109,19 +109,19 @@ def scan(
         raise ValueError(f"workers must be a positive integer; got {workers!r}")
     if not isinstance(max_distance, int) or not 0 <= max_distance < 64:
         raise ValueError(f"max_distance must be an integer in [0, 64); got {max_distance!r}")
+    allowed = _allowed_formats(formats)
+    formats = None if allowed is None else tuple(allowed)
     if root.is_file() and root.suffix.lower() in MANIFEST_SUFFIXES:
         candidates, class_names, problems, user_groups = _list_manifest(root, wanted)
     elif root.is_dir():
-        extensions = _extensions(None if formats is None else tuple(formats))
+        extensions = _extensions(formats)
         candidates, class_names, problems = _list_folder(root, wanted, follow_external_symlinks, extensions)
         user_groups = None
     elif root.exists():
         raise ValueError(f"scan needs an image folder or a .csv/.jsonl manifest; got {root}")
     else:
         raise FileNotFoundError(f"scan needs an image folder or a manifest; no such file or folder: {root}")
-    options = dict(
-        verify=verify, phash=near_duplicates, max_pixels=max_pixels, formats=None if formats is None else tuple(formats)
-    )
+    options = dict(verify=verify, phash=near_duplicates, max_pixels=max_pixels, formats=formats)
     return _build(
         root,
         candidates,
