@@ -205,6 +205,11 @@ def test_bad_arguments(tmp_path):
         scan(tmp_path, max_distance=-1)
     with pytest.raises(ValueError, match="distinct"):
         scan(tmp_path, classes=["a", "a"])
+    # a bad limit must not quarantine every file as "corrupt" (TypeError in each reader)
+    _tree(tmp_path / "ok", {"a": 3})
+    for bad in ("1e6", 0, 1.5):
+        with pytest.raises(ValueError, match=f"max_pixels must be a positive integer or None; got {bad!r}"):
+            scan(tmp_path / "ok", max_pixels=bad)
 
 
 def test_bomb_and_format_limits_are_problems(tmp_path):

@@ -109,6 +109,8 @@ def scan(
         raise ValueError(f"workers must be a positive integer; got {workers!r}")
     if not isinstance(max_distance, int) or not 0 <= max_distance < 64:
         raise ValueError(f"max_distance must be an integer in [0, 64); got {max_distance!r}")
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
+        raise ValueError(f"max_pixels must be a positive integer or None; got {max_pixels!r}")
     allowed = _allowed_formats(formats)
     formats = None if allowed is None else tuple(allowed)
     if root.is_file() and root.suffix.lower() in MANIFEST_SUFFIXES:
