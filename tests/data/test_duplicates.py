@@ -107,3 +107,20 @@ def test_merge_groups_and_validation():
         find_duplicates(index, max_distance=64)
     with pytest.raises(ValueError, match="needs content hashes"):
         find_duplicates(ImageIndex.from_arrays(["a"], [0], ["x"]), near=False)
+
+
+def test_16_bit_images_are_not_all_near_duplicates(tmp_path):
+    # Pillow's convert("L") clips 16-bit values at 255: every bright 16-bit image hashed alike
+    for k in range(4):
+        smooth = np.asarray(_photo(k).convert("L"), dtype=np.uint16) * 257
+        (tmp_path / "c").mkdir(exist_ok=True)
+        Image.fromarray(smooth).save(tmp_path / "c" / f"{k}.png")
+    Image.fromarray(np.asarray(_photo(0).convert("L"))).save(tmp_path / "c" / "eight-bit-copy.png")
+    index = scan(tmp_path, near_duplicates=True)
+    assert Image.open(index.paths[0]).mode == "I;16"
+    assert len(set(index.phashes.tolist())) >= 4
+    report = find_duplicates(index, near=True)
+    assert report.n_groups == 1 and sorted(index.paths[report.members(0)].tolist()) == [
+        str(tmp_path / "c" / "0.png"), str(tmp_path / "c" / "eight-bit-copy.png")]
+    plain = scan(tmp_path)  # hashes computed from the files
+    assert find_duplicates(plain, near=True).groups.tolist() == report.groups.tolist()

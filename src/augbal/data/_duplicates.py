@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._index import ImageIndex
-from ._io import open_image
+from ._io import open_image, to_rgb
 
 #: Default largest Hamming distance (of 64 bits) between two near-duplicate perceptual hashes.
 DEFAULT_MAX_DISTANCE = 4
@@ -131,10 +131,21 @@ def _phash_chunk(paths: list[str]) -> list[str]:
     return out
 
 
-def phash_hex(im) -> str:
-    """The 64-bit ``imagehash.phash`` of a Pillow image as 16 hex digits."""
-    import imagehash
+#: Modes whose values go above 255: Pillow's ``convert("L")`` (inside phash) clips them.
+_DEEP_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 
+
+def phash_hex(im) -> str:
+    """The 64-bit ``imagehash.phash`` of a Pillow image as 16 hex digits.
+
+    16-bit and float images are first scaled to 8 bits as ``load_rgb`` does; clipped at
+    255, most of them would become one white image and all hash alike.
+    """
+    import imagehash
+    from PIL import Image
+
+    if im.mode in _DEEP_MODES:
+        im = Image.fromarray(to_rgb(im))
     return str(imagehash.phash(im))
 
 
