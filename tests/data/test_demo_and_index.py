@@ -54,3 +54,11 @@ def test_from_arrays_rejects_bad_labels():
         ImageIndex.from_arrays(["a", "b"], [0, 2], ["x", "y"])
     with pytest.raises(ValueError, match="one entry per path"):
         ImageIndex.from_arrays(["a", "b"], [0], ["x", "y"])
+
+
+def test_subset_takes_a_boolean_mask():
+    index = ImageIndex.from_arrays(["a", "b", "c", "d"], [0, 1, 0, 1], ["x", "y"])
+    assert index.subset(index.labels == 0).paths.tolist() == ["a", "c"]  # not positions 1, 0, 1, 0
+    assert len(index.subset(np.zeros(4, dtype=bool))) == 0
+    with pytest.raises(ValueError, match=r"one entry per sample \(4\); got shape \(3,\)"):
+        index.subset([True, False, True])

@@ -158,7 +158,16 @@ class ImageIndex:
         return dict(sorted(counts.items()))
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> ImageIndex:
-        """A new index holding the given samples, in the given order; classes are kept."""
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        """A new index holding the given samples, in the given order; classes are kept.
+
+        ``indices`` are positions, or a boolean mask of length ``len(self)``
+        (``index.subset(index.labels == 0)``).
+        """
+        idx = np.asarray(indices)
+        if idx.dtype == np.bool_:
+            if idx.shape != (len(self),):
+                raise ValueError(f"a boolean mask needs one entry per sample ({len(self)}); got shape {idx.shape}")
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64, copy=False).reshape(-1)
         columns = {name: getattr(self, name)[idx] for name in self._PER_SAMPLE}
         return replace(self, **columns)
