@@ -205,6 +205,8 @@ def test_bad_arguments(tmp_path):
         scan(tmp_path, max_distance=-1)
     with pytest.raises(ValueError, match="distinct"):
         scan(tmp_path, classes=["a", "a"])
+    with pytest.raises(ValueError, match="not one string; got 'cat,dog'"):
+        scan(tmp_path, classes="cat,dog")  # would be classes c, a, t, ",", d, o, g
     # a bad limit must not quarantine every file as "corrupt" (TypeError in each reader)
     _tree(tmp_path / "ok", {"a": 3})
     for bad in ("1e6", 0, 1.5):

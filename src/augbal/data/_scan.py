@@ -102,6 +102,8 @@ def scan(
         {'cat': 60, 'deer': 600, 'dog': 180}
     """
     root = Path(source)
+    if isinstance(classes, str):
+        raise ValueError(f"classes must be a sequence of class names, not one string; got {classes!r}")
     wanted = None if classes is None else tuple(unicodedata.normalize("NFC", str(c)) for c in classes)
     if wanted is not None and len(set(wanted)) != len(wanted):
         raise ValueError(f"classes must be distinct names; got {list(wanted)}")
