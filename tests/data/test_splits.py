@@ -221,6 +221,9 @@ def test_empty_class_in_counts_and_ratios():
     assert s.counts()["train"] == {"a": 10, "empty": 0, "c": 10}
     with pytest.raises(ValueError, match="counts for class 'empty' need 1 images; it has 0"):
         split(index, counts={"a": (1, 0, 0), "empty": (1, 0, 0), "c": (1, 0, 0)})
+    # an empty class is not "a class with 1 or 2 images"
+    with pytest.raises(ValueError, match="counts for class 'empty' need 2 images; it has 0"):
+        split(index, counts={"a": (1, 0, 0), "empty": (None, 1, 1), "c": (1, 0, 0)})
     r = split(index, ratios=(0.5, 0.25, 0.25), seed=0)
     assert r.counts()["val"] == {"a": 5, "empty": 0, "c": 5}
 

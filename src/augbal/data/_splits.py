@@ -227,7 +227,7 @@ def _split_counts(index: ImageIndex, units: _Units, counts, seed: int) -> np.nda
     want = np.zeros((3, c), dtype=np.int64)
     for k, (n_train, n_val, n_test) in triples.items():
         name = index.classes[k]
-        if have[k] <= 2 and (n_val or n_test):
+        if 0 < have[k] <= 2 and (n_val or n_test):
             raise ValueError(
                 f"classes with 1 or 2 images stay entirely in train; class {name!r} has {have[k]} "
                 f"and counts ask for {n_val} val and {n_test} test"
