@@ -6,6 +6,7 @@
 from ._demo import DEMO_COUNTS, demo_dataset
 from ._duplicates import DuplicateReport, find_duplicates
 from ._errors import DuplicateClassError, EmptyClassError, NoClassFoldersError, ScanSourceError, UnknownFormatError
+from ._export import write_image_folder
 from ._index import ImageIndex, Problem
 from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, check_formats, load_rgb
 from ._manifest import read_manifest, write_manifest
@@ -43,6 +44,7 @@ __all__ = [
     "skew",
     "split",
     "targets_of",
+    "write_image_folder",
     "write_manifest",
     "write_problems",
 ]
