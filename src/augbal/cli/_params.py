@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,7 +25,7 @@ class NameList(click.ParamType):
         self.what = what
         self.name = f"{what} names"
 
-    def convert(self, value, param, ctx) -> tuple[str, ...]:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
         if isinstance(value, tuple):
             return value
         names = tuple(part.strip() for part in str(value).split(",") if part.strip())
@@ -38,13 +39,17 @@ class OutputPath(click.ParamType):
 
     Checked before any work: the path, if it exists, is of the right kind and writable;
     otherwise its nearest existing parent is a writable folder (not a file).
+
+    >>> import tempfile
+    >>> OutputPath(folder=True).convert(tempfile.mkdtemp() + "/new/demo", None, None).name
+    'demo'
     """
 
     def __init__(self, *, folder: bool) -> None:
         self.folder = folder
         self.name = "folder" if folder else "file"
 
-    def convert(self, value, param, ctx) -> Path:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
         path = Path(value)
         if path.exists():
             if self.folder and not path.is_dir():
