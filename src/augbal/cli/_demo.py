@@ -9,13 +9,14 @@ import click
 from rich.table import Table
 
 from ._output import console, print_index
+from ._params import OutputPath, os_error_text
 
 
-@click.command()
+@click.command(short_help="Run every stage on the embedded demo images.")
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutputPath(folder=True),
     default=Path("augbal-demo"),
     show_default=True,
     help="Folder for the demo's outputs.",
@@ -26,7 +27,10 @@ def demo(out_dir: Path, seed: int) -> None:
     from augbal._tour import run_demo
 
     start = time.perf_counter()
-    run = run_demo(out_dir, seed=seed)
+    try:
+        run = run_demo(out_dir, seed=seed)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the demo to {out_dir}: {os_error_text(exc)}") from None
     out = console()
     out.print(f"[bold]1. demo images[/bold] (840 CIFAR-10 images) in {run.files['images']}")
     print_index(out, run.index, title="2. scan")

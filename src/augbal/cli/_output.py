@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Mapping
 
 from rich.console import Console
 from rich.table import Table
@@ -21,9 +22,19 @@ def console() -> Console:
 
 
 def print_index(
-    out: Console, index: ImageIndex, *, title: str, duplicates: DuplicateReport | None = None, first: int = 10
+    out: Console,
+    index: ImageIndex,
+    *,
+    title: str,
+    duplicates: DuplicateReport | None = None,
+    first: int = 10,
+    hints: Mapping[str, str] | None = None,
 ) -> None:
-    """Class counts, imbalance ratio, sizes, modes, problems and duplicate groups of an index."""
+    """Class counts, imbalance ratio, sizes, modes, problems and duplicate groups of an index.
+
+    ``hints`` maps a problem kind to a short note printed beside its count (e.g. the flag
+    that accepts such files).
+    """
     counts = index.class_counts()
     total = int(counts.sum())
     # Text(), not str: a class or folder name such as "[background]" is not rich markup
@@ -54,7 +65,8 @@ def print_index(
         highlight=False,
     )
     for kind, n in kinds.items():
-        out.print(f"  {kind}: {n}", markup=False, highlight=False)
+        hint = (hints or {}).get(kind)
+        out.print(f"  {kind}: {n}" + (f"   ({hint})" if hint else ""), markup=False, highlight=False)
         shown = [p for p in problems if p.kind == kind][:first]
         for p in shown:
             out.print(f"    {p.path}: {p.reason}", markup=False, highlight=False)

@@ -9,13 +9,25 @@ from pathlib import Path
 
 import click
 
+from augbal.data import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
+
 from ._output import console, print_index
+from ._params import NameList, OutputPath, bad_parameter, os_error_text
 
 
-@click.command()
+#: Per problem kind, the flag that changes how such files are treated (shown beside the count).
+_HINTS = {
+    "external-symlink": "--follow-external-symlinks accepts them",
+    "format": "--formats sets the allowed formats",
+    "too-large": "--max-pixels sets the limit",
+}
+
+
+@click.command(short_help="Count images per class; report problems and duplicates.")
 @click.argument("path", type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path))
 @click.option(
     "--classes",
+    type=NameList("class"),
     default=None,
     metavar="A,B,...",
     help="Class names in label order (comma-separated); folders or labels outside them are reported.",
@@ -24,7 +36,8 @@ from ._output import console, print_index
     "--near-duplicates/--no-near-duplicates",
     default=True,
     show_default=True,
-    help="Also group perceptually alike images (imagehash phash; about 0.25 ms per image).",
+    help="Also group perceptually alike images (imagehash phash; about 0.25 ms per image). "
+    "On by default here; off in augbal.data.scan().",
 )
 @click.option(
     "--max-distance",
@@ -37,7 +50,7 @@ from ._output import console, print_index
     "--allow-empty/--no-allow-empty",
     default=True,
     show_default=True,
-    help="Report empty classes (default) or fail on them, as the library's scan does by default.",
+    help="Report empty classes (the default here) or fail on them (--no-allow-empty: augbal.data.scan()'s default).",
 )
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Fully decode images (finds truncated files).")
 @click.option(
@@ -45,67 +58,83 @@ from ._output import console, print_index
     is_flag=True,
     help="Accept symlinks that point outside PATH (refused and reported by default).",
 )
-@click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse larger images (default: Pillow's limit).")
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help=f"Refuse larger images (default: {DEFAULT_MAX_PIXELS}, Pillow's limit).",
+)
 @click.option(
     "--formats",
+    type=NameList("format"),
     default=None,
     metavar="JPEG,PNG,...",
-    help="Allowed Pillow image formats (default: JPEG, PNG, BMP, GIF, TIFF, WEBP).",
+    help=f"Allowed Pillow image formats (default: {', '.join(DEFAULT_FORMATS)}; JPG and TIF mean JPEG and TIFF).",
 )
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
     default=None,
+    metavar="N",
     help="Reader processes (threads where processes cannot be forked; default: min(8, CPUs)).",
 )
 @click.option(
     "--problems-csv",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    type=OutputPath(folder=False),
     default=None,
     help="Write every problem (path,kind,reason) to this CSV file.",
 )
 def scan(
     path: Path,
-    classes: str | None,
+    classes: tuple[str, ...] | None,
     near_duplicates: bool,
     max_distance: int,
     allow_empty: bool,
     verify: bool,
     follow_external_symlinks: bool,
     max_pixels: int | None,
-    formats: str | None,
+    formats: tuple[str, ...] | None,
     workers: int | None,
     problems_csv: Path | None,
 ) -> None:
-    """Count images per class in PATH (root/<class>/<image>, or a .csv/.jsonl manifest of
-    path,label[,group]) and report problems, hidden and non-image files, and duplicates."""
-    from augbal.data import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, find_duplicates, write_problems
-    from augbal.data import scan as scan_index
-    from augbal.data._io import _allowed_formats
+    """Count images per class in PATH (root/<class>/<image>, nested folders counting as
+    their class, or a .csv/.jsonl manifest of path,label[,group]) and report problems,
+    hidden and non-image files, and duplicates.
 
-    names = None
-    if classes is not None:
-        names = [c.strip() for c in classes.split(",") if c.strip()]
-        if not names:
-            raise click.BadParameter("give at least one class name", param_hint="--classes")
+    Defaults that differ from augbal.data.scan(): near duplicates are grouped (scan()
+    does not by default) and empty classes are reported (scan() raises EmptyClassError
+    by default).
+    """
+    from augbal.data import (
+        DuplicateClassError,
+        EmptyClassError,
+        NoClassFoldersError,
+        ScanSourceError,
+        UnknownFormatError,
+        check_formats,
+        find_duplicates,
+        write_problems,
+    )
+    from augbal.data import scan as scan_index
+
     allowed = DEFAULT_FORMATS
     if formats is not None:
-        allowed = tuple(f.strip().upper() for f in formats.split(",") if f.strip())
-        if not allowed:
-            raise click.BadParameter("give at least one format name", param_hint="--formats")
         try:
-            allowed = tuple(_allowed_formats(allowed))
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--formats") from None
-    if path.is_file() and path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
-        raise click.BadParameter(f"a file must be a .csv or .jsonl manifest; got {path.name}", param_hint="PATH")
+            allowed = tuple(check_formats(formats))
+        except UnknownFormatError as exc:
+            raise bad_parameter(
+                "formats",
+                "must be image formats Pillow can open (JPEG, PNG, BMP, GIF, TIFF, WEBP, ...); "
+                f"unknown: {', '.join(exc.unknown)}; got {_given('formats')!r}",
+            ) from None
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught, _progress_bar() as progress:
         warnings.simplefilter("always")
         try:
             index = scan_index(
                 path,
-                classes=names,
+                classes=classes,
                 workers=workers,
                 verify=verify,
                 near_duplicates=near_duplicates,
@@ -116,24 +145,51 @@ def scan(
                 formats=allowed,
                 progress=progress,
             )
-        except ValueError as exc:
-            if "no class folders" in str(exc):
-                raise click.UsageError(str(exc)) from None
+        except DuplicateClassError as exc:
+            raise bad_parameter(
+                "classes",
+                f"class names must be distinct; {', '.join(exc.duplicates)} "
+                f"{'is' if len(exc.duplicates) == 1 else 'are'} given more than once; got {_given('classes')!r}",
+            ) from None
+        except ScanSourceError:
+            raise bad_parameter("path", f"must be an image folder or a .csv or .jsonl manifest; got {path}") from None
+        except NoClassFoldersError as exc:
+            raise bad_parameter(
+                "path", f"no class folders in {exc.root} (expected PATH/<class>/<image>, or a .csv or .jsonl manifest)"
+            ) from None
+        except EmptyClassError as exc:
+            raise click.ClickException(
+                f"empty classes in {exc.root}: {', '.join(exc.classes)} "
+                "(--no-allow-empty fails on them; by default they are reported)"
+            ) from None
+        except ValueError as exc:  # e.g. a manifest's errors, listed by line
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # e.g. PATH itself cannot be listed
-            raise click.ClickException(f"cannot scan {path}: {exc}") from None
+            raise click.ClickException(f"cannot scan {path}: {os_error_text(exc)}") from None
     elapsed = time.perf_counter() - start
     out = console()
-    print_index(out, index, title=f"{path}", duplicates=find_duplicates(index, near=near_duplicates, max_distance=max_distance))
+    print_index(
+        out,
+        index,
+        title=f"{path}",
+        duplicates=find_duplicates(index, near=near_duplicates, max_distance=max_distance),
+        hints=_HINTS,
+    )
     for w in caught:
         out.print(f"warning: {w.message}", markup=False, highlight=False)
     if problems_csv is not None:
         try:
             write_problems(index, problems_csv)
         except OSError as exc:
-            raise click.ClickException(f"cannot write the problems report {problems_csv}: {exc}") from None
+            raise click.ClickException(f"cannot write the problems report {problems_csv}: {os_error_text(exc)}") from None
         out.print(f"problems report: {problems_csv}", markup=False, highlight=False)
     out.print(f"scanned {len(index) + len(index.problems)} files in {elapsed:.1f} s")
+
+
+def _given(name: str) -> str:
+    """The command-line text of option ``name`` as the user typed it, e.g. ``'cat,cat'``."""
+    value = click.get_current_context().params[name]
+    return ",".join(value) if isinstance(value, tuple) else str(value)
 
 
 @contextmanager

@@ -5,8 +5,10 @@
 
 from ._demo import DEMO_COUNTS, demo_dataset
 from ._duplicates import DuplicateReport, find_duplicates
+from ._errors import DuplicateClassError, EmptyClassError, NoClassFoldersError, ScanSourceError, UnknownFormatError
+from ._export import write_image_folder
 from ._index import ImageIndex, Problem
-from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, load_rgb
+from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, check_formats, load_rgb
 from ._manifest import read_manifest, write_manifest
 from ._problems import write_problems
 from ._scan import IMAGE_EXTENSIONS, FewImagesWarning, scan
@@ -18,14 +20,20 @@ __all__ = [
     "DEFAULT_FORMATS",
     "DEFAULT_MAX_PIXELS",
     "DEMO_COUNTS",
+    "DuplicateClassError",
     "DuplicateReport",
+    "EmptyClassError",
     "FewImagesWarning",
     "IMAGE_EXTENSIONS",
     "ImageDataset",
     "ImageIndex",
     "ImageLoadError",
+    "NoClassFoldersError",
     "Problem",
+    "ScanSourceError",
     "Split",
+    "UnknownFormatError",
+    "check_formats",
     "demo_dataset",
     "find_duplicates",
     "load_rgb",
@@ -36,6 +44,7 @@ __all__ = [
     "skew",
     "split",
     "targets_of",
+    "write_image_folder",
     "write_manifest",
     "write_problems",
 ]

@@ -11,6 +11,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
+from ._errors import UnknownFormatError
+
 #: Pillow format names decoded by default (``Image.format`` values).
 DEFAULT_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
 
@@ -39,12 +41,16 @@ class ImageLoadError(ValueError):
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
 
 
-def _allowed_formats(formats: Iterable[str] | None) -> list[str] | None:
+def check_formats(formats: Iterable[str] | None) -> list[str] | None:
     """Pillow format names from ``formats`` (upper-cased, aliases resolved), or ``None`` for all.
 
     Raises:
-        ValueError: a name is not a format Pillow can open (a typo would otherwise
-            refuse every file).
+        UnknownFormatError: a name is not a format Pillow can open (a typo would otherwise
+            refuse every file); a ``ValueError``.
+
+    Example:
+        >>> check_formats(["jpg", "png"])
+        ['JPEG', 'PNG']
     """
     if formats is None:
         return None
@@ -53,11 +59,11 @@ def _allowed_formats(formats: Iterable[str] | None) -> list[str] | None:
     Image.init()
     unknown = [f for f in names if f not in Image.OPEN]
     if unknown:
-        raise ValueError(
-            f"formats must be image formats Pillow can open (JPEG, PNG, BMP, GIF, TIFF, WEBP, ...); "
-            f"unknown: {', '.join(unknown)}; got {given}"
-        )
+        raise UnknownFormatError(unknown, given)
     return names
+
+
+_allowed_formats = check_formats  # the private name, kept for callers inside the package
 
 
 def load_rgb(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._errors import DuplicateClassError, EmptyClassError, NoClassFoldersError, ScanSourceError
 from ._duplicates import DEFAULT_MAX_DISTANCE, find_duplicates, merge_groups, phash_hex
 from ._index import ImageIndex, Problem
 from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, _allowed_formats, decode, open_image
@@ -106,7 +107,7 @@ def scan(
         raise ValueError(f"classes must be a sequence of class names, not one string; got {classes!r}")
     wanted = None if classes is None else tuple(unicodedata.normalize("NFC", str(c)) for c in classes)
     if wanted is not None and len(set(wanted)) != len(wanted):
-        raise ValueError(f"classes must be distinct names; got {list(wanted)}")
+        raise DuplicateClassError(wanted)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive integer; got {workers!r}")
     if not isinstance(max_distance, int) or not 0 <= max_distance < 64:
@@ -122,7 +123,7 @@ def scan(
         candidates, class_names, problems = _list_folder(root, wanted, follow_external_symlinks, extensions)
         user_groups = None
     elif root.exists():
-        raise ValueError(f"scan needs an image folder or a .csv/.jsonl manifest; got {root}")
+        raise ScanSourceError(root)
     else:
         raise FileNotFoundError(f"scan needs an image folder or a manifest; no such file or folder: {root}")
     options = dict(verify=verify, phash=near_duplicates, max_pixels=max_pixels, formats=formats)
@@ -175,10 +176,7 @@ def _build(
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
     empty = [name for name, n in zip(class_names, counts.tolist()) if n == 0]
     if empty and not allow_empty:
-        raise ValueError(
-            f"every class needs at least one image (pass allow_empty=True to keep empty classes); "
-            f"empty classes in {root}: {', '.join(empty)}"
-        )
+        raise EmptyClassError(root, empty)
     few = [f"{name} ({n})" for name, n in zip(class_names, counts.tolist()) if 0 < n < 3]
     if few:
         warnings.warn(FewImagesWarning(f"classes with only 1 or 2 images in {root}: {', '.join(few)}"), stacklevel=3)
@@ -319,7 +317,7 @@ def _list_folder(root: Path, wanted, follow_external: bool, extensions: frozense
     if wanted is None:
         class_names = tuple(sorted(class_dirs))
         if not class_names:
-            raise ValueError(f"no class folders found in {root} (expected root/<class>/<image>)")
+            raise NoClassFoldersError(root)
     else:
         class_names = wanted
         for name in sorted(set(class_dirs) - set(wanted)):
@@ -393,7 +391,7 @@ def _check_link(entry: os.DirEntry, root_real: str, follow_external: bool) -> Pr
         return Problem(
             path,
             "external-symlink",
-            f"symlink leaves the scanned folder (-> {target}); pass follow_external_symlinks=True to accept it",
+            f"symlink leaves the scanned folder (-> {target}); not followed (external symlinks are refused by default)",
         )
     return None
 

@@ -1,0 +1,83 @@
+"""Parameter types and error helpers shared by the CLI commands.
+
+Bad arguments, judged before any work starts, are ``click.BadParameter`` (exit 2,
+naming the flag and the value); failures while working are ``click.ClickException``
+(exit 1, one line).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+class NameList(click.ParamType):
+    """A comma-separated list of names (``"cat,dog"``), blanks dropped; at least one name.
+
+    >>> NameList("class").convert("cat, dog,", None, None)
+    ('cat', 'dog')
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.name = f"{what} names"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        names = tuple(part.strip() for part in str(value).split(",") if part.strip())
+        if not names:
+            self.fail(f"must name at least one {self.what}; got {value!r}", param, ctx)
+        return names
+
+
+class OutputPath(click.ParamType):
+    """A file or folder the command will write: it may not exist yet, but must be creatable.
+
+    Checked before any work: the path, if it exists, is of the right kind and writable;
+    otherwise its nearest existing parent is a writable folder (not a file).
+
+    >>> import tempfile
+    >>> OutputPath(folder=True).convert(tempfile.mkdtemp() + "/new/demo", None, None).name
+    'demo'
+    """
+
+    def __init__(self, *, folder: bool) -> None:
+        self.folder = folder
+        self.name = "folder" if folder else "file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        path = Path(value)
+        if path.exists():
+            if self.folder and not path.is_dir():
+                self.fail(f"{path} is a file, not a folder", param, ctx)
+            if not self.folder and path.is_dir():
+                self.fail(f"{path} is a folder, not a file", param, ctx)
+            if not os.access(path, os.W_OK | (os.X_OK if self.folder else 0)):
+                self.fail(f"{path} is not writable", param, ctx)
+            return path
+        parent = path.absolute().parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            self.fail(f"cannot create {path}: {parent} is a file, not a folder", param, ctx)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            self.fail(f"cannot create {path}: {parent} is not writable", param, ctx)
+        return path
+
+
+def bad_parameter(name: str, message: str) -> click.BadParameter:
+    """A ``BadParameter`` for the current command's parameter ``name`` (its flag in the message)."""
+    ctx = click.get_current_context()
+    param = next(p for p in ctx.command.params if p.name == name)
+    return click.BadParameter(message, ctx=ctx, param=param)
+
+
+def os_error_text(exc: OSError) -> str:
+    """One line for an ``OSError``: ``"Permission denied: /some/path"``."""
+    if exc.strerror and exc.filename is not None:
+        return f"{exc.strerror}: {exc.filename}"
+    return exc.strerror or str(exc)
