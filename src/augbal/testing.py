@@ -59,10 +59,11 @@ def _run(kind: str, subject: Any, table: dict[str, Callable[[], None]], checks: 
     for name in names:
         try:
             table[name]()
-        except _Failed as exc:
+        except AssertionError as exc:  # a check's own failure (or a nested check's)
             raise AssertionError(f"{kind}[{name}] failed for {subject!r}: {exc}") from None
         except Exception as exc:  # the component itself raised
-            raise AssertionError(f"{kind}[{name}] failed for {subject!r}: it raised {type(exc).__name__}: {exc}") from exc
+            text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # KeyError quotes its message
+            raise AssertionError(f"{kind}[{name}] failed for {subject!r}: it raised {type(exc).__name__}: {text}") from exc
 
 
 # --------------------------------------------------------------------------- statistics
@@ -150,7 +151,8 @@ def _registry_for(component: Any) -> Any:
 
 def check_spec_roundtrip(component: Any, registry: Any = None, /, **build_kwargs: Any) -> Any:
     """Check that ``component.to_dict()`` is a plain ``{"name": ..., **params}`` spec that
-    ``registry.from_spec`` turns back into an equal component, directly and through YAML text.
+    ``registry.from_spec`` turns back into an equal component, directly and through YAML text
+    (with ``get_params()``, the rebuilt component must have the same parameters).
 
     Args:
         component: any registered component.
@@ -165,6 +167,8 @@ def check_spec_roundtrip(component: Any, registry: Any = None, /, **build_kwargs
         >>> check_spec_roundtrip(MixUp(num_classes=3, alpha=0.4)).alpha
         0.4
     """
+    from augbal._registry import plain_data
+
     registry = _registry_for(component) if registry is None else registry
     kind = f"check_spec_roundtrip ({registry.kind})"
     rebuilt: list[Any] = []
@@ -187,6 +191,10 @@ def check_spec_roundtrip(component: Any, registry: Any = None, /, **build_kwargs
         _expect(given == spec, f"from_spec must not modify the spec it is given; {spec!r} became {given!r}")
         _expect(type(back) is type(component), f"from_spec built a {type(back).__name__}, not a {type(component).__name__}")
         _expect(back.to_dict() == spec, f"from_spec(spec).to_dict() differs from the spec: {back.to_dict()!r} != {spec!r}")
+        if callable(getattr(component, "get_params", None)):
+            mine, theirs = plain_data(component.get_params()), plain_data(back.get_params())
+            lost = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            _expect(not lost, f"the spec loses parameters {lost}: built from it, {mine!r} becomes {theirs!r}")
         import yaml
 
         text = yaml.safe_dump(spec)

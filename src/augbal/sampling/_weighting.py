@@ -174,7 +174,7 @@ class Weighting:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Weighting):
             return NotImplemented
-        return type(self) is type(other) and self.to_dict() == other.to_dict()
+        return type(self) is type(other) and self._params() == other._params()
 
     def __hash__(self) -> int:
         return hash(repr(self))
