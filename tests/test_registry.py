@@ -62,7 +62,8 @@ def test_from_spec_errors_state_the_rule():
         parts.from_spec("bolt")
     with pytest.raises(ValueError, match=r"a part spec is a dict with a 'name' key .*; got \{'size': 2\}"):
         parts.from_spec({"size": 2})
-    with pytest.raises(TypeError, match="a part spec is a registered name, a dict with 'name', or a built part; got int"):
+    rule = "a part spec is a registered name, a dict with 'name', or a built part; got int"
+    with pytest.raises(TypeError, match=rule):
         parts.from_spec(3)
 
     class Sub(Part):
@@ -172,3 +173,16 @@ def test_compose_spec_nests_its_ops_as_their_specs():
         ],
         "seed": 2,
     }
+
+
+def test_recipe_specs_with_nested_shorthands_build_the_same_components():
+    labels = np.repeat(np.arange(3), [40, 10, 2])
+    spec = {"name": "class_aware", "weighting": {"effective_number": 0.99}, "seed": 2}
+    sampler = SAMPLERS.from_spec(spec, labels=labels)
+    assert sampler.to_dict()["weighting"] == {"name": "effective_number", "beta": 0.99}
+    assert list(SAMPLERS.from_spec(sampler.to_dict(), labels=labels)) == list(sampler)
+    assert SAMPLERS.from_spec(sampler) is sampler
+    policy = POLICIES.from_spec({"name": "rarity_scaled", "base": "light", "counts": [40, 10, 2], "size": 16})
+    assert policy.to_dict()["base"] == {"name": "light"} and POLICIES.from_spec(policy.to_dict()) == policy
+    mixer = MIXERS.from_spec("remix", num_classes=3, class_counts=[40, 10, 2])
+    assert MIXERS.from_spec(mixer.to_dict()).to_dict() == mixer.to_dict()

@@ -144,7 +144,8 @@ class Registry(Generic[T]):
             name = params.pop("name", None)
             if not isinstance(name, str):
                 raise ValueError(
-                    f"a {self.kind} spec is a dict with a 'name' key naming a registered {self.kind}; got {dict(spec)!r}"
+                    f"a {self.kind} spec is a dict with a 'name' key naming a registered {self.kind}; "
+                    f"got {dict(spec)!r}"
                 )
             return self.build(name, **{**params, **overrides})
         raise TypeError(

@@ -63,7 +63,8 @@ def _run(kind: str, subject: Any, table: dict[str, Callable[[], None]], checks: 
             raise AssertionError(f"{kind}[{name}] failed for {subject!r}: {exc}") from None
         except Exception as exc:  # the component itself raised
             text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # KeyError quotes its message
-            raise AssertionError(f"{kind}[{name}] failed for {subject!r}: it raised {type(exc).__name__}: {text}") from exc
+            failure = f"{kind}[{name}] failed for {subject!r}: it raised {type(exc).__name__}: {text}"
+            raise AssertionError(failure) from exc
 
 
 # --------------------------------------------------------------------------- statistics
@@ -189,8 +190,14 @@ def check_spec_roundtrip(component: Any, registry: Any = None, /, **build_kwargs
         given = copy.deepcopy(spec)
         back = registry.from_spec(given, **build_kwargs)
         _expect(given == spec, f"from_spec must not modify the spec it is given; {spec!r} became {given!r}")
-        _expect(type(back) is type(component), f"from_spec built a {type(back).__name__}, not a {type(component).__name__}")
-        _expect(back.to_dict() == spec, f"from_spec(spec).to_dict() differs from the spec: {back.to_dict()!r} != {spec!r}")
+        _expect(
+            type(back) is type(component),
+            f"from_spec built a {type(back).__name__}, not a {type(component).__name__}",
+        )
+        _expect(
+            back.to_dict() == spec,
+            f"from_spec(spec).to_dict() differs from the spec: {back.to_dict()!r} != {spec!r}",
+        )
         if callable(getattr(component, "get_params", None)):
             mine, theirs = plain_data(component.get_params()), plain_data(back.get_params())
             lost = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
@@ -351,7 +358,10 @@ def check_sampler(sampler_or_factory: Any, *, checks: Iterable[str] | None = Non
         _expect(list(fresh) == whole, "set_epoch after the resumed epoch does not replay it from its start")
         resumed = pickle.loads(pickle.dumps(s))
         resumed.set_epoch(3)
-        _expect(head + list(resumed) == whole, "set_epoch(same epoch) on a sampler pickled mid-epoch loses its position")
+        _expect(
+            head + list(resumed) == whole,
+            "set_epoch(same epoch) on a sampler pickled mid-epoch loses its position",
+        )
         moved = build(seed=9)
         moved.load_state_dict(s.state_dict())
         moved.set_epoch(4)
@@ -368,7 +378,10 @@ def check_sampler(sampler_or_factory: Any, *, checks: Iterable[str] | None = Non
         seen: dict[int, int] = {}
         for d in (x for item in items for x in (item if isinstance(item, list) else [item])):
             _expect(isinstance(d, Draw) and d.epoch == 4, f"yield_draws=True must yield Draws of epoch 4; got {d!r}")
-            _expect(d.repeat == seen.get(d.index, 0), f"draw {seen.get(d.index, 0)} of image {d.index} says repeat={d.repeat}")
+            _expect(
+                d.repeat == seen.get(d.index, 0),
+                f"draw {seen.get(d.index, 0)} of image {d.index} says repeat={d.repeat}",
+            )
             seen[d.index] = d.repeat + 1
 
     def class_frequencies() -> None:
@@ -399,7 +412,10 @@ def check_sampler(sampler_or_factory: Any, *, checks: Iterable[str] | None = Non
                 counts = class_counts(_flat(out))
                 target = s.report().target_counts
                 expected = [target.get(int(c), 0) for c in classes]
-                _expect(counts.tolist() == expected, f"rank {r}/{replicas} draws {counts.tolist()}; its report says {expected}")
+                _expect(
+                    counts.tolist() == expected,
+                    f"rank {r}/{replicas} draws {counts.tolist()}; its report says {expected}",
+                )
                 share = quotas / replicas
                 _expect(
                     np.all(np.abs(counts - share) <= per_unit),
@@ -485,12 +501,16 @@ def check_policy(policy: Any, *, checks: Iterable[str] | None = None) -> None:
                     out.dtype == torch.float32 and tuple(out.shape) == (3, size, size),
                     f"a {shape} image must give float32 (3, {size}, {size}); got {out.dtype} {tuple(out.shape)}",
                 )
-                _expect(out.is_contiguous() and bool(torch.isfinite(out).all()), "the output must be contiguous and finite")
+                _expect(
+                    out.is_contiguous() and bool(torch.isfinite(out).all()),
+                    "the output must be contiguous and finite",
+                )
                 per_channel = out.reshape(3, -1).double()
                 _expect(
                     (per_channel.min(1).values.numpy() >= low - 1e-5).all()
                     and (per_channel.max(1).values.numpy() <= high + 1e-5).all(),
-                    f"output values leave the normalised pixel range [{low.round(3).tolist()}, {high.round(3).tolist()}]",
+                    f"output values leave the normalised pixel range "
+                    f"[{low.round(3).tolist()}, {high.round(3).tolist()}]",
                 )
 
     def deterministic() -> None:
@@ -499,18 +519,22 @@ def check_policy(policy: Any, *, checks: Iterable[str] | None = None) -> None:
         for draw in [Draw(0), Draw(5, repeat=2, epoch=3)]:
             a = policy(image, label=1, draw=draw)
             _expect(torch.equal(a, policy(image, label=1, draw=draw)), f"the same {draw!r} gives different outputs")
-            _expect(torch.equal(a, twin(image, label=1, draw=draw)), f"an equal policy gives another output for {draw!r}")
+            _expect(
+                torch.equal(a, twin(image, label=1, draw=draw)),
+                f"an equal policy gives another output for {draw!r}",
+            )
 
     def seed() -> None:
         if policy.deterministic:
             return
         image = _textured(33, 29)
         other = policy.with_params(seed=policy.seed + 1)
-        same = all(
-            torch.equal(policy(image, label=0, draw=Draw(i, repeat=i % 3)), other(image, label=0, draw=Draw(i, repeat=i % 3)))
-            for i in range(8)
+        draws = [Draw(i, repeat=i % 3) for i in range(8)]
+        same = all(torch.equal(policy(image, label=0, draw=d), other(image, label=0, draw=d)) for d in draws)
+        _expect(
+            not same,
+            f"seeds {policy.seed} and {policy.seed + 1} give identical outputs for 8 draws: the seed is ignored",
         )
-        _expect(not same, f"seeds {policy.seed} and {policy.seed + 1} give identical outputs for 8 draws: the seed is ignored")
 
     def repeats() -> None:
         image = _textured(33, 29)
@@ -524,7 +548,10 @@ def check_policy(policy: Any, *, checks: Iterable[str] | None = None) -> None:
         image = _textured(33, 29)
         fresh, again = policy.with_params(), policy.with_params()
         run = [fresh(image, label=0).numpy().tobytes() for _ in range(6)]
-        _expect([again(image, label=0).numpy().tobytes() for _ in range(6)] == run, "draw-less calls of equal policies differ")
+        _expect(
+            [again(image, label=0).numpy().tobytes() for _ in range(6)] == run,
+            "draw-less calls of equal policies differ",
+        )
         if policy.deterministic:
             _expect(len(set(run)) == 1, "a policy marked deterministic varies between draw-less calls")
         else:
@@ -546,7 +573,10 @@ def check_policy(policy: Any, *, checks: Iterable[str] | None = None) -> None:
         policy(_textured(20, 26), label=0)
         np_after = np.random.get_state()
         _expect(torch.equal(torch_state, torch.get_rng_state()), "the policy consumed torch's global RNG")
-        _expect(np_state[1].tolist() == np_after[1].tolist() and np_state[2] == np_after[2], "the policy consumed numpy's global RNG")
+        _expect(
+            np_state[1].tolist() == np_after[1].tolist() and np_state[2] == np_after[2],
+            "the policy consumed numpy's global RNG",
+        )
         _expect(py_state == random.getstate(), "the policy consumed Python's global RNG")
 
     def pickling() -> None:
@@ -554,7 +584,10 @@ def check_policy(policy: Any, *, checks: Iterable[str] | None = None) -> None:
         expected = policy(image, label=2, draw=Draw(4, repeat=1))
         clone = pickle.loads(pickle.dumps(policy))
         _expect(clone == policy, "an unpickled copy does not compare equal")
-        _expect(torch.equal(expected, clone(image, label=2, draw=Draw(4, repeat=1))), "an unpickled copy gives another output")
+        _expect(
+            torch.equal(expected, clone(image, label=2, draw=Draw(4, repeat=1))),
+            "an unpickled copy gives another output",
+        )
 
     def input_types() -> None:
         from PIL import Image
@@ -563,10 +596,17 @@ def check_policy(policy: Any, *, checks: Iterable[str] | None = None) -> None:
         gray = rgb[:, :, 0]
         draw = Draw(3, repeat=1)
         expected = policy(rgb, label=1, draw=draw)
-        _expect(torch.equal(expected, policy(Image.fromarray(rgb), label=1, draw=draw)), "a PIL image gives another output than its array")
+        _expect(
+            torch.equal(expected, policy(Image.fromarray(rgb), label=1, draw=draw)),
+            "a PIL image gives another output than its array",
+        )
         from_gray = policy(np.repeat(gray[:, :, None], 3, axis=2), label=1, draw=draw)
-        for form, value in (("(H, W)", gray), ("(H, W, 1)", gray[:, :, None]), ("PIL 'L'", Image.fromarray(gray, mode="L"))):
-            _expect(torch.equal(from_gray, policy(value, label=1, draw=draw)), f"a {form} grayscale image is not treated as RGB")
+        forms = (("(H, W)", gray), ("(H, W, 1)", gray[:, :, None]), ("PIL 'L'", Image.fromarray(gray, mode="L")))
+        for form, value in forms:
+            _expect(
+                torch.equal(from_gray, policy(value, label=1, draw=draw)),
+                f"a {form} grayscale image is not treated as RGB",
+            )
 
     def protocol() -> None:
         _expect(getattr(policy, "wants_context", None) is True, "policies must set wants_context = True")
@@ -577,11 +617,17 @@ def check_policy(policy: Any, *, checks: Iterable[str] | None = None) -> None:
         rebuilt = check_spec_roundtrip(policy)
         draw = Draw(2, repeat=1)
         _expect(rebuilt == policy, "the policy rebuilt from its spec does not compare equal")
-        _expect(torch.equal(policy(image, label=1, draw=draw), rebuilt(image, label=1, draw=draw)), "the rebuilt policy gives another output")
+        _expect(
+            torch.equal(policy(image, label=1, draw=draw), rebuilt(image, label=1, draw=draw)),
+            "the rebuilt policy gives another output",
+        )
         from augbal.augment import POLICIES
 
         bigger = POLICIES.from_spec(policy.to_dict(), size=policy.size + 8)
-        _expect(bigger(_textured(10, 10), draw=Draw(0)).shape[-1] == policy.size + 8, "a size override of the spec is ignored")
+        _expect(
+            bigger(_textured(10, 10), draw=Draw(0)).shape[-1] == policy.size + 8,
+            "a size override of the spec is ignored",
+        )
 
     table = {
         "output": output,
@@ -635,13 +681,17 @@ def check_mixer(mixer: Any, *, checks: Iterable[str] | None = None) -> None:
         mixed, targets = copy_with()(*args)
         _expect(
             mixed.shape == images.shape and mixed.dtype == images.dtype,
-            f"mixed images must keep shape {tuple(images.shape)} and {images.dtype}; got {tuple(mixed.shape)} {mixed.dtype}",
+            f"mixed images must keep shape {tuple(images.shape)} and {images.dtype}; "
+            f"got {tuple(mixed.shape)} {mixed.dtype}",
         )
         _expect(
             targets.shape == (12, k) and targets.dtype == torch.float32,
             f"targets must be float32 (12, {k}); got {targets.dtype} {tuple(targets.shape)}",
         )
-        _expect(torch.allclose(targets.sum(1), torch.ones(12), atol=1e-5), f"target rows must sum to 1; got {targets.sum(1).tolist()}")
+        _expect(
+            torch.allclose(targets.sum(1), torch.ones(12), atol=1e-5),
+            f"target rows must sum to 1; got {targets.sum(1).tolist()}",
+        )
         _expect(bool((targets >= 0).all()), "targets must be non-negative")
         _expect(all(torch.equal(a, c) for a, c in zip(args, copies)), "the mixer modified its input batch")
 
@@ -668,7 +718,10 @@ def check_mixer(mixer: Any, *, checks: Iterable[str] | None = None) -> None:
         clone = pickle.loads(pickle.dumps(m))
         xa, ya = m(*args)
         xb, yb = clone(*args)
-        _expect(torch.equal(xa, xb) and torch.equal(ya, yb), "an unpickled copy does not continue the same random stream")
+        _expect(
+            torch.equal(xa, xb) and torch.equal(ya, yb),
+            "an unpickled copy does not continue the same random stream",
+        )
 
     def spec() -> None:
         rebuilt = check_spec_roundtrip(copy_with())
@@ -676,7 +729,13 @@ def check_mixer(mixer: Any, *, checks: Iterable[str] | None = None) -> None:
         xb, yb = rebuilt(*args)
         _expect(torch.equal(xa, xb) and torch.equal(ya, yb), "the mixer rebuilt from its spec mixes another batch")
 
-    table = {"output": output, "deterministic": deterministic, "global_rng": global_rng, "pickle": pickling, "spec": spec}
+    table = {
+        "output": output,
+        "deterministic": deterministic,
+        "global_rng": global_rng,
+        "pickle": pickling,
+        "spec": spec,
+    }
     _run("check_mixer", mixer, table, checks)
 
 
@@ -711,13 +770,28 @@ def check_weighting(
             n_present = int(np.count_nonzero(arr))
             for epoch in (0, 1, 5, 50):
                 w = weighting.class_weights(c, epoch=epoch)
-                _expect(w.dtype == np.float64 and w.shape == arr.shape, f"class_weights({c}) must be float64 of shape {arr.shape}")
-                _expect(np.all(np.isfinite(w)) and np.all(w >= 0), f"class_weights({c}, epoch={epoch}) = {w.tolist()} is not finite and >= 0")
-                _expect(math.isclose(w.sum(), n_present, rel_tol=1e-12), f"class_weights({c}) = {w.tolist()} does not have mean 1 over present classes")
+                _expect(
+                    w.dtype == np.float64 and w.shape == arr.shape,
+                    f"class_weights({c}) must be float64 of shape {arr.shape}",
+                )
+                _expect(
+                    np.all(np.isfinite(w)) and np.all(w >= 0),
+                    f"class_weights({c}, epoch={epoch}) = {w.tolist()} is not finite and >= 0",
+                )
+                _expect(
+                    math.isclose(w.sum(), n_present, rel_tol=1e-12),
+                    f"class_weights({c}) = {w.tolist()} does not have mean 1 over present classes",
+                )
                 _expect(np.all(w[arr == 0] == 0), f"class_weights({c}) gives an empty class a weight: {w.tolist()}")
                 p = weighting.sampling_probs(c, epoch=epoch)
-                _expect(math.isclose(p.sum(), 1.0, rel_tol=1e-12) and np.all(p >= 0), f"sampling_probs({c}) = {p.tolist()} is not a distribution")
-                _expect(np.allclose(p, arr * w / np.dot(arr, w), rtol=1e-12, atol=0), f"sampling_probs({c}) is not n_c * w_c normalised")
+                _expect(
+                    math.isclose(p.sum(), 1.0, rel_tol=1e-12) and np.all(p >= 0),
+                    f"sampling_probs({c}) = {p.tolist()} is not a distribution",
+                )
+                _expect(
+                    np.allclose(p, arr * w / np.dot(arr, w), rtol=1e-12, atol=0),
+                    f"sampling_probs({c}) is not n_c * w_c normalised",
+                )
 
     def static() -> None:
         if not weighting.static:
@@ -725,7 +799,10 @@ def check_weighting(
         for c in counts:
             w0 = weighting.class_weights(c, epoch=0)
             for epoch in (1, 7, 50):
-                _expect(np.array_equal(w0, weighting.class_weights(c, epoch=epoch)), f"a static weighting changes at epoch {epoch}")
+                _expect(
+                    np.array_equal(w0, weighting.class_weights(c, epoch=epoch)),
+                    f"a static weighting changes at epoch {epoch}",
+                )
 
     def pickling() -> None:
         clone = pickle.loads(pickle.dumps(weighting))

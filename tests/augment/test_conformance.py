@@ -35,7 +35,8 @@ def test_spec_names_the_policy_and_keeps_its_parameters(policy: Policy) -> None:
 
 
 def test_nested_policies_round_trip_as_their_own_specs() -> None:
-    policy = build_policy({"name": "class_conditional", "policies": {2: {"name": "heavy", "magnitude": 2.0}}}, size=SIZE)
+    spec = {"name": "class_conditional", "policies": {2: {"name": "heavy", "magnitude": 2.0}}}
+    policy = build_policy(spec, size=SIZE)
     data = policy.to_dict()
     assert data["policies"] == {2: {"name": "heavy", "magnitude": 2.0}} and data["default"] == {"name": "none"}
     check_spec_roundtrip(policy)

@@ -21,8 +21,8 @@ Spec forms accepted by :func:`resolve_weighting` (recipes, the CLI and Python us
 - a :class:`Weighting` instance: returned as is.
 
 A dict whose ``"name"`` is a registered weighting name is a spec; a one-key dict
-whose key is a registered weighting name is that weighting; any other dict whose key is a registered weighting name is that weighting; any other dict
-is an explicit ``{class: weight}`` table (write ``{"explicit": {...}}`` for a class that is
+whose key is a registered weighting name is that weighting; any other dict is an
+explicit ``{class: weight}`` table (write ``{"explicit": {...}}`` for a class that is
 literally named like a weighting).
 """
 
