@@ -28,7 +28,7 @@ except PackageNotFoundError:  # running from a source tree without an install
 
 from augbal._draw import Draw  # noqa: E402  (light: a NamedTuple, no torch)
 
-_SUBPACKAGES = ("augment", "data", "sampling")
+_SUBPACKAGES = ("augment", "data", "sampling", "testing")
 
 __all__ = ["Draw", "__version__", *_SUBPACKAGES]
 

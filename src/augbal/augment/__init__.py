@@ -16,6 +16,7 @@ from augbal.augment._autoaugment import (
 )
 from augbal.augment._conditional import ClassConditional, RarityScaled
 from augbal.augment._gpu import (
+    BATCH_OPS,
     BatchCompose,
     BatchHorizontalFlip,
     BatchNormalize,
@@ -29,6 +30,7 @@ from augbal.augment._policy import IMAGENET_MEAN, IMAGENET_STD, POLICIES, Policy
 from augbal.augment._repeat import RepeatAware, SeedStream, draw_seed_sequence
 
 __all__: list[str] = [
+    "BATCH_OPS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "MIXERS",

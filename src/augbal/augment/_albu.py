@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from augbal.augment._policy import Policy, crop_ranges, normalization_lut, normalize_to_tensor, register
+from augbal.augment._policy import POLICIES, Policy, crop_ranges, normalization_lut, normalize_to_tensor
 from augbal.augment._repeat import numpy_python_rngs
 
 
@@ -107,7 +107,7 @@ def _degrade(A: Any, m: float) -> list[Any]:
     ]
 
 
-@register
+@POLICIES.register("none")
 class NonePolicy(AlbumentationsPolicy):
     """``none``: resize to ``size`` x ``size`` and normalise; no randomness (``magnitude`` unused).
 
@@ -118,14 +118,13 @@ class NonePolicy(AlbumentationsPolicy):
         (1.0, 1.0)
     """
 
-    name = "none"
     deterministic = True
 
     def _ops(self, A: Any, m: float) -> list[Any]:
         return [_resize(A, self.size)]
 
 
-@register
+@POLICIES.register("flip")
 class FlipPolicy(AlbumentationsPolicy):
     """``flip``: resize, horizontal flip with p=0.5 (``magnitude`` unused), normalise.
 
@@ -137,13 +136,11 @@ class FlipPolicy(AlbumentationsPolicy):
         [False, True]
     """
 
-    name = "flip"
-
     def _ops(self, A: Any, m: float) -> list[Any]:
         return [_resize(A, self.size), A.HorizontalFlip(p=0.5)]
 
 
-@register
+@POLICIES.register("light")
 class LightPolicy(AlbumentationsPolicy):
     """``light``: random resized crop + horizontal flip.
 
@@ -156,13 +153,11 @@ class LightPolicy(AlbumentationsPolicy):
         'light'
     """
 
-    name = "light"
-
     def _ops(self, A: Any, m: float) -> list[Any]:
         return [_crop(A, self.size, m), A.HorizontalFlip(p=0.5)]
 
 
-@register
+@POLICIES.register("medium")
 class MediumPolicy(AlbumentationsPolicy):
     """``medium``: ``light`` + colour jitter + small affine.
 
@@ -178,13 +173,11 @@ class MediumPolicy(AlbumentationsPolicy):
         2.0
     """
 
-    name = "medium"
-
     def _ops(self, A: Any, m: float) -> list[Any]:
         return [_crop(A, self.size, m), A.HorizontalFlip(p=0.5), *_colour_affine(A, m)]
 
 
-@register
+@POLICIES.register("heavy")
 class HeavyPolicy(AlbumentationsPolicy):
     """``heavy``: ``medium`` + blur or noise + cutout (CoarseDropout).
 
@@ -197,8 +190,6 @@ class HeavyPolicy(AlbumentationsPolicy):
         >>> HeavyPolicy(size=8).size
         8
     """
-
-    name = "heavy"
 
     def _ops(self, A: Any, m: float) -> list[Any]:
         return [_crop(A, self.size, m), A.HorizontalFlip(p=0.5), *_colour_affine(A, m), *_degrade(A, m)]

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from augbal.augment._policy import Policy, crop_ranges, normalization_lut, normalize_to_tensor, register
+from augbal.augment._policy import POLICIES, Policy, crop_ranges, normalization_lut, normalize_to_tensor
 from augbal.augment._repeat import forked_rngs
 
 _CAPS = {"ShearX": 0.99, "ShearY": 0.99, "Rotate": 180.0, "Brightness": 0.99, "Color": 0.99,
@@ -98,7 +98,7 @@ class TorchvisionAutoPolicy(Policy):
         return normalize_to_tensor(out.permute(1, 2, 0).numpy(), lut)
 
 
-@register
+@POLICIES.register("randaugment")
 class RandAugmentPolicy(TorchvisionAutoPolicy):
     """``randaugment``: torchvision v2 ``RandAugment(num_ops, magnitude=9, num_magnitude_bins=31)``.
 
@@ -106,8 +106,6 @@ class RandAugmentPolicy(TorchvisionAutoPolicy):
         >>> RandAugmentPolicy(num_ops=3).get_params()["num_ops"]
         3
     """
-
-    name = "randaugment"
 
     def __init__(self, *, num_ops: int = 2, **params: Any) -> None:
         super().__init__(**params)
@@ -122,7 +120,7 @@ class RandAugmentPolicy(TorchvisionAutoPolicy):
         return v2.RandAugment(num_ops=self.num_ops)
 
 
-@register
+@POLICIES.register("trivialaugment")
 class TrivialAugmentPolicy(TorchvisionAutoPolicy):
     """``trivialaugment``: torchvision v2 ``TrivialAugmentWide()`` (one op, uniform magnitude bin).
 
@@ -131,13 +129,11 @@ class TrivialAugmentPolicy(TorchvisionAutoPolicy):
         'trivialaugment'
     """
 
-    name = "trivialaugment"
-
     def _auto_op(self, v2: Any) -> Any:
         return v2.TrivialAugmentWide()
 
 
-@register
+@POLICIES.register("autoaugment")
 class AutoAugmentPolicy(TorchvisionAutoPolicy):
     """``autoaugment``: torchvision v2 ``AutoAugment`` with the learned ``variant`` policy
     (``"imagenet"``, ``"cifar10"`` or ``"svhn"``).
@@ -146,8 +142,6 @@ class AutoAugmentPolicy(TorchvisionAutoPolicy):
         >>> AutoAugmentPolicy(variant="cifar10").to_dict()["variant"]
         'cifar10'
     """
-
-    name = "autoaugment"
 
     def __init__(self, *, variant: str = "imagenet", **params: Any) -> None:
         super().__init__(**params)

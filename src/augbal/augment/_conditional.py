@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from augbal._draw import Draw
-from augbal.augment._policy import Policy, PolicySpec, build_policy, register
+from augbal.augment._policy import POLICIES, Policy, PolicySpec, build_policy
 
 
 
@@ -53,7 +53,7 @@ def _class_key(key: Any) -> int:
     return int(key)
 
 
-@register
+@POLICIES.register("class_conditional")
 class ClassConditional(Policy):
     """A policy per class index; classes not listed (and calls without a label) use ``default``.
 
@@ -72,8 +72,6 @@ class ClassConditional(Policy):
         >>> tuple(policy(np.zeros((40, 40, 3), np.uint8), label=2, draw=Draw(0)).shape)
         (3, 32, 32)
     """
-
-    name = "class_conditional"
 
     def __init__(
         self,
@@ -105,7 +103,7 @@ class ClassConditional(Policy):
         }
 
 
-@register
+@POLICIES.register("rarity_scaled")
 class RarityScaled(Policy):
     """One ``base`` policy whose magnitude grows with the rarity of the sample's class.
 
@@ -127,8 +125,6 @@ class RarityScaled(Policy):
         >>> [round(m, 2) for m in policy.magnitudes_]
         [1.0, 2.0, 3.0]
     """
-
-    name = "rarity_scaled"
 
     def __init__(
         self,

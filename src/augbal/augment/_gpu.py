@@ -10,14 +10,18 @@ tensor's own device, so there is no Python loop over the batch and no host sync
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from augbal._registry import Registry
+
 __all__ = [
+    "BATCH_OPS",
     "BatchCompose",
     "BatchHorizontalFlip",
     "BatchNormalize",
@@ -96,12 +100,32 @@ class BatchOp(_DeviceGenerators):
     def _apply(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters, read from the attributes of the same name."""
+        names = list(inspect.signature(type(self).__init__).parameters)[1:]
+        return {name: getattr(self, name) for name in names}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec ``{"name": ..., **get_params()}``; ``BATCH_OPS.from_spec`` rebuilds the op
+        (its generator restarts from ``seed``).
+
+        Example:
+            >>> BatchHorizontalFlip(p=0.25).to_dict()
+            {'name': 'horizontal_flip', 'p': 0.25, 'seed': 0}
+        """
+        return BATCH_OPS.spec(self, self.get_params())
+
     def __repr__(self) -> str:
         public = {k: v for k, v in self.__dict__.items() if not k.endswith("_") and not k.startswith("_")}
         args = ", ".join(f"{k}={v!r}" for k, v in public.items())
         return f"{type(self).__name__}({args})"
 
 
+BATCH_OPS: Registry[BatchOp] = Registry("batch op", base=BatchOp)
+"""Every batch op, by name; ``BATCH_OPS.from_spec(op.to_dict())`` rebuilds ``op``."""
+
+
+@BATCH_OPS.register("horizontal_flip")
 class BatchHorizontalFlip(BatchOp):
     """Flip each image left-right with probability ``p``, independently per sample.
 
@@ -128,6 +152,7 @@ class BatchHorizontalFlip(BatchOp):
         return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
 
 
+@BATCH_OPS.register("pad_crop")
 class BatchPadCrop(BatchOp):
     """Pad each image by ``padding``, then crop ``size`` at a random offset drawn per sample.
 
@@ -221,6 +246,7 @@ class BatchPadCrop(BatchOp):
         return idx.clamp(0, side - 1)  # edge
 
 
+@BATCH_OPS.register("resize")
 class BatchResize(BatchOp):
     """Resize a batch to ``size`` (an int means a square ``size x size`` output).
 
@@ -267,6 +293,7 @@ class BatchResize(BatchOp):
         return out
 
 
+@BATCH_OPS.register("normalize")
 class BatchNormalize(BatchOp):
     """Subtract ``mean`` and divide by ``std`` per channel; ``uint8`` input is first scaled to [0, 1].
 
@@ -311,8 +338,11 @@ class BatchNormalize(BatchOp):
         return state
 
 
+@BATCH_OPS.register("compose")
 class BatchCompose(BatchOp):
     """Apply batch ops in order, all drawing from one generator on the batch's device.
+
+    ``ops`` are batch ops or their specs (``{"name": "pad_crop", "padding": 4}``, ``"horizontal_flip"``).
 
     Example:
         >>> ops = BatchCompose([BatchHorizontalFlip(), BatchPadCrop(padding=4), BatchResize(size=64),
@@ -322,8 +352,8 @@ class BatchCompose(BatchOp):
         (torch.Size([8, 3, 64, 64]), torch.float32)
     """
 
-    def __init__(self, ops: Sequence[BatchOp], *, seed: int = 0) -> None:
-        ops = list(ops)
+    def __init__(self, ops: Sequence[BatchOp | str | Mapping[str, Any]], *, seed: int = 0) -> None:
+        ops = [BATCH_OPS.from_spec(op) if isinstance(op, (str, Mapping)) else op for op in ops]
         bad = [type(op).__name__ for op in ops if not callable(op)]
         if bad:
             raise TypeError(f"BatchCompose needs callable batch ops; got {', '.join(bad)}")

@@ -79,6 +79,20 @@ class Mixer:
     def _mix(self, images: Tensor, targets: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters as plain values; a passed-in ``generator`` is runtime state, not one of them."""
+        return {"num_classes": self.num_classes, "alpha": self.alpha, "seed": self.seed}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec ``{"name": ..., **get_params()}``; ``MIXERS.from_spec`` rebuilds the mixer
+        (seeded from ``seed``: a ``generator`` passed in is not part of the spec).
+
+        Example:
+            >>> MixUp(num_classes=3, alpha=0.4).to_dict()
+            {'name': 'mixup', 'num_classes': 3, 'alpha': 0.4, 'seed': 0}
+        """
+        return MIXERS.spec(self, self.get_params())
+
     def _own_generator(self) -> torch.Generator:
         """The generator in use, ``generator_``: the one passed in, else one seeded from ``seed``."""
         gen = getattr(self, "generator_", None)
@@ -241,6 +255,9 @@ class ReMix(Mixer):
         self.class_counts = counts.tolist()
         self.kappa = float(kappa)
         self.tau = float(tau)
+
+    def get_params(self) -> dict[str, Any]:
+        return {**super().get_params(), "class_counts": self.class_counts, "kappa": self.kappa, "tau": self.tau}
 
     def label_weights(self, classes: Tensor, partners: Tensor, lam: float) -> Tensor:
         """The label weight ``lam_y`` of every pair ``(classes[i], partners[i])`` for image weight ``lam``."""

@@ -25,21 +25,13 @@ from augbal.augment._repeat import SeedStream, as_draw, draw_seed_sequence
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-POLICIES: Registry[Policy] = Registry("policy")
-
 PolicySpec = Union["Policy", str, Mapping[str, Any]]
-
-
-def register(cls: type[Policy]) -> type[Policy]:
-    """Class decorator: register a policy class under its ``name`` attribute."""
-    POLICIES.register(cls.name)(cls)
-    return cls
 
 
 class Policy:
     """Base class of augbal augmentation policies.
 
-    Subclasses set ``name``, register with :func:`register` and implement one hook,
+    Subclasses register with ``@POLICIES.register("name")`` (which sets ``name``) and implement one hook,
     ``_apply(image, seeds, label)``, which receives a validated ``(H, W, 3)`` uint8 array
     and the ``np.random.SeedSequence`` of this call. Constructors only store parameters;
     heavy objects (pipelines, lookup tables) are built on first use and are not pickled.
@@ -66,7 +58,7 @@ class Policy:
         (torch.float32, (3, 32, 32))
     """
 
-    name: ClassVar[str] = ""
+    name: ClassVar[str] = ""  # set by POLICIES.register
     wants_context: ClassVar[bool] = True
     #: True when the output does not depend on the draw (e.g. ``none``); checked by the conformance suite.
     deterministic: bool = False
@@ -118,15 +110,16 @@ class Policy:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"name": ..., **params}``; :func:`build_policy` turns it back into an equal policy."""
-        return {"name": self.name, **self.get_params()}
+        """The spec ``{"name": ..., **params}``; ``POLICIES.from_spec`` (or :func:`build_policy`)
+        turns it back into an equal policy."""
+        return POLICIES.spec(self, self.get_params())
 
     def with_params(self, **overrides: Any) -> Policy:
         """A copy of this policy with some parameters replaced (e.g. ``magnitude=2.0``)."""
-        return build_policy(self.to_dict(), **overrides)
+        return type(self)(**{**self.get_params(), **overrides})
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.to_dict() == self.to_dict()  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.get_params() == self.get_params()  # type: ignore[attr-defined]
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -139,8 +132,15 @@ class Policy:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_built")}
 
 
+POLICIES: Registry[Policy] = Registry("policy", base=Policy)
+"""Every augmentation policy, by name; ``POLICIES.from_spec(policy.to_dict())`` rebuilds it."""
+
+
 def build_policy(spec: PolicySpec, /, **overrides: Any) -> Policy:
     """Build a policy from a registered name, a ``to_dict()`` dict or a policy, with overrides.
+
+    A thin wrapper over ``POLICIES.from_spec`` (a ``Policy`` of an unregistered class is
+    returned as is, or copied with ``with_params``).
 
     Example:
         >>> p = build_policy("medium", size=64)
@@ -149,15 +149,11 @@ def build_policy(spec: PolicySpec, /, **overrides: Any) -> Policy:
     """
     if isinstance(spec, Policy):
         return spec.with_params(**overrides) if overrides else spec
-    if isinstance(spec, str):
-        return POLICIES.build(spec, **overrides)
-    if isinstance(spec, Mapping):
-        params = dict(spec)
-        name = params.pop("name", None)
-        if not isinstance(name, str):
-            raise ValueError(f"a policy dict needs a 'name' key naming a registered policy; got {dict(spec)!r}")
-        return POLICIES.build(name, **{**params, **overrides})
-    raise TypeError(f"a policy is a registered name, a dict with 'name', or a Policy; got {type(spec).__name__}")
+    if isinstance(spec, Mapping) and not isinstance(spec.get("name"), str):
+        raise ValueError(f"a policy dict needs a 'name' key naming a registered policy; got {dict(spec)!r}")
+    if not isinstance(spec, (str, Mapping)):
+        raise TypeError(f"a policy is a registered name, a dict with 'name', or a Policy; got {type(spec).__name__}")
+    return POLICIES.from_spec(spec, **overrides)
 
 
 def as_rgb_array(image: Any) -> np.ndarray:

@@ -21,6 +21,7 @@ through C-level iterators, so a DataLoader pulls indices at list-iteration speed
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ from augbal._draw import Draw
 from augbal._registry import Registry
 
 SAMPLERS: Registry[Any] = Registry("sampler")
-"""Every augbal sampler, by name (``SAMPLERS.build("class_aware", labels=...)``)."""
+"""Every augbal sampler, by name (``SAMPLERS.from_spec(sampler.to_dict(), labels=...)``)."""
+
+_RUNTIME_ARGS = ("labels", "num_replicas", "rank")  # sampler arguments that are not in its spec
 
 _BLOCK = 1 << 16  # items per rank filled per numpy block while iterating
 _FIT_BLOCK = 1 << 20  # labels sorted per block when building the class-sorted index
@@ -238,6 +241,41 @@ class ClassSampler(Sampler):
 
     def _target(self, epoch: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ spec
+    def get_params(self) -> dict[str, Any]:
+        """The configuration: every keyword argument of ``__init__`` (read from the attribute of
+        the same name, as scikit-learn does) except ``labels`` and the placement
+        ``num_replicas``/``rank``, which are runtime arguments, not configuration."""
+        params = {}
+        for p in list(inspect.signature(type(self).__init__).parameters.values())[1:]:
+            if p.name in _RUNTIME_ARGS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if not hasattr(self, p.name):
+                raise AttributeError(
+                    f"{type(self).__name__}.get_params reads each __init__ argument from the attribute of the "
+                    f"same name; {type(self).__name__} has no attribute {p.name!r}"
+                )
+            params[p.name] = getattr(self, p.name)
+        return params
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec ``{"name": ..., **get_params()}`` in plain data (the weighting as its own spec).
+
+        The labels (the dataset) and the placement (``num_replicas``, ``rank``) are not part
+        of it: ``SAMPLERS.from_spec(spec, labels=...)`` rebuilds the sampler for any dataset,
+        and a rebuilt sampler takes its placement from ``torch.distributed`` (or from
+        ``num_replicas=``/``rank=`` passed to ``from_spec``), so one recipe serves any world size.
+
+        Example:
+            >>> import numpy as np
+            >>> s = SAMPLERS.build("class_aware", labels=np.array([0, 0, 1]), weighting="sqrt", seed=3)
+            >>> spec = s.to_dict(); spec["name"], spec["weighting"], spec["seed"]
+            ('class_aware', {'name': 'power', 'q': 0.5}, 3)
+            >>> SAMPLERS.from_spec(spec, labels=np.array([0, 1, 1])).to_dict() == spec
+            True
+        """
+        return SAMPLERS.spec(self, self.get_params())
 
     # ------------------------------------------------------------------ fitting
     def _fit(self) -> None:

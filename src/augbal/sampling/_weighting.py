@@ -16,10 +16,13 @@ Spec forms accepted by :func:`resolve_weighting` (recipes, the CLI and Python us
   ``{"explicit": {"weights": ..., "classes": ...}}``: :class:`Explicit` (unlisted classes weigh 1);
 - ``{"progressive": {"start": ..., "end": ..., "epochs": E}}``: :class:`Progressive`;
 - ``{"deferred": {"switch_epoch": E, "before": ..., "after": ...}}``: :class:`Deferred`;
+- the spec a weighting's ``to_dict()`` returns, ``{"name": "power", "q": 0.5}`` (any
+  registered name, with its parameters): rebuilt by ``WEIGHTINGS.from_spec``;
 - a :class:`Weighting` instance: returned as is.
 
-A one-key dict whose key is a registered weighting name is that weighting; any other dict
-is an explicit ``{class: weight}`` table (write ``{"explicit": {...}}`` for a class that is
+A dict whose ``"name"`` is a registered weighting name is a spec; a one-key dict
+whose key is a registered weighting name is that weighting; any other dict is an
+explicit ``{class: weight}`` table (write ``{"explicit": {...}}`` for a class that is
 literally named like a weighting).
 """
 
@@ -44,8 +47,6 @@ __all__ = [
     "Weighting",
     "resolve_weighting",
 ]
-
-WEIGHTINGS: Registry[Weighting] = Registry("weighting")
 
 #: The named exponents of :class:`Power`.
 NAMED_POWERS = {"instance": 0.0, "sqrt": 0.5, "balanced": 1.0}
@@ -130,8 +131,6 @@ class Weighting:
         [0.5, 0.5, 0.0]
     """
 
-    name: str = "weighting"
-
     def class_weights(self, counts: Any, *, epoch: int = 0) -> np.ndarray:
         """Per-class weights (``float64``): 0 for empty classes, mean 1 over the others."""
         counts = check_counts(counts)
@@ -153,8 +152,14 @@ class Weighting:
         return True
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form; ``resolve_weighting(w.to_dict())`` rebuilds an equal weighting."""
-        return {self.name: self._params()}
+        """The spec ``{"name": ..., **params}`` (plain data); ``WEIGHTINGS.from_spec`` (or
+        ``resolve_weighting``) rebuilds an equal weighting from it.
+
+        Example:
+            >>> Power(q=0.5).to_dict()
+            {'name': 'power', 'q': 0.5}
+        """
+        return WEIGHTINGS.spec(self, self._params())
 
     # -- hooks -------------------------------------------------------------------------
 
@@ -169,7 +174,7 @@ class Weighting:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Weighting):
             return NotImplemented
-        return type(self) is type(other) and self.to_dict() == other.to_dict()
+        return type(self) is type(other) and self._params() == other._params()
 
     def __hash__(self) -> int:
         return hash(repr(self))
@@ -181,6 +186,10 @@ class Weighting:
         else:
             inner = repr(params)
         return f"{type(self).__name__}({inner})"
+
+
+WEIGHTINGS: Registry[Weighting] = Registry("weighting", base=Weighting)
+"""Every weighting, by name; ``WEIGHTINGS.from_spec(w.to_dict())`` rebuilds ``w``."""
 
 
 def _normalise(raw: Any, counts: np.ndarray, weighting: Weighting) -> np.ndarray:
@@ -212,8 +221,6 @@ class Power(Weighting):
         >>> Power(q=1).class_weights([4500, 450, 45]).round(4).tolist()
         [0.027, 0.2703, 2.7027]
     """
-
-    name = "power"
 
     def __init__(self, *, q: float = 1.0) -> None:
         self.q = q
@@ -268,8 +275,6 @@ class EffectiveNumber(Weighting):
         [0.1145, 0.3125, 2.573]
     """
 
-    name = "effective_number"
-
     def __init__(self, *, beta: float = 0.999) -> None:
         self.beta = beta
 
@@ -308,8 +313,6 @@ class Explicit(Weighting):
         >>> w.class_weights([10, 10]).tolist()
         [1.5, 0.5]
     """
-
-    name = "explicit"
 
     def __init__(self, *, weights: Mapping[Any, float] | Sequence[float] | None = None,
                  classes: Sequence[str] | None = None) -> None:
@@ -384,8 +387,6 @@ class Progressive(Weighting):
         [0.625, 0.375]
     """
 
-    name = "progressive"
-
     def __init__(
         self, *, start: Any = "instance", end: Any = "balanced", epochs: int = 10, interpolate: str = "exponent"
     ) -> None:
@@ -423,10 +424,12 @@ class Progressive(Weighting):
         return Power(q=self.q_at(epoch))._class_weights(counts, epoch)
 
     def _params(self) -> Any:
-        params = {"start": _q_data(self.start), "end": _q_data(self.end), "epochs": _plain(self.epochs)}
-        if self.interpolate != "exponent":
-            params["interpolate"] = self.interpolate
-        return params
+        return {
+            "start": _q_data(self.start),
+            "end": _q_data(self.end),
+            "epochs": _plain(self.epochs),
+            "interpolate": self.interpolate,
+        }
 
 
 @WEIGHTINGS.register("deferred")
@@ -443,8 +446,6 @@ class Deferred(Weighting):
         >>> [w.class_weights([3, 1], epoch=e).tolist() for e in (1, 2)]
         [[1.0, 1.0], [0.5, 1.5]]
     """
-
-    name = "deferred"
 
     def __init__(self, *, switch_epoch: int = 10, before: Any = "instance", after: Any = "balanced") -> None:
         self.switch_epoch = switch_epoch
@@ -510,15 +511,19 @@ def _q_data(spec: Any) -> Any:
 
 _RULE = (
     "weighting must be a name ({names}), a number q, a {{class: weight}} dict or per-class list, "
-    "a one-key dict {{name: parameters}} or a Weighting"
+    "a spec {{'name': name, **parameters}}, a one-key dict {{name: parameters}} or a Weighting"
 )
 
 
 def resolve_weighting(spec: Any, *, classes: Sequence[str] | None = None) -> Weighting:
     """Build the :class:`Weighting` described by ``spec`` (see the module docstring).
 
+    A thin wrapper over ``WEIGHTINGS.from_spec``: the shorthands are first written as the
+    spec ``{"name": ..., **params}`` they stand for.
+
     Args:
-        spec: a name, a number q, a dict or list, or a ``Weighting`` (returned as is).
+        spec: a name, a number q, a dict or list, a ``to_dict()`` spec, or a ``Weighting``
+            (returned as is).
         classes: class names, used by explicit ``{name: weight}`` tables.
 
     Example:
@@ -526,6 +531,8 @@ def resolve_weighting(spec: Any, *, classes: Sequence[str] | None = None) -> Wei
         Power(q=0.5)
         >>> resolve_weighting({"effective_number": 0.99})
         EffectiveNumber(beta=0.99)
+        >>> resolve_weighting({"name": "power", "q": 2.0})
+        Power(q=2.0)
         >>> resolve_weighting({"dog": 2.0}, classes=["cat", "dog"]).class_weights([5, 5]).tolist()
         [0.6666666666666666, 1.3333333333333333]
 
@@ -537,22 +544,34 @@ def resolve_weighting(spec: Any, *, classes: Sequence[str] | None = None) -> Wei
     if type(spec).__module__.startswith("torch") and hasattr(spec, "tolist"):
         spec = spec.tolist()  # a tensor of per-class weights (or a 0-d tensor q)
     rule = _RULE.format(names=", ".join(repr(n) for n in WEIGHTINGS.names()))
+    canonical = _canonical(spec, classes, rule)
+    try:
+        return WEIGHTINGS.from_spec(canonical)
+    except TypeError as exc:  # a parameter the weighting does not take
+        raise ValueError(f"{rule}; got {spec!r} ({exc})") from None
+
+
+def _canonical(spec: Any, classes: Sequence[str] | None, rule: str) -> dict[str, Any]:
+    """The spec ``{"name": ..., **params}`` a shorthand stands for (nested weightings built)."""
     if isinstance(spec, str):
         if spec not in WEIGHTINGS:
             raise ValueError(f"{rule}; got {spec!r}")
-        return WEIGHTINGS.build(spec)
+        return {"name": spec}
     if isinstance(spec, bool):
         raise ValueError(f"{rule}; got {spec!r}")
     if isinstance(spec, Real):
-        return Power(q=_check_real(spec, "q"))
+        return {"name": "power", "q": _check_real(spec, "q")}
     if isinstance(spec, Mapping):
+        name = spec.get("name")
+        if isinstance(name, str) and name in WEIGHTINGS:  # a to_dict() spec (class weights are numbers)
+            return _with_classes(name, {k: v for k, v in spec.items() if k != "name"}, classes)
         if len(spec) == 1:
             (key, value), = spec.items()
             if isinstance(key, str) and key in WEIGHTINGS:
-                return _build_named(key, value, classes, rule)
-        return Explicit(weights=dict(spec), classes=classes)
+                return _with_classes(key, _shorthand_params(key, value), classes)
+        return {"name": "explicit", "weights": dict(spec), "classes": classes}
     if isinstance(spec, (Sequence, np.ndarray)) and not isinstance(spec, (bytes, bytearray)):
-        return Explicit(weights=list(spec), classes=classes)
+        return {"name": "explicit", "weights": list(spec), "classes": classes}
     raise ValueError(f"{rule}; got {spec!r}")
 
 
@@ -560,25 +579,25 @@ def resolve_weighting(spec: Any, *, classes: Sequence[str] | None = None) -> Wei
 _SHORTHAND = {"power": "q", "effective_number": "beta", "explicit": "weights"}
 
 
-def _build_named(name: str, value: Any, classes: Sequence[str] | None, rule: str) -> Weighting:
+def _shorthand_params(name: str, value: Any) -> dict[str, Any]:
+    """The parameters of the one-key form ``{name: value}``."""
     if isinstance(value, Mapping) and name != "explicit":
-        kwargs = dict(value)
-    elif name == "explicit" and isinstance(value, Mapping) and set(value) <= {"weights", "classes"} and value:
-        kwargs = dict(value)
-    elif name in _SHORTHAND:
-        kwargs = {_SHORTHAND[name]: value}
-    elif value is None:
-        kwargs = {}
-    else:
-        raise ValueError(f"{name} takes a dict of parameters; got {{{name!r}: {value!r}}}")
-    if name == "explicit" and kwargs.get("classes") is None and classes is not None:
-        kwargs["classes"] = classes
+        return dict(value)
+    if name == "explicit" and isinstance(value, Mapping) and set(value) <= {"weights", "classes"} and value:
+        return dict(value)
+    if name in _SHORTHAND:
+        return {_SHORTHAND[name]: value}
+    if value is None:
+        return {}
+    raise ValueError(f"{name} takes a dict of parameters; got {{{name!r}: {value!r}}}")
+
+
+def _with_classes(name: str, params: dict[str, Any], classes: Sequence[str] | None) -> dict[str, Any]:
+    """``{"name": name, **params}`` with ``classes`` passed on to explicit tables, nested ones too."""
+    if name == "explicit" and params.get("classes") is None and classes is not None:
+        params["classes"] = classes
     if name == "deferred":
         for key in ("before", "after"):
-            if key in kwargs:
-                kwargs[key] = resolve_weighting(kwargs[key], classes=classes)
-    try:
-        weighting = WEIGHTINGS.build(name, **kwargs)
-    except TypeError as exc:
-        raise ValueError(f"{rule}; got {{{name!r}: {value!r}}} ({exc})") from None
-    return weighting
+            if key in params:
+                params[key] = resolve_weighting(params[key], classes=classes)
+    return {"name": name, **params}
