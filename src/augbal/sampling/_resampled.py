@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_choice, is_int, resolve_class_key
 from ._base import SAMPLERS, ClassSampler
 from ._imblearn import resample_indices
 
@@ -53,8 +54,7 @@ class ResampledSampler(ClassSampler):
         super().__init__(
             labels, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last, yield_draws=yield_draws
         )
-        if method not in ("over", "under"):
-            raise ValueError(f"method must be 'over' or 'under'; got {method!r}")
+        check_choice("method", method, ("over", "under"))
         self.sampling_strategy = sampling_strategy
         self.method = method
         self.classes = classes
@@ -114,15 +114,31 @@ class ResampledSampler(ClassSampler):
             return on_dense
         return s
 
-    def _keys_to_dense(self, s: Mapping[Any, Any]) -> dict[Any, Any]:
-        lookup = {int(v): c for c, v in enumerate(self.classes_.tolist())}
-        out = {}
+    def _keys_to_dense(self, s: Mapping[Any, Any]) -> dict[int, Any]:
+        """``{dense class: target}`` from keys that are label values or class names (``classes``
+        is indexed by label value); a named class without samples may only be given 0."""
+        names = None if self.classes is None else [str(c) for c in self.classes]
+        if names is not None:
+            self._dense_names()  # classes must cover every label
+        dense_of = {int(v): c for c, v in enumerate(self.classes_.tolist())}
+        out: dict[int, Any] = {}
+        given: dict[int, Any] = {}
         for key, value in s.items():
-            if not isinstance(key, str):
-                if key not in lookup:
-                    raise ValueError(f"sampling_strategy keys must be labels present in the data {sorted(lookup)}; got {key!r}")
-                key = lookup[key]
-            out[key] = value
+            if names is None:
+                c = resolve_class_key(key, labels=self.classes_, name="sampling_strategy key")
+            else:
+                label = resolve_class_key(key, classes=names, name="sampling_strategy key")
+                if label not in dense_of:
+                    if is_int(value) and value == 0:
+                        continue  # an empty class kept empty
+                    raise ValueError(
+                        f"an empty class cannot be resampled, its target must be 0; got {value!r} for class {key!r}"
+                    )
+                c = dense_of[label]
+            if c in out:
+                raise ValueError(f"each class may be given once; got class {key!r} and {given[c]!r}")
+            out[c] = value
+            given[c] = key
         return out
 
     def _target(self, epoch: int) -> np.ndarray:
