@@ -121,6 +121,13 @@ def test_class_conditional_takes_class_names_like_explicit():
     assert policy.policy_for(2).name == "heavy" and policy.policy_for(0).name == "light"
     assert policy.policy_for(1).name == "none"
     assert build_policy(policy.to_dict()) == policy
+    assert list(policy.to_dict()["policies"]) == ["deer", "cat"]
+    # numeric class names in another order survive a JSON round trip
+    import json
+
+    odd = ClassConditional({1: "heavy"}, classes=["0", "2", "1"], size=32)
+    back = build_policy(json.loads(json.dumps(odd.to_dict())))
+    assert back == odd and back.policy_for(1).name == "heavy" and back.policy_for(2).name == "none"
     with pytest.raises(ValueError, match="unknown class 'cow'; the classes are: deer, dog, cat"):
         ClassConditional({"cow": "heavy"}, classes=NAMES, size=32)
 
@@ -212,3 +219,49 @@ def test_demo_negative_seed_is_a_usage_error(tmp_path):
     assert "Invalid value for '--seed': -1 is not in the range x>=0." in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "d").exists()
+
+
+def _every_seeded_component():
+    """One constructor per seed-taking component: registries are iterated, so new names are covered."""
+    from augbal._tour import run_demo
+    from augbal.augment import (
+        MIXERS,
+        POLICIES,
+        BatchCompose,
+        BatchHorizontalFlip,
+        BatchPadCrop,
+        RepeatAware,
+        make_loader,
+    )
+    from augbal.sampling import SAMPLERS, resample_indices
+
+    labels = np.repeat([0, 1], [8, 4])
+    makers = {f"policy {name}": (lambda s, n=name: POLICIES.build(n, seed=s)) for name in POLICIES.names()}
+    for name in MIXERS.names():
+        extra = {"class_counts": [8, 4]} if name == "remix" else {}
+        makers[f"mixer {name}"] = lambda s, n=name, e=extra: MIXERS.build(n, num_classes=2, seed=s, **e)
+    for name in SAMPLERS.names():
+        makers[f"sampler {name}"] = lambda s, n=name: SAMPLERS.build(n, labels=labels, seed=s)
+    makers.update(
+        {
+            "BatchHorizontalFlip": lambda s: BatchHorizontalFlip(seed=s),
+            "BatchPadCrop": lambda s: BatchPadCrop(seed=s),
+            "BatchCompose": lambda s: BatchCompose([], seed=s),
+            "RepeatAware": lambda s: RepeatAware(lambda x: x, seed=s),
+            "make_loader": lambda s: make_loader(list(range(4)), batch_size=2, num_workers=0, seed=s),
+            "split": lambda s: split(_index(), seed=s),
+            "skew": lambda s: skew(_index(), ratio=2, seed=s),
+            "run_demo": lambda s: run_demo("/nonexistent/never-written", seed=s),
+        }
+    )
+    makers["resample_indices"] = lambda s: resample_indices(labels, seed=s)
+    return makers
+
+
+@pytest.mark.parametrize("name", sorted(_every_seeded_component()))
+def test_every_seed_gets_the_same_check(name):
+    make = _every_seeded_component()[name]
+    for bad in (-1, "a", 1.5, True):
+        with pytest.raises(ValueError) as err:
+            make(bad)
+        assert f"got {bad!r}" in str(err.value) and str(err.value).startswith("seed must be an int"), (name, bad)

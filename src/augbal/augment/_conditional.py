@@ -107,7 +107,12 @@ class ClassConditional(Policy):
 
     def get_params(self) -> dict[str, Any]:
         return {
-            "policies": {c: _compact(p, self) for c, p in sorted(self.policies.items())},
+            # keyed by name when names are known: a JSON round trip cannot confuse a class
+            # named "1" with label 1
+            "policies": {
+                (c if self.classes is None else self.classes[c]): _compact(p, self)
+                for c, p in sorted(self.policies.items())
+            },
             "default": _compact(self.default, self),
             **({} if self.classes is None else {"classes": list(self.classes)}),
             **super().get_params(),

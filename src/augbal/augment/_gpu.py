@@ -327,6 +327,7 @@ class BatchCompose(BatchOp):
         bad = [type(op).__name__ for op in ops if not callable(op)]
         if bad:
             raise TypeError(f"BatchCompose needs callable batch ops; got {', '.join(bad)}")
+        check_seed("seed", seed)
         self.ops = ops
         self.seed = seed
 

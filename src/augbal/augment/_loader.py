@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from augbal._validation import check_int, is_int
+from augbal._validation import check_int, check_seed, is_int
 
 __all__ = ["default_num_workers", "make_loader", "seed_worker"]
 
@@ -126,6 +126,7 @@ def make_loader(
         >>> [len(b) for b in loader]
         [4, 4, 2]
     """
+    check_seed("seed", seed)
     if batch_sampler is not None:
         clashes = [
             name

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from augbal._draw import Draw
-from augbal._validation import is_int
+from augbal._validation import check_seed, is_int
 
 _STREAM_KEY = (1,)  # keeps draw-less streams apart from the Draw-derived sequences
 
@@ -171,6 +171,7 @@ class RepeatAware:
     def __init__(self, transform: Callable[[Any], Any], *, seed: int = 0) -> None:
         if not callable(transform):
             raise TypeError(f"transform must be callable; got {type(transform).__name__}")
+        check_seed("seed", seed)
         self.transform = transform
         self.seed = seed
         self._stream = SeedStream(seed)
