@@ -139,6 +139,15 @@ def test_rarity_scaled_counts_by_class_name():
     assert build_policy(policy.to_dict()) == policy
     with pytest.raises(ValueError, match="unknown class 'cow'"):
         RarityScaled(counts={"cow": 4}, classes=NAMES)
+    with pytest.raises(ValueError, match=r"counts must give one count per class \(3\); got 2"):
+        RarityScaled(counts=[4, 1], classes=NAMES)
+    for bad in ([5, -1], [5, 2.5], [5, True], [0, 0], "54"):
+        with pytest.raises(ValueError, match="counts must be non-negative per-class sample counts, not all zero"):
+            RarityScaled(counts=bad)
+    import torch
+
+    same = [RarityScaled(counts=c).counts for c in (np.array([400, 100]), torch.tensor([400, 100]), [400.0, 100.0])]
+    assert same == [[400, 100]] * 3
 
 
 def test_sampling_strategy_keys_by_name_label_or_json_string():

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from augbal._draw import Draw
-from augbal._validation import check_real, is_int, resolve_class_mapping
+from augbal._validation import check_real, is_int, is_real, resolve_class_mapping
 from augbal.augment._policy import Policy, PolicySpec, build_policy, register
 
 
@@ -43,6 +43,11 @@ def _compact(policy: Policy, wrapper: Policy) -> dict[str, Any]:
     """``policy.to_dict()`` without the common parameters it shares with (inherits from) the wrapper."""
     common = Policy.get_params(wrapper)
     return {k: v for k, v in policy.to_dict().items() if k not in common or common[k] != v}
+
+
+def _is_count(n: Any) -> bool:
+    """A non-negative integer (an integral float such as 400.0 too, as ``check_counts`` accepts)."""
+    return (is_int(n) or (is_real(n) and float(n).is_integer())) and n >= 0
 
 
 def _check_classes(classes: Any) -> list[str] | None:
@@ -165,12 +170,13 @@ class RarityScaled(Policy):
             size = len(self.classes) if self.classes is not None else max(keyed, default=-1) + 1
             counts = [keyed.get(c, 0) for c in range(size)]
         elif counts is not None and (
-            isinstance(counts, (str, bytes)) or not isinstance(counts, (Sequence, np.ndarray))
+            isinstance(counts, (str, bytes))
+            or not (isinstance(counts, (Sequence, np.ndarray)) or hasattr(counts, "tolist"))
         ):
             raise ValueError(f"counts must be non-negative per-class sample counts, not all zero; got {given!r}")
         if counts is not None:
-            counts = list(counts)
-            if not counts or not all(is_int(n) and n >= 0 for n in counts) or max(counts) == 0:
+            counts = counts.tolist() if hasattr(counts, "tolist") else list(counts)  # numpy arrays, tensors
+            if not counts or not all(_is_count(n) for n in counts) or max(counts) == 0:
                 raise ValueError(f"counts must be non-negative per-class sample counts, not all zero; got {given!r}")
             if self.classes is not None and len(counts) != len(self.classes):
                 raise ValueError(f"counts must give one count per class ({len(self.classes)}); got {len(counts)}")
