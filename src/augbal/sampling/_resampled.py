@@ -25,9 +25,11 @@ class ResampledSampler(ClassSampler):
 
     Args:
         labels: class label per sample (an integer array or a dataset ``targets_of`` reads).
-        sampling_strategy: any imbalanced-learn form ('auto', 'not majority', dict, float, callable).
+        sampling_strategy: any imbalanced-learn form ('auto', 'not majority', dict, float, callable);
+            dict keys are label values or, with ``classes``, class names
+            (``augbal._validation.resolve_class_key``).
         method: "over" or "under".
-        classes: class names, so dict strategies may use names.
+        classes: class names indexed by label value, so dict strategies may use names.
         seed, num_replicas, rank, drop_last, yield_draws: see ``ClassSampler``.
 
     Example:

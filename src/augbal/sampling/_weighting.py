@@ -292,7 +292,10 @@ class Explicit(Weighting):
     """Weights given per class: a ``{class index or name: weight}`` dict or a per-class list.
 
     Classes missing from a dict weigh 1 (as scikit-learn's ``class_weight`` dict), then
-    the weights are normalised like every weighting. Class names need ``classes``.
+    the weights are normalised like every weighting. Keys are resolved by
+    ``augbal._validation.resolve_class_key``: class names (they need ``classes``), labels,
+    or labels as JSON strings (``"2"``). Keys, weights and, when ``classes`` is given, the
+    list length are checked at construction; the number of classes again per call.
 
     Args:
         weights: ``{index or name: weight}`` or a sequence with one weight per class.
