@@ -169,6 +169,16 @@ def test_resampled_sampler_keys_by_label_value_or_name():
     assert list(by_label) == list(by_name)
     with pytest.raises(ValueError, match="unknown class label 4; the labels are: 3, 7, 9"):
         ResampledSampler(labels, sampling_strategy={4: 20}, method="over").quotas()
+    # a named class without samples may be kept at 0, not resampled
+    keep_empty = ResampledSampler(labels, sampling_strategy={"c9": 20, "c5": 0}, classes=names, method="over")
+    assert keep_empty.quotas() == {3: 40, 7: 10, 9: 20}
+    with pytest.raises(ValueError, match="an empty class cannot be resampled, its target must be 0; got 4 for class 'c5'"):
+        ResampledSampler(labels, sampling_strategy={"c5": 4}, classes=names, method="over").quotas()
+    with pytest.raises(ValueError, match="each class may be given once; got class 'c9' as 'c9' and 9"):
+        ResampledSampler(labels, sampling_strategy={"c9": 20, 9: 20}, classes=names, method="over").quotas()
+    # a callable sees label values and may answer by label
+    by_callable = ResampledSampler(labels, sampling_strategy=lambda y: {9: int((y == 9).sum()) * 4}, method="over")
+    assert by_callable.quotas() == {3: 40, 7: 10, 9: 20}
 
 
 # ----------------------------------------------------------------------------- validation at construction

@@ -242,33 +242,55 @@ def resolve_class_key(
         ValueError: for an unknown name, a name without ``classes``, a label that is not a
             class, or a key that is neither a string nor an integer.
     """
-    names = None if classes is None else [str(c) for c in classes]
-    values = None if labels is None else [int(v) for v in np.asarray(labels).reshape(-1).tolist()]
-    if isinstance(key, str):
-        if names is not None and key in names:
-            return names.index(key)
-        text = key.strip()
-        if text.isascii() and text.isdigit():
-            key = int(text)
-        elif names is not None:
-            raise ValueError(f"unknown class {key!r}; the classes are: {', '.join(names)}")
-        else:
-            raise ValueError(f"{name}s that are class names need the class names (classes=); got {key!r}")
-    if not is_int(key):
-        rule = "a class name or an integer label" if names is not None else "an integer class label"
-        raise _fail(name, rule, key)
-    key = int(key)
-    if values is not None:
-        if key not in values:
-            raise ValueError(f"unknown class label {key}; the labels are: {', '.join(map(str, values))}")
-        return values.index(key)
-    n = num_classes if num_classes is not None else (None if names is None else len(names))
-    if key < 0 or (n is not None and key >= n):
-        rule = f"a class label in [0, {n})" if n is not None else "a class label >= 0"
-        if names is not None:
-            rule += " or a class name"
-        raise _fail(name, rule, key)
-    return key
+    return _ClassKeys(classes, labels, num_classes, name).resolve(key)
+
+
+def _listing(items: Sequence[Any], limit: int = 20) -> str:
+    """``a, b, c`` (the first ``limit`` items and a count when there are more)."""
+    shown = ", ".join(str(x) for x in items[:limit])
+    return shown if len(items) <= limit else f"{shown}, ... ({len(items)} in all)"
+
+
+class _ClassKeys:
+    """The lookups of :func:`resolve_class_key`, built once per table (O(C), then O(1) a key)."""
+
+    def __init__(self, classes: Any, labels: Any, num_classes: int | None, name: str) -> None:
+        self.names = None if classes is None else [str(c) for c in classes]
+        self.by_name = None if self.names is None else {}
+        for i, c in enumerate(self.names or ()):
+            self.by_name.setdefault(c, i)  # type: ignore[union-attr]
+        self.values = None if labels is None else [int(v) for v in np.asarray(labels).reshape(-1).tolist()]
+        self.by_value = None if self.values is None else {v: i for i, v in enumerate(self.values)}
+        self.n = num_classes if num_classes is not None else (None if self.names is None else len(self.names))
+        self.name = name
+
+    def resolve(self, key: Any) -> int:
+        names, name = self.names, self.name
+        if isinstance(key, str):
+            if self.by_name is not None and key in self.by_name:
+                return self.by_name[key]
+            text = key.strip()
+            if text.isascii() and text.isdigit():
+                key = int(text)
+            elif names is not None:
+                raise ValueError(f"unknown class {key!r}; the classes are: {_listing(names)}")
+            else:
+                raise ValueError(f"{name}s that are class names need the class names (classes=); got {key!r}")
+        if not is_int(key):
+            rule = "a class name or an integer label" if names is not None else "an integer class label"
+            raise _fail(name, rule, key)
+        key = int(key)
+        if self.by_value is not None:
+            if key not in self.by_value:
+                raise ValueError(f"unknown class label {key}; the labels are: {_listing(self.values)}")
+            return self.by_value[key]
+        n = self.n
+        if key < 0 or (n is not None and key >= n):
+            rule = f"a class label in [0, {n})" if n is not None else "a class label >= 0"
+            if names is not None:
+                rule += " or a class name"
+            raise _fail(name, rule, key)
+        return key
 
 
 def resolve_class_mapping(
@@ -292,8 +314,9 @@ def resolve_class_mapping(
         raise ValueError(f"a class table must be a {{class: value}} dict; got {mapping!r}")
     out: dict[int, T] = {}
     first: dict[int, Any] = {}
+    keys = _ClassKeys(classes, labels, num_classes, name)
     for key, value in mapping.items():
-        c = resolve_class_key(key, classes=classes, labels=labels, num_classes=num_classes, name=name)
+        c = keys.resolve(key)
         if c in out:
             label = str(classes[c]) if classes is not None else (c if labels is None else int(labels[c]))
             raise ValueError(f"each class may be given once; got class {label!r} as {first[c]!r} and {key!r}")

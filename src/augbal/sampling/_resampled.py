@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, is_int, resolve_class_key
+from .._validation import check_choice, is_int, resolve_class_mapping
 from ._base import SAMPLERS, ClassSampler
 from ._imblearn import resample_indices
 
@@ -119,28 +119,19 @@ class ResampledSampler(ClassSampler):
     def _keys_to_dense(self, s: Mapping[Any, Any]) -> dict[int, Any]:
         """``{dense class: target}`` from keys that are label values or class names (``classes``
         is indexed by label value); a named class without samples may only be given 0."""
-        names = None if self.classes is None else [str(c) for c in self.classes]
-        if names is not None:
-            self._dense_names()  # classes must cover every label
+        if self.classes is None:
+            return resolve_class_mapping(s, labels=self.classes_, name="sampling_strategy key")
+        self._dense_names()  # classes must cover every label
+        by_label = resolve_class_mapping(s, classes=[str(c) for c in self.classes], name="sampling_strategy key")
         dense_of = {int(v): c for c, v in enumerate(self.classes_.tolist())}
         out: dict[int, Any] = {}
-        given: dict[int, Any] = {}
-        for key, value in s.items():
-            if names is None:
-                c = resolve_class_key(key, labels=self.classes_, name="sampling_strategy key")
-            else:
-                label = resolve_class_key(key, classes=names, name="sampling_strategy key")
-                if label not in dense_of:
-                    if is_int(value) and value == 0:
-                        continue  # an empty class kept empty
-                    raise ValueError(
-                        f"an empty class cannot be resampled, its target must be 0; got {value!r} for class {key!r}"
-                    )
-                c = dense_of[label]
-            if c in out:
-                raise ValueError(f"each class may be given once; got class {key!r} and {given[c]!r}")
-            out[c] = value
-            given[c] = key
+        for (label, value), key in zip(by_label.items(), s):
+            if label in dense_of:
+                out[dense_of[label]] = value
+            elif not (is_int(value) and value == 0):  # a named class without samples stays empty
+                raise ValueError(
+                    f"an empty class cannot be resampled, its target must be 0; got {value!r} for class {key!r}"
+                )
         return out
 
     def _target(self, epoch: int) -> np.ndarray:
