@@ -35,9 +35,11 @@ def run_demo(out_dir: str | Path, *, seed: int = 0) -> DemoRun:
         >>> run.sampler_reports["balanced"].class_counts
         {0: 238, 1: 237, 2: 237}
     """
+    from augbal._validation import check_seed
     from augbal.data import demo_dataset, scan, split, write_manifest, write_problems
     from augbal.sampling import ClassAwareSampler
 
+    seed = check_seed("seed", seed)  # before any file is written
     out = Path(out_dir)
     run = DemoRun(out_dir=out, index=None, split=None)
     run.files["images"] = demo_dataset(out / "images")

@@ -48,9 +48,9 @@ def test_class_conditional_inheritance_and_instances() -> None:
 def test_class_conditional_errors() -> None:
     with pytest.raises(ValueError, match="wrapper's size \\(64\\).*got heavy with size 32"):
         ClassConditional({1: HeavyPolicy(size=32)}, size=64)
-    with pytest.raises(ValueError, match="non-negative class indices; got -1"):
+    with pytest.raises(ValueError, match="class key must be a class label >= 0; got -1"):
         ClassConditional({-1: "light"})
-    with pytest.raises(ValueError, match="class indices; got 'cat'"):
+    with pytest.raises(ValueError, match=r"class keys that are class names need the class names \(classes=\); got 'cat'"):
         ClassConditional({"cat": "light"})
     with pytest.raises(KeyError, match="unknown policy"):
         ClassConditional({0: "lite"})
@@ -98,7 +98,7 @@ def test_rarity_scaled_errors() -> None:
         RarityScaled(counts=[0, 0])
     with pytest.raises(ValueError, match="non-negative"):
         RarityScaled(counts=[5, -1])
-    with pytest.raises(ValueError, match="max_magnitude and power"):
+    with pytest.raises(ValueError, match="power must be a number >= 0; got -1"):
         RarityScaled(counts=[5, 1], power=-1)
     policy = RarityScaled(counts=[5, 1], size=8)
     with pytest.raises(ValueError, match=r"covered by counts \(0..1\); got 2"):

@@ -150,7 +150,7 @@ def test_bad_input_errors():
         BatchPadCrop(padding_mode="wrap")
     with pytest.raises(ValueError, match="3 channel statistics; got 1 channels"):
         BatchNormalize(mean=MEAN, std=STD)(batch()[:, :1])
-    with pytest.raises(ValueError, match="p must be a probability"):
+    with pytest.raises(ValueError, match=r"p must be a number in \[0, 1\]; got"):
         BatchHorizontalFlip(p=1.5)
 
 

@@ -198,7 +198,7 @@ def test_bad_input_errors_state_the_rule():
         mixer(torch.rand(3, 4, 4), torch.tensor([0, 1, 2]))
     with pytest.raises(TypeError, match="floating-point images"):
         mixer(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="alpha must be > 0; got 0"):
+    with pytest.raises(ValueError, match="alpha must be a number > 0; got 0"):
         MixUp(num_classes=3, alpha=0)
     with pytest.raises(ValueError, match="one positive count per class"):
         ReMix(num_classes=3, class_counts=[10, 0, 3])

@@ -103,7 +103,7 @@ def test_near_search_without_numpy_bitwise_count(monkeypatch):
 def test_merge_groups_and_validation():
     assert merge_groups(np.array([3, -1, 3, 7, 7]), np.array([-1, 1, 1, -1, -1])).tolist() == [0, 0, 0, 1, 1]
     index = ImageIndex.from_arrays(["a"], [0], ["x"], hashes=["h"])
-    with pytest.raises(ValueError, match="max_distance must be an integer in \\[0, 64\\); got 64"):
+    with pytest.raises(ValueError, match="max_distance must be an int in \\[0, 63\\]; got 64"):
         find_duplicates(index, max_distance=64)
     with pytest.raises(ValueError, match="needs content hashes"):
         find_duplicates(ImageIndex.from_arrays(["a"], [0], ["x"]), near=False)

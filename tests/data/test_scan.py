@@ -199,9 +199,9 @@ def test_bad_arguments(tmp_path):
         scan(tmp_path / "f.txt")
     with pytest.raises(ValueError, match="no class folders"):
         scan(tmp_path)
-    with pytest.raises(ValueError, match="workers must be a positive integer; got 0"):
+    with pytest.raises(ValueError, match="workers must be an int >= 1 or None; got 0"):
         scan(tmp_path, workers=0)
-    with pytest.raises(ValueError, match=r"max_distance must be an integer in \[0, 64\); got -1"):
+    with pytest.raises(ValueError, match=r"max_distance must be an int in \[0, 63\]; got -1"):
         scan(tmp_path, max_distance=-1)
     with pytest.raises(ValueError, match="distinct"):
         scan(tmp_path, classes=["a", "a"])
@@ -210,7 +210,7 @@ def test_bad_arguments(tmp_path):
     # a bad limit must not quarantine every file as "corrupt" (TypeError in each reader)
     _tree(tmp_path / "ok", {"a": 3})
     for bad in ("1e6", 0, 1.5):
-        with pytest.raises(ValueError, match=f"max_pixels must be a positive integer or None; got {bad!r}"):
+        with pytest.raises(ValueError, match=f"max_pixels must be an int >= 1 or None; got {bad!r}"):
             scan(tmp_path / "ok", max_pixels=bad)
 
 

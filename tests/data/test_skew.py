@@ -41,9 +41,9 @@ def test_step_profile_and_mu():
 def test_long_tail_counts_errors():
     with pytest.raises(ValueError, match="ratio .* >= 1; got 0.5"):
         long_tail_counts(100, 3, 0.5)
-    with pytest.raises(ValueError, match="profile must be one of exp, step; got 'linear'"):
+    with pytest.raises(ValueError, match="profile must be one of 'exp', 'step'; got 'linear'"):
         long_tail_counts(100, 3, 10, "linear")
-    with pytest.raises(ValueError, match="n_max must be a positive integer"):
+    with pytest.raises(ValueError, match="n_max must be an int >= 1; got 0"):
         long_tail_counts(0, 3, 10)
     with pytest.raises(ValueError, match=r"mu .* \[0, 1\]"):
         long_tail_counts(100, 4, 10, "step", mu=1.5)
@@ -114,7 +114,7 @@ def test_skew_errors_name_the_class():
         skew(index, prior="uniform")
     with pytest.raises(ValueError, match="size= only applies with prior="):
         skew(index, ratio=10, size=5)
-    with pytest.raises(ValueError, match="counts must be non-negative integers; got -1 for 'cat'"):
+    with pytest.raises(ValueError, match="the count of class 'cat' must be an int >= 0; got -1"):
         skew(index, counts={"cat": -1, "deer": 0, "dog": 0})
 
 
@@ -127,6 +127,44 @@ def test_select_classes_relabels_in_given_order():
     assert sub.labels.tolist() == [1, 1, 1, 0, 0, 0, 0]
     with pytest.raises(ValueError, match="distinct class names"):
         select_classes(index, ["cat", "cat"])
+
+
+def test_select_classes_takes_one_class_name_as_one_class():
+    # issue 8: select_classes(index, "cat") selected the three classes 'c', 'a', 't'
+    index = synthetic([3, 4, 5], ["cat", "deer", "dog"])
+    sub = select_classes(index, "cat")
+    assert sub.classes == ("cat",) and sub.class_counts().tolist() == [3]
+    assert select_classes(index, [2, "cat"]).classes == ("dog", "cat")  # labels work too
+    with pytest.raises(ValueError, match="unknown class 'c'; the classes are: cat, deer, dog"):
+        select_classes(index, ["c", "a", "t"])
+
+
+def test_skew_profile_that_empties_a_class_is_an_error_naming_it():
+    # issue 8: skew(ratio=100, n_max=50) silently gave [50, 5, 0]
+    index = synthetic([60, 60, 60], ["deer", "dog", "cat"])
+    with pytest.raises(ValueError) as err:
+        skew(index, ratio=100, n_max=50)
+    assert str(err.value) == (
+        "skew(ratio=100) with n_max=50 leaves class 'cat' with 0 images (counts [50, 5, 0] in order "
+        "['deer', 'dog', 'cat']); raise n_max or lower ratio, or pass counts= to drop a class on purpose"
+    )
+    with pytest.raises(ValueError, match="leaves class 'dog' with 0 images"):
+        skew(index, "step", ratio=100, n_max=50, order=["cat", "deer", "dog"], mu=0.3)
+    assert skew(index, ratio=10, n_max=50).class_counts().tolist() == [50, 15, 5]
+    # dropping a class deliberately stays allowed
+    assert skew(index, counts={"deer": 50, "dog": 5, "cat": 0}).class_counts().tolist() == [50, 5, 0]
+    assert skew(index, prior={"deer": 1, "dog": 1, "cat": 0}, size=10).class_counts().tolist() == [5, 5, 0]
+
+
+def test_skew_tables_are_keyed_by_name_or_label_each_class_once():
+    index = synthetic([60, 60, 60], ["deer", "dog", "cat"])
+    assert skew(index, counts={0: 3, "dog": 2, "2": 1}).class_counts().tolist() == [3, 2, 1]
+    with pytest.raises(ValueError, match="each class may be given once; got class 'cat' as 'cat' and 2"):
+        skew(index, counts={"deer": 1, "dog": 1, "cat": 1, 2: 1})
+    with pytest.raises(ValueError, match="the prior of class 'dog' must be a number >= 0; got -0.5"):
+        skew(index, prior={"deer": 1, "dog": -0.5, "cat": 0})
+    with pytest.raises(ValueError, match="size must be an int >= 0; got 2.5"):
+        skew(index, prior="balanced", size=2.5)
 
 
 def test_seedlike_3_task():

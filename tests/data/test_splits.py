@@ -246,3 +246,25 @@ def test_scanned_duplicates_never_leak(demo_root, tmp_path):
             train, val, test = s
             hashes = [set(side.hashes.tolist()) for side in (train, val, test)]
             assert not hashes[0] & hashes[1] and not hashes[0] & hashes[2] and not hashes[1] & hashes[2]
+
+
+def test_seed_and_ratio_types_are_value_errors():
+    # issue 8: split(seed=-1) ended in a numpy traceback, split(seed="a") in a TypeError
+    index = synthetic([12, 80, 2], names=["cat", "dog", "owl"])
+    for seed in (-1, "a", 2.0, None):
+        with pytest.raises(ValueError, match=f"seed must be an int >= 0; got {seed!r}"):
+            split(index, seed=seed)
+    with pytest.raises(ValueError, match="summing to 1, train > 0; got 0.8"):
+        split(index, ratios=0.8)
+    with pytest.raises(ValueError, match=r"summing to 1, train > 0; got \('a', 'b', 'c'\)"):
+        split(index, ratios=("a", "b", "c"))
+
+
+def test_counts_keyed_by_label_or_name_each_class_once():
+    index = synthetic([12, 80, 2], names=["cat", "dog", "owl"])
+    by_label = split(index, counts={0: (4, 1, 1), "dog": (10, 10, 10), "2": (2, 0, 0)}, seed=1)
+    by_name = split(index, counts={"cat": (4, 1, 1), "dog": (10, 10, 10), "owl": (2, 0, 0)}, seed=1)
+    assert by_label.counts() == by_name.counts()
+    assert by_label.counts()["val"] == {"cat": 1, "dog": 10, "owl": 0}
+    with pytest.raises(ValueError, match="each class may be given once; got class 'cat' as 'cat' and 0"):
+        split(index, counts={"cat": (4, 1, 1), 0: (4, 1, 1), "dog": (10, 10, 10), "owl": (2, 0, 0)})

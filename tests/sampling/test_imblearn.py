@@ -127,7 +127,7 @@ def test_callable_strategy_gets_the_labels():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"method": "smote"}, "method must be 'over' or 'under'; got 'smote'"),
+        ({"method": "smote"}, "method must be one of 'over', 'under'; got 'smote'"),
         ({"seed": -1}, "seed must be an integer in [0, 2**32) or a sequence of non-negative integers; got -1"),
         ({"seed": 2**32}, "got 4294967296"),
         ({"seed": None}, "got None"),

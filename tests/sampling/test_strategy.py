@@ -178,14 +178,15 @@ def test_parity_covers_both_outcomes():
         (0.4, [10, 5], "under", "must leave the majority at most its 10 samples (target = int(5 / ratio)); got 0.4"),
         ({1: 400}, SEEDLIKE, "over", "must be at least its count (450); got 400 for class 1"),
         ({1: 500}, SEEDLIKE, "under", "must be at most its count (450); got 500 for class 1"),
-        ({3: 10}, SEEDLIKE, "over", "class indices in [0, 3) or class names; got 3"),
-        ({"cat": 10}, SEEDLIKE, "over", "class names as sampling_strategy keys need classes=; got 'cat'"),
-        ({1: -2}, SEEDLIKE, "under", "non-negative integers; got -2 for class 1"),
-        ({1: 2.5}, SEEDLIKE, "over", "non-negative integers; got 2.5 for class 1"),
+        ({3: 10}, SEEDLIKE, "over", "sampling_strategy key must be a class label in [0, 3); got 3"),
+        ({"cat": 10}, SEEDLIKE, "over", "sampling_strategy keys that are class names need the class names (classes=); got 'cat'"),
+        ({1: -2}, SEEDLIKE, "under", "the sampling_strategy target of class 1 must be an int >= 0; got -2"),
+        ({1: 2.5}, SEEDLIKE, "over", "the sampling_strategy target of class 1 must be an int >= 0; got 2.5"),
         ({1: 9}, [5, 0, 3], "over", "an empty class cannot be resampled, its target must be 0; got 9 for class 1"),
         (lambda y: [1, 2], SEEDLIKE, "over", "must return a {class: target count} dict; got [1, 2]"),
         ("auto", [0, 5, 0], "over", "needs at least 2 non-empty classes; got 1 (counts [0, 5, 0])"),
-        ("auto", SEEDLIKE, "both", "kind must be 'over' or 'under'; got 'both'"),
+        ("auto", SEEDLIKE, "both", "kind must be one of 'over', 'under'; got 'both'"),
+        ({1: 450, "1": 450}, SEEDLIKE, "over", "each class may be given once; got class 1 as 1 and '1'"),
         ("auto", [3, -1], "over", "non-negative integers; got [3, -1]"),
     ],
 )
@@ -197,9 +198,9 @@ def test_messages_state_rule_then_value(strategy, counts, kind, message):
 
 
 def test_bad_of_and_classes():
-    with pytest.raises(ValueError, match="of must be 'counts' or 'labels'; got 'y'"):
+    with pytest.raises(ValueError, match="of must be one of 'counts', 'labels'; got 'y'"):
         check_sampling_strategy("auto", [1, 2], of="y")
     with pytest.raises(ValueError, match=r"classes must name every class \(3\); got 2 names"):
         check_sampling_strategy("auto", [1, 2, 3], classes=["a", "b"])
-    with pytest.raises(ValueError, match=r"class names from \['a', 'b'\]; got 'c'"):
+    with pytest.raises(ValueError, match=r"unknown class 'c'; the classes are: a, b"):
         check_sampling_strategy({"c": 1}, [1, 2], classes=["a", "b"])

@@ -113,23 +113,46 @@ def test_explicit_zero_weight_excludes_a_class():
 
 
 @pytest.mark.parametrize(
-    ("weighting", "message"),
+    ("make", "message"),
     [
-        (Explicit(weights={"cat": 2.0}), "class names as weight keys need classes=; got 'cat'"),
-        (Explicit(weights={"cow": 2.0}, classes=("a", "b", "c")), "class names from ['a', 'b', 'c']; got 'cow'"),
-        (Explicit(weights={3: 2.0}), r"class indices in [0, 3) or class names; got 3"),
-        (Explicit(weights={0: -1.0}), "finite non-negative numbers; got -1.0 for class 0"),
-        (Explicit(weights={0: float("nan")}), "finite non-negative numbers; got nan"),
-        (Explicit(weights=[1.0, 2.0]), "one weight per class (3); got 2"),
-        (Explicit(weights={}, classes=("a", "b")), "classes must name every class (3); got 2 names"),
-        (Explicit(weights=[0.0, 0.0, 5.0]), "at least one non-empty class needs a positive weight"),
+        (lambda: Explicit(weights={"cat": 2.0}), "weight keys that are class names need the class names (classes=); got 'cat'"),
+        (lambda: Explicit(weights={"cow": 2.0}, classes=("a", "b", "c")), "unknown class 'cow'; the classes are: a, b, c"),
+        (lambda: Explicit(weights={0: -1.0}), "finite non-negative numbers; got -1.0 for class 0"),
+        (lambda: Explicit(weights={0: float("nan")}), "finite non-negative numbers; got nan"),
+        (lambda: Explicit(weights={0: True}), "finite non-negative numbers; got True for class 0"),
+        (lambda: Explicit(weights=[1.0, 2.0], classes=("a", "b", "c")), "one weight per class (3); got 2"),
+        (lambda: Explicit(weights={3: 1.0}, classes=("a", "b", "c")), "weight key must be a class label in [0, 3) or a class name; got 3"),
+        (lambda: Explicit(weights={"b": 1.0, 1: 2.0}, classes=("a", "b")), "each class may be given once; got class 'b' as 'b' and 1"),
+        (lambda: Explicit(weights="ab"), "a {class: weight} dict or a per-class list; got 'ab'"),
+        (lambda: Explicit(weights=[1.0], classes="a"), "classes must be a sequence of class names; got 'a'"),
     ],
 )
-def test_explicit_errors(weighting, message):
+def test_explicit_errors_at_construction(make, message):
+    # issue 8: validated when built, not at a sampler's first len()
+    with pytest.raises(ValueError) as err:
+        make()
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("weighting", "message"),
+    [
+        (lambda: Explicit(weights={3: 2.0}), r"weight key must be a class label in [0, 3); got 3"),
+        (lambda: Explicit(weights=[1.0, 2.0]), "one weight per class (3); got 2"),
+        (lambda: Explicit(weights={}, classes=("a", "b")), "classes must name every class (3); got 2 names"),
+        (lambda: Explicit(weights=[0.0, 0.0, 5.0]), "at least one non-empty class needs a positive weight"),
+    ],
+)
+def test_explicit_errors_against_the_counts(weighting, message):
     counts = [5, 5, 0] if "positive weight" in message else [5, 5, 5]
     with pytest.raises(ValueError) as err:
-        weighting.class_weights(counts)
+        weighting().class_weights(counts)
     assert message in str(err.value)
+
+
+def test_explicit_json_string_keys_are_labels():
+    by_string, by_int = Explicit(weights={"2": 3.0}), Explicit(weights={2: 3.0})
+    assert by_string.class_weights([5, 5, 5]).tolist() == by_int.class_weights([5, 5, 5]).tolist()
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -161,8 +184,6 @@ def test_progressive_probability_interpolation_is_kangs_pb_sampling():
     by_q = Progressive(start="instance", end="balanced", epochs=4)
     assert not np.allclose(w.sampling_probs(COUNTS, epoch=2), by_q.sampling_probs(COUNTS, epoch=2))
     np.testing.assert_allclose(w.class_weights(COUNTS, epoch=4), by_q.class_weights(COUNTS, epoch=4), rtol=1e-12)
-    with pytest.raises(ValueError, match="interpolate must be 'exponent' or 'probs'; got 'linear'"):
-        Progressive(interpolate="linear").class_weights(COUNTS)
 
 
 def test_deferred_switches_at_the_epoch():
@@ -187,22 +208,27 @@ def test_deferred_with_named_explicit_weights_via_resolve():
 
 
 @pytest.mark.parametrize(
-    ("weighting", "message"),
+    ("make", "message"),
     [
-        (Progressive(start={"effective_number": 0.9}), "progressive start must be a power weighting"),
-        (Progressive(end="nope"), "progressive end must be a power weighting"),
-        (Progressive(epochs=0), "progressive epochs must be a positive integer; got 0"),
-        (Deferred(switch_epoch=-1), "switch_epoch must be a non-negative integer; got -1"),
-        (Deferred(after="nope"), "got 'nope'"),
-        (Power(q="x"), "q must be a finite number; got 'x'"),
-        (Power(q=float("inf")), "q must be a finite number; got inf"),
-        (EffectiveNumber(beta=1.0), "beta must be a number in [0, 1); got 1.0"),
-        (EffectiveNumber(beta=-0.1), "beta must be a number in [0, 1); got -0.1"),
+        (lambda: Progressive(start={"effective_number": 0.9}), "progressive start must be a power weighting"),
+        (lambda: Progressive(end="nope"), "progressive end must be a power weighting"),
+        (lambda: Progressive(epochs=0), "progressive epochs must be an int >= 1; got 0"),
+        (lambda: Progressive(interpolate="linear"), "progressive interpolate must be one of 'exponent', 'probs'; got 'linear'"),
+        (lambda: Deferred(switch_epoch=-1), "deferred switch_epoch must be an int >= 0; got -1"),
+        (lambda: Deferred(after="nope"), "got 'nope'"),
+        (lambda: Power(q="x"), "q must be a finite number; got 'x'"),
+        (lambda: Power(q=float("inf")), "q must be a finite number; got inf"),
+        (lambda: EffectiveNumber(beta=1.0), "beta must be a number in [0, 1); got 1.0"),
+        (lambda: EffectiveNumber(beta=-0.1), "beta must be a number in [0, 1); got -0.1"),
+        (lambda: resolve_weighting({"power": "x"}), "q must be a finite number; got 'x'"),
+        (lambda: resolve_weighting({"effective_number": 2}), "beta must be a number in [0, 1); got 2"),
+        (lambda: resolve_weighting({"progressive": {"epochs": 1.5}}), "progressive epochs must be an int >= 1; got 1.5"),
     ],
 )
-def test_bad_parameters_fail_in_public_methods(weighting, message):
+def test_bad_parameters_fail_at_construction(make, message):
+    # issue 8: they used to pass construction and fail at the first class_weights / len()
     with pytest.raises(ValueError) as err:
-        weighting.class_weights(COUNTS, epoch=1)
+        make()
     assert message in str(err.value)
 
 
@@ -238,7 +264,7 @@ def test_bad_counts(counts, message):
 
 @pytest.mark.parametrize("epoch", [-1, 1.5, "2", True])
 def test_bad_epoch(epoch):
-    with pytest.raises(ValueError, match="epoch must be a non-negative integer"):
+    with pytest.raises(ValueError, match="epoch must be an int >= 0; got"):
         resolve_weighting("balanced").class_weights(COUNTS, epoch=epoch)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from augbal._validation import check_int
 from augbal.augment._policy import POLICIES, Policy, crop_ranges, normalization_lut, normalize_to_tensor
 from augbal.augment._repeat import forked_rngs
 
@@ -109,8 +110,7 @@ class RandAugmentPolicy(TorchvisionAutoPolicy):
 
     def __init__(self, *, num_ops: int = 2, **params: Any) -> None:
         super().__init__(**params)
-        if not isinstance(num_ops, (int, np.integer)) or isinstance(num_ops, bool) or num_ops < 0:
-            raise ValueError(f"num_ops must be a non-negative integer; got {num_ops!r}")
+        check_int("num_ops", num_ops)
         self.num_ops = int(num_ops)
 
     def get_params(self) -> dict[str, Any]:

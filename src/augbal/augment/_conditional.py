@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from augbal._draw import Draw
+from augbal._validation import check_real, is_int, is_real, resolve_class_mapping
 from augbal.augment._policy import POLICIES, Policy, PolicySpec, build_policy
-
 
 
 def _resolve(spec: PolicySpec, wrapper: Policy) -> Policy:
@@ -45,21 +45,29 @@ def _compact(policy: Policy, wrapper: Policy) -> dict[str, Any]:
     return {k: v for k, v in policy.to_dict().items() if k not in common or common[k] != v}
 
 
-def _class_key(key: Any) -> int:
-    if isinstance(key, str) and key.strip().isdigit():  # JSON turns int keys into strings
-        key = int(key)
-    if not isinstance(key, (int, np.integer)) or isinstance(key, bool) or key < 0:
-        raise ValueError(f"class keys must be non-negative class indices; got {key!r}")
-    return int(key)
+def _is_count(n: Any) -> bool:
+    """A non-negative integer (an integral float such as 400.0 too, as ``check_counts`` accepts)."""
+    return (is_int(n) or (is_real(n) and float(n).is_integer())) and n >= 0
+
+
+def _check_classes(classes: Any) -> list[str] | None:
+    if classes is None:
+        return None
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (Sequence, np.ndarray)):
+        raise ValueError(f"classes must be a sequence of class names; got {classes!r}")
+    return [str(c) for c in classes]
 
 
 @POLICIES.register("class_conditional")
 class ClassConditional(Policy):
-    """A policy per class index; classes not listed (and calls without a label) use ``default``.
+    """A policy per class; classes not listed (and calls without a label) use ``default``.
 
     Args:
-        policies: ``{class_index: policy}``, each a registered name, a dict or a ``Policy``.
+        policies: ``{class: policy}``, each a registered name, a dict or a ``Policy``; a class
+            is a label (class index) or, with ``classes``, a class name
+            (see :func:`augbal._validation.resolve_class_key`).
         default: the policy for every other class.
+        classes: class names in label order, so ``policies`` may be keyed by name.
         **params: the common policy parameters (``size``, ``mean``, ``std``, ``magnitude``,
             ``seed``), inherited by sub-policies given by name or dict.
 
@@ -71,6 +79,8 @@ class ClassConditional(Policy):
         ('heavy', 'light')
         >>> tuple(policy(np.zeros((40, 40, 3), np.uint8), label=2, draw=Draw(0)).shape)
         (3, 32, 32)
+        >>> ClassConditional({"cat": "heavy"}, classes=["deer", "dog", "cat"], size=32).policy_for(2).name
+        'heavy'
     """
 
     def __init__(
@@ -78,10 +88,13 @@ class ClassConditional(Policy):
         policies: Mapping[Any, PolicySpec] | None = None,
         *,
         default: PolicySpec = "none",
+        classes: Sequence[str] | None = None,
         **params: Any,
     ) -> None:
         super().__init__(**params)
-        self.policies = {_class_key(c): _check_size(_resolve(p, self), self) for c, p in (policies or {}).items()}
+        self.classes = _check_classes(classes)
+        keyed = resolve_class_mapping(policies or {}, classes=self.classes)
+        self.policies = {c: _check_size(_resolve(p, self), self) for c, p in keyed.items()}
         self.default = _check_size(_resolve(default, self), self)
 
     @property
@@ -97,8 +110,14 @@ class ClassConditional(Policy):
 
     def get_params(self) -> dict[str, Any]:
         return {
-            "policies": {c: _compact(p, self) for c, p in sorted(self.policies.items())},
+            # keyed by name when names are known: a JSON round trip cannot confuse a class
+            # named "1" with label 1
+            "policies": {
+                (c if self.classes is None else self.classes[c]): _compact(p, self)
+                for c, p in sorted(self.policies.items())
+            },
             "default": _compact(self.default, self),
+            **({} if self.classes is None else {"classes": list(self.classes)}),
             **super().get_params(),
         }
 
@@ -115,7 +134,9 @@ class RarityScaled(Policy):
 
     Args:
         base: the policy to scale (name, dict or ``Policy``).
-        counts: samples per class index (a sequence, or a ``{class: count}`` dict).
+        counts: samples per class (a sequence in label order, or a ``{class: count}`` dict
+            keyed by label or, with ``classes``, by class name; unlisted classes count 0).
+        classes: class names in label order (fixes the number of classes).
         max_magnitude: the cap of ``m_c``.
         power: how fast magnitude grows with the imbalance ratio (0.5: square root).
         **params: the common policy parameters, inherited by a base given by name or dict.
@@ -133,20 +154,31 @@ class RarityScaled(Policy):
         counts: Sequence[int] | Mapping[Any, int] | None = None,
         max_magnitude: float = 3.0,
         power: float = 0.5,
+        classes: Sequence[str] | None = None,
         **params: Any,
     ) -> None:
         super().__init__(**params)
         self.base = _check_size(_resolve(base, self), self)
+        self.classes = _check_classes(classes)
+        given = counts
         if isinstance(counts, Mapping):
-            keyed = {_class_key(c): n for c, n in counts.items()}
-            counts = [keyed.get(c, 0) for c in range(max(keyed, default=-1) + 1)]
+            keyed = resolve_class_mapping(counts, classes=self.classes)
+            size = len(self.classes) if self.classes is not None else max(keyed, default=-1) + 1
+            counts = [keyed.get(c, 0) for c in range(size)]
+        elif counts is not None and (
+            isinstance(counts, (str, bytes))
+            or not (isinstance(counts, (Sequence, np.ndarray)) or hasattr(counts, "tolist"))
+        ):
+            raise ValueError(f"counts must be non-negative per-class sample counts, not all zero; got {given!r}")
+        if counts is not None:
+            counts = counts.tolist() if hasattr(counts, "tolist") else list(counts)  # numpy arrays, tensors
+            if not counts or not all(_is_count(n) for n in counts) or max(counts) == 0:
+                raise ValueError(f"counts must be non-negative per-class sample counts, not all zero; got {given!r}")
+            if self.classes is not None and len(counts) != len(self.classes):
+                raise ValueError(f"counts must give one count per class ({len(self.classes)}); got {len(counts)}")
         self.counts = None if counts is None else [int(n) for n in counts]
-        if self.counts is not None and (not self.counts or min(self.counts) < 0 or max(self.counts) == 0):
-            raise ValueError(f"counts must be non-negative per-class sample counts, not all zero; got {counts!r}")
-        if not (np.isfinite(max_magnitude) and max_magnitude >= 0 and np.isfinite(power) and power >= 0):
-            raise ValueError(f"max_magnitude and power must be finite numbers >= 0; got {max_magnitude!r}, {power!r}")
-        self.max_magnitude = float(max_magnitude)
-        self.power = float(power)
+        self.max_magnitude = check_real("max_magnitude", max_magnitude, low=0)
+        self.power = check_real("power", power, low=0)
 
     @property
     def magnitudes_(self) -> list[float]:
@@ -184,5 +216,6 @@ class RarityScaled(Policy):
             "counts": self.counts,
             "max_magnitude": self.max_magnitude,
             "power": self.power,
+            **({} if self.classes is None else {"classes": list(self.classes)}),
             **super().get_params(),
         }

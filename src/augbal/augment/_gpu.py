@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from augbal._registry import Registry
+from augbal._validation import check_choice, check_int, check_probability, check_seed
 
 __all__ = [
     "BATCH_OPS",
@@ -136,8 +137,8 @@ class BatchHorizontalFlip(BatchOp):
     """
 
     def __init__(self, *, p: float = 0.5, seed: int = 0) -> None:
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be a probability in [0, 1]; got {p!r}")
+        check_probability("p", p)
+        check_seed("seed", seed)
         self.p = p
         self.seed = seed
 
@@ -176,10 +177,9 @@ class BatchPadCrop(BatchOp):
         fill: float = 0,
         seed: int = 0,
     ) -> None:
-        if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {', '.join(_PADDING_MODES)}; got {padding_mode!r}")
-        if not isinstance(padding, int) or padding < 0:
-            raise ValueError(f"padding must be a non-negative int; got {padding!r}")
+        check_choice("padding_mode", padding_mode, _PADDING_MODES)
+        check_int("padding", padding)
+        check_seed("seed", seed)
         self.size = None if size is None else _pair(size, "size")
         self.padding = padding
         self.padding_mode = padding_mode
@@ -261,8 +261,7 @@ class BatchResize(BatchOp):
     """
 
     def __init__(self, *, size: int | Sequence[int], mode: str = "bilinear", antialias: bool = True) -> None:
-        if mode not in ("nearest", "nearest-exact", "bilinear", "bicubic"):
-            raise ValueError(f"mode must be nearest, nearest-exact, bilinear or bicubic; got {mode!r}")
+        check_choice("mode", mode, ("nearest", "nearest-exact", "bilinear", "bicubic"))
         self.size = _pair(size, "size")
         self.mode = mode
         self.antialias = antialias
@@ -357,6 +356,7 @@ class BatchCompose(BatchOp):
         bad = [type(op).__name__ for op in ops if not callable(op)]
         if bad:
             raise TypeError(f"BatchCompose needs callable batch ops; got {', '.join(bad)}")
+        check_seed("seed", seed)
         self.ops = ops
         self.seed = seed
 

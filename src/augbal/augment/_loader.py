@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from augbal._validation import check_int, check_seed, is_int
+
 __all__ = ["default_num_workers", "make_loader", "seed_worker"]
 
 
@@ -124,6 +126,7 @@ def make_loader(
         >>> [len(b) for b in loader]
         [4, 4, 2]
     """
+    check_seed("seed", seed)
     if batch_sampler is not None:
         clashes = [
             name
@@ -140,14 +143,13 @@ def make_loader(
                 f"a batch_sampler defines the batches, so batch_size must be None and shuffle, sampler and "
                 f"drop_last unset; got {', '.join(clashes)}"
             )
-    elif batch_size is None or batch_size < 1:
+    elif not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int (or None with a batch_sampler); got {batch_size!r}")
     if shuffle and sampler is not None:
         raise ValueError("shuffle=True draws its own order; pass shuffle=True or a sampler, not both")
     if num_workers is None:
         num_workers = default_num_workers()
-    if num_workers < 0:
-        raise ValueError(f"num_workers must be >= 0; got {num_workers}")
+    check_int("num_workers", num_workers)
     if persistent_workers == "auto":
         persistent_workers = num_workers > 0
     elif persistent_workers and num_workers == 0:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from augbal._registry import Registry
+from augbal._validation import check_int, check_probability, check_real, check_seed
 
 __all__ = ["MIXERS", "BalancedMixUp", "CutMix", "MixCollate", "MixUp", "Mixer", "ReMix"]
 
@@ -53,10 +54,9 @@ class Mixer:
         seed: int = 0,
         generator: torch.Generator | None = None,
     ) -> None:
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int; got {num_classes!r}")
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0; got {alpha!r}")
+        check_int("num_classes", num_classes, low=1)
+        check_real("alpha", alpha, low=0, low_open=True)
+        check_seed("seed", seed)
         if generator is not None and generator.device.type != "cpu":
             raise ValueError(f"mixers draw on the CPU and need a CPU generator; got one on {generator.device}")
         self.num_classes = num_classes
@@ -248,10 +248,8 @@ class ReMix(Mixer):
                 f"class_counts needs one positive count per class ({num_classes}); "
                 f"got {np.asarray(class_counts).tolist()}"
             )
-        if not kappa >= 1:
-            raise ValueError(f"kappa must be >= 1; got {kappa!r}")
-        if not 0 <= tau <= 1:
-            raise ValueError(f"tau must be in [0, 1]; got {tau!r}")
+        check_real("kappa", kappa, low=1)
+        check_probability("tau", tau)
         self.class_counts = counts.tolist()
         self.kappa = float(kappa)
         self.tau = float(tau)

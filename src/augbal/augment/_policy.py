@@ -12,7 +12,6 @@ arrays and PIL images are accepted too), ``label`` the int class index and ``dra
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Union
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from augbal._draw import Draw
 from augbal._registry import Registry
+from augbal._validation import check_int, check_real, check_seed
 from augbal.augment._repeat import SeedStream, as_draw, draw_seed_sequence
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -72,15 +72,12 @@ class Policy:
         magnitude: float = 1.0,
         seed: int = 0,
     ) -> None:
-        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"size must be a positive integer; got {size!r}")
+        check_int("size", size, low=1)
         mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         if len(mean) != 3 or len(std) != 3 or not all(s > 0 for s in std):
             raise ValueError(f"mean and std must hold 3 values each, std > 0; got mean={mean}, std={std}")
-        if not (isinstance(magnitude, (int, float, np.number)) and math.isfinite(magnitude) and magnitude >= 0):
-            raise ValueError(f"magnitude must be a finite number >= 0; got {magnitude!r}")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+        check_real("magnitude", magnitude, low=0)
+        check_seed("seed", seed)
         self.size = int(size)
         self.mean = mean
         self.std = std

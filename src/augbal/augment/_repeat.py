@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from augbal._draw import Draw
+from augbal._validation import check_seed, is_int
 
 _STREAM_KEY = (1,)  # keeps draw-less streams apart from the Draw-derived sequences
 
@@ -34,13 +35,13 @@ def as_draw(draw: Any) -> Draw:
     """
     if isinstance(draw, Draw):
         parts = tuple(draw)
-    elif isinstance(draw, (int, np.integer)) and not isinstance(draw, bool):
+    elif is_int(draw):
         parts = (int(draw), 0, 0)
     elif isinstance(draw, tuple) and len(draw) == 3:
         parts = draw
     else:
         raise TypeError(f"draw must be an augbal Draw(index, repeat, epoch), a 3-tuple or an int; got {draw!r}")
-    if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in parts):
+    if not all(is_int(p) and p >= 0 for p in parts):
         raise ValueError(f"draw index, repeat and epoch must be non-negative integers; got {draw!r}")
     return Draw(*(int(p) for p in parts))
 
@@ -170,6 +171,7 @@ class RepeatAware:
     def __init__(self, transform: Callable[[Any], Any], *, seed: int = 0) -> None:
         if not callable(transform):
             raise TypeError(f"transform must be callable; got {type(transform).__name__}")
+        check_seed("seed", seed)
         self.transform = transform
         self.seed = seed
         self._stream = SeedStream(seed)

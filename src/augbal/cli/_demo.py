@@ -21,7 +21,9 @@ from ._params import OutputPath, os_error_text
     show_default=True,
     help="Folder for the demo's outputs.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random draw (an int >= 0)."
+)
 def demo(out_dir: Path, seed: int) -> None:
     """Run augbal end to end on its embedded demo images and show where outputs are."""
     from augbal._tour import run_demo

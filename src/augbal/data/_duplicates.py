@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from augbal._validation import check_int
+
 from ._index import ImageIndex
 from ._io import open_image, to_rgb
 
@@ -93,8 +95,7 @@ def find_duplicates(
         >>> report.groups.tolist(), report.kinds, report.cross_class_groups
         ([0, -1, 0], ('exact',), 1)
     """
-    if not isinstance(max_distance, int) or not 0 <= max_distance < 64:
-        raise ValueError(f"max_distance must be an integer in [0, 64); got {max_distance!r}")
+    check_int("max_distance", max_distance, low=0, high=63)
     n = len(index)
     parent = np.arange(n, dtype=np.int64)
     if n and (index.hashes == "").any():

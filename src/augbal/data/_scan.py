@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import DuplicateClassError, EmptyClassError, NoClassFoldersError, ScanSourceError
+from augbal._validation import check_int
+
 from ._duplicates import DEFAULT_MAX_DISTANCE, find_duplicates, merge_groups, phash_hex
 from ._index import ImageIndex, Problem
 from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, _allowed_formats, decode, open_image
@@ -108,12 +110,9 @@ def scan(
     wanted = None if classes is None else tuple(unicodedata.normalize("NFC", str(c)) for c in classes)
     if wanted is not None and len(set(wanted)) != len(wanted):
         raise DuplicateClassError(wanted)
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a positive integer; got {workers!r}")
-    if not isinstance(max_distance, int) or not 0 <= max_distance < 64:
-        raise ValueError(f"max_distance must be an integer in [0, 64); got {max_distance!r}")
-    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
-        raise ValueError(f"max_pixels must be a positive integer or None; got {max_pixels!r}")
+    check_int("workers", workers, low=1, allow_none=True)
+    check_int("max_distance", max_distance, low=0, high=63)
+    check_int("max_pixels", max_pixels, low=1, allow_none=True)
     allowed = _allowed_formats(formats)
     formats = None if allowed is None else tuple(allowed)
     if root.is_file() and root.suffix.lower() in MANIFEST_SUFFIXES:

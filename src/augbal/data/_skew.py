@@ -5,11 +5,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from augbal._rounding import apportion
+from augbal._validation import (
+    check_choice,
+    check_int,
+    check_real,
+    check_seed,
+    resolve_class_key,
+    resolve_class_mapping,
+)
 
 from ._index import ImageIndex
 
@@ -38,29 +46,27 @@ def long_tail_counts(
         >>> long_tail_counts(500, 4, 10, "step").tolist()
         [500, 500, 50, 50]
     """
-    if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)) or n_max < 1:
-        raise ValueError(f"n_max must be a positive integer; got {n_max!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}")
-    if not isinstance(ratio, (int, float, np.integer, np.floating)) or not math.isfinite(ratio) or ratio < 1:
-        raise ValueError(f"ratio (largest over smallest class) must be a finite number >= 1; got {ratio!r}")
-    c = int(num_classes)
+    n_max = check_int("n_max", n_max, low=1)
+    c = check_int("num_classes", num_classes, low=1)
+    check_real("ratio (largest over smallest class)", ratio, low=1)
+    check_choice("profile", profile, PROFILES)
     if profile == "exp":
         if c == 1:
             return np.array([n_max], dtype=np.int64)
         values = [n_max * float(ratio) ** (-i / (c - 1)) for i in range(c)]
         return np.array([math.floor(v + _EPS) for v in values], dtype=np.int64)
     if profile == "step":
-        if not 0.0 <= mu <= 1.0:
-            raise ValueError(f"mu (fraction of minority classes) must lie in [0, 1]; got {mu!r}")
+        mu = check_real("mu (fraction of minority classes)", mu, low=0, high=1)
         n_minor = min(c - 1, max(1, math.floor(mu * c))) if c > 1 and mu > 0 else 0
         tail = math.floor(n_max / float(ratio) + _EPS)
         return np.array([n_max] * (c - n_minor) + [tail] * n_minor, dtype=np.int64)
-    raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
+    raise AssertionError(profile)  # pragma: no cover - checked above
 
 
-def select_classes(index: ImageIndex, classes: Sequence[str]) -> ImageIndex:
+def select_classes(index: ImageIndex, classes: Sequence[str] | str) -> ImageIndex:
     """Keep only the samples of ``classes``, relabelled ``0 .. len(classes)-1`` in the given order.
+
+    ``classes`` is a sequence of class names (or integer labels); one string is one class.
 
     Example:
         >>> index = ImageIndex.from_arrays(["a", "b", "c"], [0, 1, 2], ["cat", "deer", "dog"])
@@ -68,8 +74,10 @@ def select_classes(index: ImageIndex, classes: Sequence[str]) -> ImageIndex:
         >>> sub.classes, sub.paths.tolist(), sub.labels.tolist()
         (('dog', 'cat'), ['a', 'c'], [1, 0])
     """
-    names = [str(c) for c in classes]
-    labels = [_class_label(index, name) for name in names]
+    if isinstance(classes, str):
+        classes = [classes]  # one class, not one class per letter
+    labels = [_class_label(index, key) for key in classes]
+    names = [index.classes[k] for k in labels]
     if len(set(labels)) != len(labels):
         raise ValueError(f"select_classes needs distinct class names; got {names}")
     remap = np.full(len(index.classes), -1, dtype=np.int64)
@@ -126,10 +134,16 @@ def skew(
         >>> skew(index, prior={"a": 0.5, "b": 0.25, "c": 0.25}, size=80).class_counts().tolist()
         [40, 20, 20]
 
+    A ``ratio`` profile that would leave a class with no image is an error naming the
+    class (raise ``n_max`` or lower ``ratio``); ``counts={name: 0}`` and a zero ``prior``
+    share drop a class on purpose and stay allowed.
+
     Raises:
-        ValueError: for an unknown class or profile, no or several targets, or a class
-            without enough images ("skew needs 450 images of 'dog'; it has 120").
+        ValueError: for an unknown class or profile, no or several targets, a bad seed,
+            a profile that leaves a class empty, or a class without enough images
+            ("skew needs 450 images of 'dog'; it has 120").
     """
+    seed = check_seed("seed", seed)
     targets = sum(x is not None for x in (ratio, counts, prior))
     if targets != 1:
         raise ValueError(f"skew needs exactly one of ratio=, counts= or prior=; got {targets}")
@@ -146,11 +160,11 @@ def skew(
         raise ValueError("n_max= and order= only apply with ratio=; counts= and prior= set every class's count")
     elif counts is not None:
         want = np.zeros(len(index.classes), dtype=np.int64)
-        for key, n in counts.items():
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-                raise ValueError(f"counts must be non-negative integers; got {n!r} for {key!r}")
-            want[_class_label(index, key)] = n
-        named = {_class_label(index, key) for key in counts}
+        if not isinstance(counts, Mapping):
+            raise ValueError(f"counts must be a {{class: images}} dict naming every class; got {counts!r}")
+        for k, n in _class_table(index, counts).items():
+            want[k] = check_int(f"the count of class {index.classes[k]!r}", n)
+        named = set(_class_table(index, counts))
         missing = [name for k, name in enumerate(index.classes) if k not in named]
         if missing:
             raise ValueError(f"counts must name every class (0 keeps none); missing: {', '.join(missing)}")
@@ -193,6 +207,13 @@ def _profile_counts(index, available, profile, ratio, order, n_max, mu) -> np.nd
         if n_max == 0:
             raise ValueError(f"the head class {index.classes[ranked[0]]!r} has no images; set order= or n_max=")
     per_rank = long_tail_counts(n_max, c, ratio, profile, mu=mu)
+    if c > 1 and per_rank[-1] == 0:
+        empty = index.classes[ranked[int(np.argmax(per_rank == 0))]]
+        raise ValueError(
+            f"skew(ratio={ratio!r}) with n_max={n_max} leaves class {empty!r} with 0 images "
+            f"(counts {per_rank.tolist()} in order {[index.classes[k] for k in ranked]}); "
+            "raise n_max or lower ratio, or pass counts= to drop a class on purpose"
+        )
     want = np.zeros(c, dtype=np.int64)
     want[ranked] = per_rank
     return want
@@ -205,11 +226,11 @@ def _prior_counts(index, available, prior, size) -> np.ndarray:
             raise ValueError(f"prior must be 'balanced' or a {{class: proportion}} mapping; got {prior!r}")
         p = np.full(c, 1.0 / c)
     else:
+        if not isinstance(prior, Mapping):
+            raise ValueError(f"prior must be 'balanced' or a {{class: proportion}} mapping; got {prior!r}")
         p = np.zeros(c)
-        for key, value in prior.items():
-            if not isinstance(value, (int, float, np.integer, np.floating)) or not value >= 0:
-                raise ValueError(f"prior proportions must be non-negative numbers; got {value!r} for {key!r}")
-            p[_class_label(index, key)] = float(value)
+        for k, value in _class_table(index, prior).items():
+            p[k] = check_real(f"the prior of class {index.classes[k]!r}", value, low=0)
         if p.sum() <= 0:
             raise ValueError(f"prior needs at least one positive proportion; got {dict(prior)}")
         p = p / p.sum()
@@ -219,8 +240,8 @@ def _prior_counts(index, available, prior, size) -> np.ndarray:
         if empty:
             raise ValueError(f"prior gives a share to classes without images: {', '.join(empty)}; give them 0")
         size = int(math.floor(np.min(available[positive] / p[positive]) + _EPS))
-    elif isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
-        raise ValueError(f"size must be a non-negative integer; got {size!r}")
+    else:
+        check_int("size", size)
     return apportion(p, int(size))
 
 
@@ -241,12 +262,10 @@ def _draw(index, pool, available, want, seed) -> ImageIndex:
 
 
 def _class_label(index: ImageIndex, key: str | int) -> int:
-    """The label of class ``key`` (a class name or an integer label)."""
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        if 0 <= key < len(index.classes):
-            return int(key)
-        raise ValueError(f"class labels must lie in [0, {len(index.classes)}); got {key}")
-    try:
-        return index.classes.index(str(key))
-    except ValueError:
-        raise ValueError(f"unknown class {key!r}; the classes are: {', '.join(index.classes)}") from None
+    """The label of class ``key`` (a class name or an integer label; see ``resolve_class_key``)."""
+    return resolve_class_key(key, classes=index.classes, name="class")
+
+
+def _class_table(index: ImageIndex, table: Mapping[str | int, Any]) -> dict[int, Any]:
+    """``{label: value}`` of a table keyed by class names or labels (each class once)."""
+    return resolve_class_mapping(table, classes=index.classes, name="class")

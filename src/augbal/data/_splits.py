@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from augbal._validation import check_seed, is_int, is_real
+
 from ._index import ImageIndex
-from ._skew import _class_label
+from ._skew import _class_table
 
 SIDES: tuple[str, str, str] = ("train", "val", "test")
 
@@ -110,9 +112,10 @@ def split(
         {'a': 30, 'b': 30}
 
     Raises:
-        ValueError: for bad ratios or counts, an unknown class, or a request the data
+        ValueError: for bad ratios, counts or seed, an unknown class, or a request the data
             cannot meet ("counts for class 'cat' need 60 images; it has 12").
     """
+    seed = check_seed("seed", seed)
     units = _Units(index, groups)
     if counts is not None:
         if ratios is not None:
@@ -157,10 +160,11 @@ class _Units:
 def _split_ratios(index: ImageIndex, units: _Units, ratios: Sequence[float], seed: int) -> np.ndarray:
     from sklearn.model_selection import train_test_split
 
-    r = [float(x) for x in ratios]
+    ok = isinstance(ratios, (Sequence, np.ndarray)) and not isinstance(ratios, str) and all(map(is_real, ratios))
+    r = [float(x) for x in ratios] if ok else []
     if len(r) != 3 or any(not math.isfinite(x) or x < 0 for x in r) or abs(sum(r) - 1) > 1e-6 or r[0] <= 0:
         raise ValueError(
-            f"ratios must be three non-negative numbers (train, val, test) summing to 1, train > 0; got {tuple(ratios)}"
+            f"ratios must be three non-negative numbers (train, val, test) summing to 1, train > 0; got {tuple(ratios) if ok else ratios!r}"
         )
     side = np.zeros(units.count, dtype=np.int64)
     small = index.class_counts() <= 2
@@ -211,8 +215,8 @@ def _split_counts(index: ImageIndex, units: _Units, counts, seed: int) -> np.nda
     have = index.class_counts()
     if isinstance(counts, Mapping):
         triples: dict[int, tuple] = {}
-        for key, triple in counts.items():
-            triples[_class_label(index, key)] = _check_triple(triple, key)
+        for k, triple in _class_table(index, counts).items():
+            triples[k] = _check_triple(triple, index.classes[k])
         missing = [index.classes[k] for k in range(c) if k not in triples]
         if missing:
             raise ValueError(
@@ -275,11 +279,8 @@ def _check_triple(triple, key) -> tuple[int | None, int, int]:
     ok = isinstance(triple, (tuple, list)) and len(triple) == 3
     if ok:
         n_train, n_val, n_test = triple
-        ok = all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 0 for x in (n_val, n_test))
-        ok = ok and (
-            n_train is None
-            or (isinstance(n_train, (int, np.integer)) and not isinstance(n_train, bool) and n_train >= 1)
-        )
+        ok = all(is_int(x) and x >= 0 for x in (n_val, n_test))
+        ok = ok and (n_train is None or (is_int(n_train) and n_train >= 1))
     if not ok:
         raise ValueError(
             "counts must be (n_train, n_val, n_test) with n_train >= 1 (or None for the rest) "

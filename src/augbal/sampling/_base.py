@@ -32,6 +32,7 @@ from torch.utils.data import Sampler
 
 from augbal._draw import Draw
 from augbal._registry import Registry
+from augbal._validation import check_int
 
 SAMPLERS: Registry[Any] = Registry("sampler")
 """Every augbal sampler, by name (``SAMPLERS.from_spec(sampler.to_dict(), labels=...)``)."""
@@ -84,10 +85,7 @@ class _Plan:
 
 
 def _check_int(name: str, value: Any, *, low: int = 0, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}{' or None' if allow_none else ''}; got {value!r}")
+    check_int(name, value, low=low, allow_none=allow_none)  # the shared check (augbal._validation)
 
 
 def _ceil_div(a: np.ndarray, b: int) -> np.ndarray:

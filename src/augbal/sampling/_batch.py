@@ -9,7 +9,7 @@ import numpy as np
 from augbal._rounding import apportion
 
 from ._base import SAMPLERS, ClassSampler, _check_int, _small_uint
-from ._class_aware import _class_probs
+from ._class_aware import _check_explicit_fits, _class_probs
 from ._weighting import resolve_weighting
 
 
@@ -64,6 +64,7 @@ class BalancedBatchSampler(ClassSampler):
         self.samples_per_class = int(samples_per_class)
         self.num_batches = num_batches
         self.weighting = resolve_weighting(weighting)
+        _check_explicit_fits(labels, self.weighting)
         self._unit = self.classes_per_batch * self.samples_per_class
 
     def _slots(self, epoch: int) -> tuple[np.ndarray, int]:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from augbal._rounding import apportion
+from augbal._validation import check_choice
 
 from ._base import SAMPLERS, ClassSampler, _check_int
 from ._weighting import Deferred, Explicit, Weighting, resolve_weighting
@@ -26,6 +27,32 @@ def _named_classes(weighting: Weighting) -> int:
     if isinstance(weighting, Deferred):
         return max(_named_classes(resolve_weighting(w)) for w in (weighting.before, weighting.after))
     return 0
+
+
+def _check_explicit_fits(labels: Any, weighting: Weighting) -> None:
+    """Explicit weights (also inside ``Deferred``) checked against the labels' classes when a
+    sampler is built, so a per-class list that is too short fails there, not at the first
+    ``len()``. Only explicit weightings read the labels here; bad labels are left to ``_fit``."""
+    parts = [weighting]
+    explicit = []
+    while parts:
+        w = parts.pop()
+        if isinstance(w, Explicit):
+            explicit.append(w)
+        elif isinstance(w, Deferred):
+            parts.extend(resolve_weighting(x) for x in (w.before, w.after))
+    if not explicit:
+        return
+    from augbal.data import targets_of
+
+    y = targets_of(labels)
+    if y.size == 0 or int(y.min()) < 0 or int(y.max()) >= max(1 << 20, 2 * y.size):
+        return
+    present = np.bincount(y)
+    for w in explicit:
+        full = np.zeros(max(present.size, _named_classes(w)), dtype=np.int64)
+        full[: present.size] = present
+        w.class_weights(full)
 
 
 def _class_probs(sampler: ClassSampler, weighting: Weighting, epoch: int) -> np.ndarray:
@@ -87,9 +114,9 @@ class ClassAwareSampler(ClassSampler):
             labels, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last, yield_draws=yield_draws
         )
         _check_int("num_samples", num_samples, low=1, allow_none=True)
-        if rounding not in _ROUNDINGS:
-            raise ValueError(f"rounding must be one of {_ROUNDINGS}; got {rounding!r}")
+        check_choice("rounding", rounding, _ROUNDINGS)
         self.weighting = resolve_weighting(weighting)
+        _check_explicit_fits(labels, self.weighting)
         self.num_samples = num_samples
         self.replacement = bool(replacement)
         self.rounding = rounding

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
 from typing import Any
 
 import numpy as np
 
+from .._validation import check_bool, check_choice, is_int
 from ._strategy import _check
 
 __all__ = ["resample_indices"]
@@ -60,10 +60,8 @@ def resample_indices(
 
     from ..data import targets_of
 
-    if method not in _METHODS:
-        raise ValueError(f"method must be 'over' or 'under'; got {method!r}")
-    if not isinstance(replacement, bool):
-        raise ValueError(f"replacement must be True or False; got {replacement!r}")
+    check_choice("method", method, _METHODS)
+    check_bool("replacement", replacement)
     if replacement and method == "over":
         raise ValueError("replacement applies to under-sampling only (over-sampling always repeats); got method='over'")
     random_state = _seed32(seed)
@@ -85,13 +83,13 @@ def resample_indices(
 
 def _seed32(seed: Any) -> int:
     """An int seed as is (when it fits imbalanced-learn's 32 bits); a sequence via SeedSequence."""
-    if isinstance(seed, Integral) and not isinstance(seed, bool):
+    if is_int(seed):
         if not 0 <= seed < 2**32:
             raise ValueError(f"seed must be an integer in [0, 2**32) or a sequence of non-negative integers; got {seed!r}")
         return int(seed)
     if isinstance(seed, (Sequence, np.ndarray)) and not isinstance(seed, (str, bytes)) and len(seed) > 0:
         parts = list(seed)
-        if all(isinstance(p, Integral) and not isinstance(p, bool) and p >= 0 for p in parts):
+        if all(is_int(p) and p >= 0 for p in parts):
             return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
     raise ValueError(f"seed must be an integer in [0, 2**32) or a sequence of non-negative integers; got {seed!r}")
 

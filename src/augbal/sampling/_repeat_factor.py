@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any
 
 import numpy as np
 
 from augbal._rounding import apportion
+from augbal._validation import check_real
 
 from ._base import SAMPLERS, ClassSampler
 
@@ -52,10 +52,7 @@ class RepeatFactorSampler(ClassSampler):
         super().__init__(
             labels, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last, yield_draws=yield_draws
         )
-        if threshold is not None and (
-            isinstance(threshold, bool) or not isinstance(threshold, Real) or not 0 < float(threshold) <= 1
-        ):
-            raise ValueError(f"threshold must be a frequency in (0, 1] or None; got {threshold!r}")
+        check_real("threshold", threshold, low=0, high=1, low_open=True, allow_none=True)
         self.threshold = None if threshold is None else float(threshold)
 
     def repeat_factors(self) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_choice, is_int, resolve_class_mapping
 from ._base import SAMPLERS, ClassSampler
 from ._imblearn import resample_indices
 
@@ -24,9 +25,11 @@ class ResampledSampler(ClassSampler):
 
     Args:
         labels: class label per sample (an integer array or a dataset ``targets_of`` reads).
-        sampling_strategy: any imbalanced-learn form ('auto', 'not majority', dict, float, callable).
+        sampling_strategy: any imbalanced-learn form ('auto', 'not majority', dict, float, callable);
+            dict keys are label values or, with ``classes``, class names
+            (``augbal._validation.resolve_class_key``).
         method: "over" or "under".
-        classes: class names, so dict strategies may use names.
+        classes: class names indexed by label value, so dict strategies may use names.
         seed, num_replicas, rank, drop_last, yield_draws: see ``ClassSampler``.
 
     Example:
@@ -53,8 +56,7 @@ class ResampledSampler(ClassSampler):
         super().__init__(
             labels, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last, yield_draws=yield_draws
         )
-        if method not in ("over", "under"):
-            raise ValueError(f"method must be 'over' or 'under'; got {method!r}")
+        check_choice("method", method, ("over", "under"))
         self.sampling_strategy = sampling_strategy
         self.method = method
         self.classes = classes
@@ -114,15 +116,22 @@ class ResampledSampler(ClassSampler):
             return on_dense
         return s
 
-    def _keys_to_dense(self, s: Mapping[Any, Any]) -> dict[Any, Any]:
-        lookup = {int(v): c for c, v in enumerate(self.classes_.tolist())}
-        out = {}
-        for key, value in s.items():
-            if not isinstance(key, str):
-                if key not in lookup:
-                    raise ValueError(f"sampling_strategy keys must be labels present in the data {sorted(lookup)}; got {key!r}")
-                key = lookup[key]
-            out[key] = value
+    def _keys_to_dense(self, s: Mapping[Any, Any]) -> dict[int, Any]:
+        """``{dense class: target}`` from keys that are label values or class names (``classes``
+        is indexed by label value); a named class without samples may only be given 0."""
+        if self.classes is None:
+            return resolve_class_mapping(s, labels=self.classes_, name="sampling_strategy key")
+        self._dense_names()  # classes must cover every label
+        by_label = resolve_class_mapping(s, classes=[str(c) for c in self.classes], name="sampling_strategy key")
+        dense_of = {int(v): c for c, v in enumerate(self.classes_.tolist())}
+        out: dict[int, Any] = {}
+        for (label, value), key in zip(by_label.items(), s):
+            if label in dense_of:
+                out[dense_of[label]] = value
+            elif not (is_int(value) and value == 0):  # a named class without samples stays empty
+                raise ValueError(
+                    f"an empty class cannot be resampled, its target must be 0; got {value!r} for class {key!r}"
+                )
         return out
 
     def _target(self, epoch: int) -> np.ndarray:

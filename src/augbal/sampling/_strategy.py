@@ -12,11 +12,11 @@ the number of samples to *add*, and leaves untouched classes out).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
+from .._validation import check_choice, check_int, is_real, resolve_class_mapping
 from ._weighting import check_counts
 
 __all__ = ["SAMPLING_STRATEGIES", "check_sampling_strategy", "class_counts"]
@@ -51,8 +51,7 @@ def class_counts(labels: Any, *, n_classes: int | None = None) -> np.ndarray:
     if y.size and y.min() < 0:
         raise ValueError(f"labels must be class indices (non-negative integers); got {int(y.min())}")
     if n_classes is not None:
-        if isinstance(n_classes, bool) or not isinstance(n_classes, Integral) or n_classes < 1:
-            raise ValueError(f"n_classes must be a positive integer; got {n_classes!r}")
+        check_int("n_classes", n_classes, low=1)
         if y.size and y.max() >= n_classes:
             raise ValueError(f"labels must be below n_classes={n_classes}; got {int(y.max())}")
     return np.bincount(y, minlength=n_classes or 0).astype(np.int64)
@@ -105,8 +104,8 @@ def _check(
     sampling_strategy: Any, counts_or_labels: Any, *, kind: str, of: str, classes: Sequence[str] | None
 ) -> tuple[dict[int, int], list[int]]:
     """Final targets for every class, and the classes imbalanced-learn would resample."""
-    if kind not in _KINDS:
-        raise ValueError(f"kind must be 'over' or 'under'; got {kind!r}")
+    check_choice("kind", kind, _KINDS)
+    check_choice("of", of, ("counts", "labels"))
     if of == "counts":
         counts = check_counts(counts_or_labels)
         labels = None
@@ -129,7 +128,7 @@ def _check(
         wanted = {int(c): target for c in targeted}
     elif isinstance(sampling_strategy, Mapping):
         wanted = _dict(sampling_strategy, counts, kind, classes)
-    elif isinstance(sampling_strategy, Real) and not isinstance(sampling_strategy, bool):
+    elif is_real(sampling_strategy):
         wanted = _float(float(sampling_strategy), counts, present, kind)
     elif callable(sampling_strategy):
         y = np.repeat(np.arange(counts.size, dtype=np.int64), counts) if labels is None else _labels(labels)
@@ -175,23 +174,12 @@ def _string(name: str, counts: np.ndarray, present: np.ndarray, kind: str) -> tu
 
 
 def _dict(spec: Mapping[Any, Any], counts: np.ndarray, kind: str, classes: Sequence[str] | None) -> dict[int, int]:
-    n = counts.size
-    names = None if classes is None else [str(c) for c in classes]
+    dense = resolve_class_mapping(spec, classes=classes, num_classes=counts.size, name="sampling_strategy key")
+    keys = dict(zip(dense, spec))  # dense class -> the key as the user wrote it
     wanted: dict[int, int] = {}
-    for key, value in spec.items():
-        if isinstance(key, str):
-            if names is None:
-                raise ValueError(f"class names as sampling_strategy keys need classes=; got {key!r} without classes")
-            if key not in names:
-                raise ValueError(f"sampling_strategy keys must be class names from {names}; got {key!r}")
-            c = names.index(key)
-        elif isinstance(key, Integral) and not isinstance(key, bool) and 0 <= key < n:
-            c = int(key)
-        else:
-            raise ValueError(f"sampling_strategy keys must be class indices in [0, {n}) or class names; got {key!r}")
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-            raise ValueError(f"sampling_strategy target counts must be non-negative integers; got {value!r} for class {key!r}")
-        value, have = int(value), int(counts[c])
+    for c, key in keys.items():
+        value = check_int(f"the sampling_strategy target of class {key!r}", spec[key])
+        have = int(counts[c])
         if have == 0 and value != 0:
             raise ValueError(f"an empty class cannot be resampled, its target must be 0; got {value} for class {key!r}")
         if kind == "over" and value < have:
@@ -202,8 +190,6 @@ def _dict(spec: Mapping[Any, Any], counts: np.ndarray, kind: str, classes: Seque
             raise ValueError(
                 f"with under-sampling a class target must be at most its count ({have}); got {value} for class {key!r}"
             )
-        if c in wanted:
-            raise ValueError(f"sampling_strategy must give each class once; got class {c} twice ({key!r})")
         if have > 0:
             wanted[c] = value
     return wanted

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
 from .._registry import Registry
+from .._validation import check_choice, check_int, check_real, is_real, resolve_class_mapping
 
 __all__ = [
     "WEIGHTINGS",
@@ -95,15 +95,11 @@ def check_counts(counts: Any, *, name: str = "counts") -> np.ndarray:
 
 
 def _check_epoch(epoch: Any) -> int:
-    if isinstance(epoch, bool) or not isinstance(epoch, Integral) or epoch < 0:
-        raise ValueError(f"epoch must be a non-negative integer; got {epoch!r}")
-    return int(epoch)
+    return check_int("epoch", epoch)  # type: ignore[return-value]
 
 
 def _check_real(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite number; got {value!r}")
-    return float(value)
+    return check_real(name, value)  # type: ignore[return-value]
 
 
 def _plain(value: Any) -> Any:
@@ -223,6 +219,7 @@ class Power(Weighting):
     """
 
     def __init__(self, *, q: float = 1.0) -> None:
+        _check_real(q, "q")
         self.q = q
 
     def _class_weights(self, counts: np.ndarray, epoch: int) -> np.ndarray:
@@ -276,13 +273,11 @@ class EffectiveNumber(Weighting):
     """
 
     def __init__(self, *, beta: float = 0.999) -> None:
+        check_real("beta", beta, low=0, high=1, high_open=True)
         self.beta = beta
 
     def _class_weights(self, counts: np.ndarray, epoch: int) -> np.ndarray:
-        beta = self.beta
-        if isinstance(beta, bool) or not isinstance(beta, Real) or not 0.0 <= float(beta) < 1.0:
-            raise ValueError(f"beta must be a number in [0, 1); got {beta!r}")
-        beta = float(beta)
+        beta = check_real("beta", self.beta, low=0, high=1, high_open=True)
         w = np.zeros(counts.shape, dtype=np.float64)
         present = counts > 0
         if beta == 0.0:
@@ -302,7 +297,10 @@ class Explicit(Weighting):
     """Weights given per class: a ``{class index or name: weight}`` dict or a per-class list.
 
     Classes missing from a dict weigh 1 (as scikit-learn's ``class_weight`` dict), then
-    the weights are normalised like every weighting. Class names need ``classes``.
+    the weights are normalised like every weighting. Keys are resolved by
+    ``augbal._validation.resolve_class_key``: class names (they need ``classes``), labels,
+    or labels as JSON strings (``"2"``). Keys, weights and, when ``classes`` is given, the
+    list length are checked at construction; the number of classes again per call.
 
     Args:
         weights: ``{index or name: weight}`` or a sequence with one weight per class.
@@ -318,38 +316,38 @@ class Explicit(Weighting):
                  classes: Sequence[str] | None = None) -> None:
         self.weights = weights
         self.classes = classes
+        # validated here, against ``classes`` when given; the number of classes is checked
+        # again against the counts each call
+        if classes is not None and (isinstance(classes, (str, bytes)) or not isinstance(classes, (Sequence, np.ndarray))):
+            raise ValueError(f"classes must be a sequence of class names; got {classes!r}")
+        self._table(None if classes is None else len(classes))
 
     def _class_weights(self, counts: np.ndarray, epoch: int) -> np.ndarray:
         n = counts.size
-        weights = {} if self.weights is None else self.weights
         if self.classes is not None and len(self.classes) != n:
             raise ValueError(f"classes must name every class ({n}); got {len(self.classes)} names")
+        return self._table(n)
+
+    def _table(self, n: int | None) -> np.ndarray:
+        """The per-class weights for ``n`` classes (``None``: unknown yet, only checked)."""
+        weights = {} if self.weights is None else self.weights
         if isinstance(weights, Mapping):
-            w = np.ones(n, dtype=np.float64)
-            for key, value in weights.items():
-                w[self._index(key, n)] = self._weight(value, key)
+            checked = {key: self._weight(value, key) for key, value in weights.items()}
+            table = resolve_class_mapping(checked, classes=self.classes, num_classes=n, name="weight key")
+            w = np.ones(0 if n is None else n, dtype=np.float64)
+            if n is not None:
+                for c, value in table.items():
+                    w[c] = value
             return w
         if isinstance(weights, (str, bytes)) or not isinstance(weights, (Sequence, np.ndarray)):
             raise ValueError(f"explicit weights must be a {{class: weight}} dict or a per-class list; got {weights!r}")
-        if len(weights) != n:
+        if n is not None and len(weights) != n:
             raise ValueError(f"explicit weights must give one weight per class ({n}); got {len(weights)}")
         return np.array([self._weight(v, i) for i, v in enumerate(weights)], dtype=np.float64)
 
-    def _index(self, key: Any, n: int) -> int:
-        if isinstance(key, str):
-            if self.classes is None:
-                raise ValueError(f"class names as weight keys need classes=; got {key!r} without classes")
-            names = list(self.classes)
-            if key not in names:
-                raise ValueError(f"weight keys must be class names from {names}; got {key!r}")
-            return names.index(key)
-        if isinstance(key, bool) or not isinstance(key, Integral) or not 0 <= key < n:
-            raise ValueError(f"weight keys must be class indices in [0, {n}) or class names; got {key!r}")
-        return int(key)
-
     @staticmethod
     def _weight(value: Any, key: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value < 0:
+        if not is_real(value) or not math.isfinite(value) or value < 0:
             raise ValueError(f"explicit weights must be finite non-negative numbers; got {value!r} for class {key!r}")
         return float(value)
 
@@ -390,6 +388,10 @@ class Progressive(Weighting):
     def __init__(
         self, *, start: Any = "instance", end: Any = "balanced", epochs: int = 10, interpolate: str = "exponent"
     ) -> None:
+        _power_q(start, "progressive start")
+        _power_q(end, "progressive end")
+        check_int("progressive epochs", epochs, low=1)
+        check_choice("progressive interpolate", interpolate, ("exponent", "probs"))
         self.start = start
         self.end = end
         self.epochs = epochs
@@ -398,12 +400,9 @@ class Progressive(Weighting):
     def fraction(self, epoch: int) -> float:
         """How far along the ramp ``epoch`` is: ``min(epoch, epochs) / epochs``, in [0, 1]."""
         epoch = _check_epoch(epoch)
-        epochs = self.epochs
-        if isinstance(epochs, bool) or not isinstance(epochs, Integral) or epochs < 1:
-            raise ValueError(f"progressive epochs must be a positive integer; got {epochs!r}")
-        if self.interpolate not in ("exponent", "probs"):
-            raise ValueError(f"progressive interpolate must be 'exponent' or 'probs'; got {self.interpolate!r}")
-        return min(epoch, epochs) / epochs
+        epochs = check_int("progressive epochs", self.epochs, low=1)
+        check_choice("progressive interpolate", self.interpolate, ("exponent", "probs"))
+        return min(epoch, epochs) / epochs  # type: ignore[operator]
 
     def q_at(self, epoch: int) -> float:
         """The exponent reached at ``epoch`` (the one used with ``interpolate="exponent"``)."""
@@ -448,6 +447,9 @@ class Deferred(Weighting):
     """
 
     def __init__(self, *, switch_epoch: int = 10, before: Any = "instance", after: Any = "balanced") -> None:
+        check_int("deferred switch_epoch", switch_epoch)
+        resolve_weighting(before)
+        resolve_weighting(after)
         self.switch_epoch = switch_epoch
         self.before = before
         self.after = after
@@ -455,9 +457,7 @@ class Deferred(Weighting):
     def active(self, epoch: int) -> Weighting:
         """The weighting in force at ``epoch``."""
         epoch = _check_epoch(epoch)
-        switch = self.switch_epoch
-        if isinstance(switch, bool) or not isinstance(switch, Integral) or switch < 0:
-            raise ValueError(f"deferred switch_epoch must be a non-negative integer; got {switch!r}")
+        switch = check_int("deferred switch_epoch", self.switch_epoch)
         before, after = resolve_weighting(self.before), resolve_weighting(self.after)
         return after if epoch >= switch else before
 
@@ -557,9 +557,9 @@ def _canonical(spec: Any, classes: Sequence[str] | None, rule: str) -> dict[str,
         if spec not in WEIGHTINGS:
             raise ValueError(f"{rule}; got {spec!r}")
         return {"name": spec}
-    if isinstance(spec, bool):
+    if isinstance(spec, (bool, np.bool_)):
         raise ValueError(f"{rule}; got {spec!r}")
-    if isinstance(spec, Real):
+    if is_real(spec):
         return {"name": "power", "q": _check_real(spec, "q")}
     if isinstance(spec, Mapping):
         name = spec.get("name")
