@@ -376,3 +376,15 @@ def test_schedules_actually_change_and_static_ones_do_not():
     for name in dynamic:
         w = WEIGHTINGS.build(name)
         assert not np.allclose(w.class_weights(COUNTS, epoch=0), w.class_weights(COUNTS, epoch=50))
+
+
+def test_explicit_spec_survives_json_when_class_names_look_like_labels():
+    """A class literally named "1" at dense index 0: the spec must not confuse it with label 1."""
+    import json
+
+    w = Explicit(weights={1: 5.0}, classes=["1", "0"])
+    rebuilt = resolve_weighting(json.loads(json.dumps(w.to_dict())))
+    counts = np.array([10, 10])
+    assert w.class_weights(counts).tolist() == pytest.approx([1 / 3, 5 / 3])
+    assert rebuilt.class_weights(counts).tolist() == pytest.approx([1 / 3, 5 / 3])
+    assert rebuilt.to_dict() == w.to_dict()

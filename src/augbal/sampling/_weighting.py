@@ -353,7 +353,11 @@ class Explicit(Weighting):
 
     def _params(self) -> Any:
         weights = self.weights
-        if isinstance(weights, Mapping):
+        if isinstance(weights, Mapping) and self.classes is not None:
+            # keyed by class name, so a JSON round trip cannot read label 1 as a class named "1"
+            dense = resolve_class_mapping(dict(weights), classes=self.classes, num_classes=len(self.classes))
+            weights = {str(self.classes[c]): _plain(v) for c, v in sorted(dense.items())}
+        elif isinstance(weights, Mapping):
             weights = {_plain(k): _plain(v) for k, v in weights.items()}
         elif weights is not None:
             weights = [_plain(v) for v in weights]
