@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Sampler
 
-from augbal._draw import Draw
+from augbal._draw import Draw, DrawBatch
 from augbal._rounding import apportion
 from augbal._registry import Registry
 
@@ -190,6 +190,42 @@ class ClassSampler(Sampler):
     def __iter__(self) -> Iterator[Any]:
         self._fit()
         return self._iterate(self.epoch, self._resume)
+
+    def batches(self, batch_size: int | None = None, *, drop_last: bool = False) -> SamplerBatches:
+        """This sampler's items in whole arrays: a DataLoader ``batch_sampler`` with no Python int per sample.
+
+        Yields what ``BatchSampler(self, batch_size, drop_last)`` would, as ``int64`` numpy
+        arrays (``augbal.DrawBatch`` arrays with ``yield_draws=True``), from the same
+        epoch, position and ``state_dict`` as the sampler itself: a run may switch between
+        item and batch mode and resume either way with the same continuation.
+        ``augbal.data.ImageDataset.__getitems__`` takes these batches whole; other datasets
+        receive their elements one by one (numpy ints, or ``Draw`` items).
+
+        Args:
+            batch_size: items per batch; for a batch sampler a multiple of its own batch
+                (default: its own batch).
+            drop_last: leave out a last, shorter batch.
+
+        Example:
+            >>> import numpy as np
+            >>> from augbal.sampling import ClassAwareSampler
+            >>> sampler = ClassAwareSampler(np.array([0] * 90 + [1] * 10), seed=0)
+            >>> batches = sampler.batches(32)
+            >>> arrays = list(batches)
+            >>> len(batches), [a.size for a in arrays], arrays[0].dtype
+            (4, [32, 32, 32, 4], dtype('int64'))
+            >>> bool((np.concatenate(arrays) == np.array(list(sampler))).all())
+            True
+        """
+        u = self._unit
+        if batch_size is None and u > 1:
+            batch_size = u
+        _check_int("batch_size", batch_size, low=1)
+        if batch_size % u:
+            raise ValueError(f"batch_size must be a multiple of this sampler's batch of {u} items; got {batch_size}")
+        if not isinstance(drop_last, bool):
+            raise ValueError(f"drop_last must be a bool; got {drop_last!r}")
+        return SamplerBatches(self, int(batch_size), drop_last)
 
     def state_dict(self) -> dict[str, int]:
         """Position to resume from: the epoch, the units this replica has yielded, and the seed and
@@ -574,6 +610,41 @@ class ClassSampler(Sampler):
 
         return itertools.chain.from_iterable(chunks())
 
+    def _iterate_batches(self, epoch: int, start_unit: int, size: int, drop_last: bool) -> Iterator[Any]:
+        plan = self._plan(epoch)
+        self._resume = 0
+        cursor = self._cursor = [start_unit, iter(()), 0]
+        u, draws = self._unit, self.yield_draws
+        end = plan.total // (self.num_replicas * u)
+
+        def batches() -> Iterator[Any]:
+            done = start_unit
+            held: list[tuple[np.ndarray, np.ndarray | None]] = []  # items short of a batch, carried on
+            held_n = 0
+            for _ulo, idx, rep, _cls in self._shard_blocks(plan, start_unit, draws):
+                flat = idx.reshape(-1).astype(np.int64)
+                reps = None if rep is None else rep.reshape(-1)
+                if held:
+                    flat = np.concatenate([h[0] for h in held] + [flat])
+                    reps = None if reps is None else np.concatenate([h[1] for h in held] + [reps])
+                    held, held_n = [], 0
+                whole = flat.size - flat.size % size
+                for lo in range(0, whole, size):
+                    done += size // u
+                    cursor[0] = done
+                    hi = lo + size
+                    yield flat[lo:hi] if reps is None else DrawBatch(flat[lo:hi], reps[lo:hi], epoch)
+                if whole < flat.size:
+                    held = [(flat[whole:], None if reps is None else reps[whole:])]
+                    held_n = flat.size - whole
+            if held_n and not drop_last:
+                cursor[0] = end
+                last, reps = held[0]
+                yield last if reps is None else DrawBatch(last, reps, epoch)
+            cursor[0] = end
+
+        return batches()
+
     def _yielded(self) -> int:
         if self._cursor is None:
             return self._resume
@@ -590,6 +661,31 @@ class ClassSampler(Sampler):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seed={self.seed}, epoch={self.epoch}, rank={self.rank}/{self.num_replicas})"
+
+
+class SamplerBatches:
+    """A sampler's epoch in whole index arrays (``sampler.batches(batch_size)``), a DataLoader ``batch_sampler``.
+
+    Holds no state of its own: epoch, position and ``state_dict`` are the sampler's.
+    ``len`` is the number of batches in the sampler's current epoch.
+    """
+
+    def __init__(self, sampler: ClassSampler, batch_size: int, drop_last: bool) -> None:
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        items = len(self.sampler) * self.sampler._unit
+        return items // self.batch_size if self.drop_last else -(-items // self.batch_size)
+
+    def __iter__(self) -> Iterator[Any]:
+        s = self.sampler
+        s._fit()
+        return s._iterate_batches(s.epoch, s._resume, self.batch_size, self.drop_last)
+
+    def __repr__(self) -> str:
+        return f"SamplerBatches({self.sampler!r}, batch_size={self.batch_size}, drop_last={self.drop_last})"
 
 
 def _random_subset(members: np.ndarray, out: np.ndarray, rng: np.random.Generator) -> None:
