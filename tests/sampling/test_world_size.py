@@ -19,13 +19,16 @@ from augbal._draw import Draw
 from augbal.sampling import SAMPLERS, BalancedBatchSampler, ClassAwareSampler
 
 
-def _keys(sampler: Any) -> list[tuple[int, int]]:
-    """(index, repeat) of every item of one epoch (repeat -1 when the sampler yields ints)."""
-    out = []
+def _keys(sampler: Any) -> tuple[list[tuple[int, int]], int]:
+    """(index, repeat) of every item of one epoch (repeat -1 when the sampler yields ints),
+    and the items per unit (a batch sampler's batch size, else 1)."""
+    out, unit = [], 1
     for item in sampler:
+        if isinstance(item, list):
+            unit = len(item)
         for x in item if isinstance(item, list) else [item]:
             out.append((x.index, x.repeat) if isinstance(x, Draw) else (int(x), -1))
-    return out
+    return out, unit
 
 
 def check_world_size_invariance(
@@ -38,21 +41,24 @@ def check_world_size_invariance(
     none when the single-process length is a multiple of ``R * unit``. Shards must be of
     equal length, their class counts must add up to ``quotas()``, and with ``yield_draws``
     every ``(index, repeat)`` must occur once in the union (the k-th draw of an image is
-    drawn once) and repeats count 0, 1, 2, ... per image.
+    drawn once) and repeats count 0, 1, 2, ... per image. The unit is a batch sampler's
+    batch (the length of the lists it yields), else one item.
     """
     labels = np.asarray(labels)
     single = factory(1, 0)
-    reference = Counter(i for i, _ in _keys(single))
+    reference = Counter(i for i, _ in _keys(single)[0])
     size = sum(reference.values())
     for world in world_sizes:
         shards = [factory(world, rank) for rank in range(world)]
         assert [(s.num_replicas, s.rank) for s in shards] == [(world, r) for r in range(world)]
-        keys = [_keys(s) for s in shards]
+        keys_units = [_keys(s) for s in shards]
+        keys = [k for k, _ in keys_units]
+        unit = max(u for _, u in keys_units)
         assert len({len(k) for k in keys}) == 1, f"R={world}: unequal shards {[len(k) for k in keys]}"
         union = [key for k in keys for key in k]
         got = Counter(i for i, _ in union)
         extra, missing = got - reference, reference - got
-        step = world * shards[0]._unit
+        step = world * unit
         differ = sum(extra.values()) + sum(missing.values())
         assert not (extra and missing), f"R={world}: {len(extra)} images added and {len(missing)} removed"
         assert differ < step, f"R={world}: {differ} draws differ from the single-process epoch (step {step})"
@@ -60,11 +66,12 @@ def check_world_size_invariance(
             assert differ == 0, f"R={world}: {differ} draws differ although {size} is a multiple of {step}"
         else:
             assert len(union) in (size // step * step, -(-size // step) * step)
-        quotas = shards[0].quotas()
-        assert sum(quotas.values()) == len(union)
-        drawn = Counter(labels[[i for i, _ in union]].tolist())
-        assert {c: n for c, n in quotas.items() if n} == dict(drawn)
-        if single.yield_draws:
+        if hasattr(shards[0], "quotas"):
+            quotas = shards[0].quotas()
+            assert sum(quotas.values()) == len(union)
+            drawn = Counter(labels[[i for i, _ in union]].tolist())
+            assert {c: n for c, n in quotas.items() if n} == dict(drawn)
+        if union and union[0][1] >= 0:  # Draw items: repeat numbers
             assert len(set(union)) == len(union), f"R={world}: an (index, repeat) pair drawn twice"
             by_image: dict[int, list[int]] = {}
             for i, k in union:
