@@ -118,7 +118,8 @@ class ClassSampler(Sampler):
     shards) and ``_class_sequence`` (the order, the only part that may see ``num_replicas``).
 
     Args:
-        labels: class label per sample: an integer array or any dataset ``targets_of`` reads.
+        labels: class label per sample: an integer numpy array, torch tensor, list or tuple,
+            or any dataset ``targets_of`` reads.
         seed: root of every random draw; all replicas must share it.
         num_replicas, rank: distributed shard; default from ``torch.distributed`` when it
             is initialised, else one replica.
@@ -136,6 +137,9 @@ class ClassSampler(Sampler):
     save the position of the loader (e.g. torchdata's ``StatefulDataLoader``) or subtract
     those batches. The current epoch's plan (an int array of the epoch's draws) is kept
     until the next epoch, so ``len``, ``report`` and resuming do not redraw it.
+
+    Batch mode: ``batches(batch_size)`` yields the same items as ``int64`` arrays (a
+    DataLoader ``batch_sampler`` with no Python int per sample), sharing this position.
     """
 
     _unit = 1  # items per unit that replicas own whole (a batch for batch samplers)

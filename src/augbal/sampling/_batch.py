@@ -23,7 +23,7 @@ class BalancedBatchSampler(ClassSampler):
     class; images are drawn as in ``ClassAwareSampler`` (no repeat before a class is exhausted).
 
     Args:
-        labels: class label per sample (an integer array or a dataset ``targets_of`` reads).
+        labels: class label per sample (an integer array, tensor, list, or a dataset ``targets_of`` reads).
         classes_per_batch: k, distinct classes per batch.
         samples_per_class: m, images of each of those classes per batch.
         num_batches: batches per epoch over all replicas (default ``len(labels) // (k * m)``),

@@ -48,7 +48,7 @@ class ClassAwareSampler(ClassSampler):
     reshuffled. Works for any dataset size: the only per-sample state is one int array.
 
     Args:
-        labels: class label per sample: an integer array or a dataset ``targets_of`` reads.
+        labels: class label per sample: an integer array, tensor, list, or a dataset ``targets_of`` reads.
         weighting: anything ``resolve_weighting`` accepts ("balanced", "sqrt", 0.5,
             ``{"effective_number": 0.999}``, ``{label: weight}``, ``Progressive(...)``, ...).
         num_samples: epoch length over all replicas (default: the dataset size; with

@@ -22,7 +22,7 @@ class RepeatFactorSampler(ClassSampler):
     (the per-image rounding never depends on ``num_replicas``).
 
     Args:
-        labels: class label per sample (an integer array or a dataset ``targets_of`` reads).
+        labels: class label per sample (an integer array, tensor, list, or a dataset ``targets_of`` reads).
         threshold: frequency below which a class is repeated (default ``1 / num_classes``,
             the balanced frequency; LVIS uses 0.001 on image-level frequencies).
         seed, num_replicas, rank, drop_last, yield_draws: see ``ClassSampler``.

@@ -24,7 +24,7 @@ class ResampledSampler(ClassSampler):
     first, are left out), so every world size draws the images imbalanced-learn kept.
 
     Args:
-        labels: class label per sample (an integer array or a dataset ``targets_of`` reads).
+        labels: class label per sample (an integer array, tensor, list, or a dataset ``targets_of`` reads).
         sampling_strategy: any imbalanced-learn form ('auto', 'not majority', dict, float, callable).
         method: "over" or "under".
         classes: class names, so dict strategies may use names.
