@@ -44,6 +44,7 @@ SAMPLERS: Registry[Any] = Registry("sampler")
 _BLOCK = 1 << 16  # items per rank filled per numpy block while iterating
 _FIT_BLOCK = 1 << 20  # labels sorted per block when building the class-sorted index
 _SUBSET_BLOCK = 1 << 18  # members sampled per block when drawing a random subset (bounds the scratch)
+_SUBSET_WHOLE = 1 << 20  # classes up to this size draw their subset in one call (8 MB of scratch)
 
 # purposes: every part of a plan has its own generator, so the world-size-dependent
 # dealing cannot shift the draws that decide which images an epoch holds
@@ -523,10 +524,16 @@ class ClassSampler(Sampler):
                         else:  # no scratch of the class's size
                             cycle[:] = members
                             rng.shuffle(cycle)
-                else:  # many small cycles: shuffle every row in one call
+                elif nc > 1:  # many small cycles: shuffle rows in one call, on 8-byte items (fastest)
+                    rows = max(1, _FIT_BLOCK // nc)
+                    scratch = np.empty((min(rows, full), nc), dtype=np.int64)
+                    for lo in range(0, full, rows):
+                        part = scratch[: min(rows, full - lo)]
+                        part[:] = members
+                        rng.permuted(part, axis=1, out=part)
+                        cycles[lo : lo + part.shape[0]] = part
+                else:
                     cycles[:] = members
-                    if nc > 1:
-                        rng.permuted(cycles, axis=1, out=cycles)
             if rem:
                 _random_subset(members, stream[at + full * nc : at + k], rng)
             at += k
@@ -699,7 +706,7 @@ def _random_subset(members: np.ndarray, out: np.ndarray, rng: np.random.Generato
     counts are multivariate hypergeometric, then each block is sampled without replacement.
     """
     k, n = out.size, members.size
-    if n <= _SUBSET_BLOCK:
+    if n <= _SUBSET_WHOLE:
         out[:] = members[rng.choice(n, k, replace=False)]
         return
     sizes = np.diff(np.r_[np.arange(0, n, _SUBSET_BLOCK), n])
