@@ -26,11 +26,11 @@ try:
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0+unknown"
 
-from augbal._draw import Draw  # noqa: E402  (light: a NamedTuple, no torch)
+from augbal._draw import Draw, DrawBatch  # noqa: E402  (light: a NamedTuple and a holder, no torch)
 
 _SUBPACKAGES = ("augment", "data", "sampling", "testing")
 
-__all__ = ["Draw", "__version__", *_SUBPACKAGES]
+__all__ = ["Draw", "DrawBatch", "__version__", *_SUBPACKAGES]
 
 
 def __getattr__(name: str):

@@ -154,3 +154,62 @@ def test_unreadable_file_error_names_the_file(tmp_path, demo_index):
         ds[Draw(2)]
     with pytest.raises(Exception, match="broken cat.jpg"):
         list(DataLoader(ds, batch_size=1, num_workers=2))
+
+
+def test_getitems_takes_ints_draws_arrays_tensors_and_draw_batches(demo_index):
+    from augbal import DrawBatch
+
+    ds = ImageDataset(demo_index, ContextProbe())
+    one = [ds[7], ds[Draw(3, 2, 5)], ds[-1]]
+    assert ds.__getitems__([7, Draw(3, 2, 5), -1]) == one
+    plain = [ds[i] for i in (7, 3, 839)]
+    assert ds.__getitems__(np.array([7, 3, 839])) == plain
+    assert ds.__getitems__(np.array([7, 3, 839], dtype=np.int32)) == plain
+    assert ds.__getitems__(torch.tensor([7, 3, 839])) == plain
+    batch = DrawBatch(np.array([7, 3]), np.array([0, 2]), epoch=5)
+    got = ds.__getitems__(batch)
+    assert got == [ds[Draw(7, 0, 5)], ds[Draw(3, 2, 5)]]
+    assert [(g[0]["repeat"], g[0]["epoch"]) for g in got] == [(0, 5), (2, 5)]
+    assert ds.__getitems__(np.zeros(0, dtype=np.int64)) == []
+
+
+def test_getitems_rejects_bad_batches_naming_them(demo_index):
+    ds = ImageDataset(demo_index, loader=refuse_to_load)
+    with pytest.raises(IndexError, match=r"sample index must lie in \[0, 840\); got 840"):
+        ds.__getitems__(np.array([0, 840]))
+    with pytest.raises(IndexError, match=r"sample index must lie in \[0, 840\); got -841"):
+        ds.__getitems__(torch.tensor([-841, 3]))
+    with pytest.raises(TypeError, match="ImageDataset batch keys are ints, Draws, a 1-d integer array or tensor, "
+                       "or an augbal DrawBatch; got ndarray of dtype float64 and shape \\(2,\\)"):
+        ds.__getitems__(np.array([0.0, 1.0]))
+    with pytest.raises(TypeError, match="got ndarray of dtype bool"):
+        ds.__getitems__(np.array([True, False]))
+    with pytest.raises(TypeError, match="got ndarray of dtype int64 and shape \\(1, 2\\)"):
+        ds.__getitems__(np.array([[0, 1]]))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_dataloader_with_sampler_batches_matches_item_mode(demo_index, workers):
+    from augbal.augment import build_policy
+    from augbal.sampling import ClassAwareSampler
+
+    index = demo_index.subset(np.arange(0, 840, 12))  # 70 images, all three classes
+    policy = build_policy("light", size=16, seed=3)
+    ds = ImageDataset(index, policy)
+    sampler = ClassAwareSampler(index.labels, seed=1, yield_draws=True)
+    sampler.set_epoch(2)
+    items = DataLoader(ds, batch_size=8, sampler=sampler, num_workers=workers)
+    batches = DataLoader(ds, batch_sampler=sampler.batches(8), num_workers=workers)
+    assert len(items) == len(batches) == 9
+    pairs = list(zip(items, batches, strict=True))
+    for (xa, ya), (xb, yb) in pairs:
+        assert torch.equal(ya, yb) and torch.equal(xa, xb)  # same images, labels, augmentations
+    repeats = [d.repeat for d in sampler]
+    assert max(repeats) >= 1  # repeats of minority images, each augmented as in item mode
+    ints = ClassAwareSampler(index.labels, seed=1)
+    ints.set_epoch(2)
+    plain = DataLoader(ImageDataset(index, ToTensor()), batch_sampler=ints.batches(8), num_workers=workers)
+    want = [load_rgb(index.paths[i]) for i in ints]
+    got = torch.cat([x for x, _ in plain])
+    assert got.shape == (70, 3, 32, 32)
+    assert all(torch.equal(got[k], ToTensor()(w)) for k, w in enumerate(want))

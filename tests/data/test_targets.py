@@ -90,3 +90,15 @@ def test_sample_pairs_and_private_labels():
         targets_of(_PairsOnly("samples", ["a.jpg", "b.jpg", "c.jpg"]))
     with pytest.raises(TypeError, match=r"1-d array\); _PairsOnly.targets has shape \(3, 2\)"):
         targets_of(_PairsOnly("targets", [[0, 1], [1, 0], [1, 1]]))
+
+
+def test_label_tensors_lists_and_tuples_are_labels():
+    # a torch tensor of labels works wherever a numpy array does (it was a TypeError about datasets)
+    assert targets_of(torch.tensor([2, 0, 1])).tolist() == [2, 0, 1]
+    assert targets_of(torch.tensor([2, 0, 1], dtype=torch.int32)).dtype == np.int64
+    assert targets_of((1, 0, 1)).tolist() == [1, 0, 1]
+    assert targets_of([np.int64(3), 1]).tolist() == [3, 1]
+    with pytest.raises(TypeError, match="labels must be one integer per sample \\(a 1-d array\\); the tensor has shape \\(2, 2\\)"):
+        targets_of(torch.zeros(2, 2, dtype=torch.int64))
+    with pytest.raises(TypeError, match="labels must be integers; the tensor has dtype float32"):
+        targets_of(torch.tensor([0.5, 1.0]))

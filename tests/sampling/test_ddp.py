@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,14 @@ def test_ranks_take_disjoint_balanced_shards_of_one_global_sequence(world, tmp_p
             counts = np.bincount(LABELS[r["balanced"]], minlength=3)
             assert counts.tolist() == list(r["balanced_quota"].values())
             assert np.all((counts == quotas // world) | (counts == -(-quotas // world)))
+
+        # world-size invariance: the ranks' union is the single-process epoch (597 = 3 * 199;
+        # with 2 ranks one padding draw, a repeat of a class's first draw, is added)
+        single = ClassAwareSampler(LABELS, seed=5)
+        single.set_epoch(epoch)
+        union = Counter(x for r in ranks for x in r["balanced"])
+        alone = Counter(single)
+        assert (union - alone).total() == (0 if world == 3 else 1) and not alone - union
 
         # batches: same number per rank, every batch 3 images of 2 distinct classes
         assert len({len(r["batches"]) for r in ranks}) == 1

@@ -321,3 +321,19 @@ def test_resampled_callable_strategy_speaks_label_values():
     assert seen and all(u == [1, 2, 7] for u in seen)
     named = ResampledSampler(labels, sampling_strategy=lambda y: {"h": 9}, classes=list("abcdefgh"), seed=0)
     assert named.quotas() == {1: 30, 2: 6, 7: 9}
+
+
+@pytest.mark.parametrize("kind", ["tensor", "list", "tuple", "int32 tensor"])
+def test_labels_as_tensor_list_or_tuple_build_the_same_sampler(kind):
+    make = {
+        "tensor": lambda: torch.tensor(SKEW),
+        "list": lambda: SKEW.tolist(),
+        "tuple": lambda: tuple(SKEW.tolist()),
+        "int32 tensor": lambda: torch.tensor(SKEW, dtype=torch.int32),
+    }[kind]
+    for name in ("class_aware", "balanced_batch", "repeat_factor", "resampled"):
+        from augbal.sampling import SAMPLERS
+
+        got = SAMPLERS.build(name, labels=make(), seed=3)
+        want = SAMPLERS.build(name, labels=SKEW, seed=3)
+        assert list(got) == list(want), name

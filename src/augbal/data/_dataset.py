@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from .._draw import Draw
+from .._draw import Draw, DrawBatch
 from ._index import ImageIndex
 from ._io import load_rgb
 
@@ -18,7 +18,9 @@ class ImageDataset(Dataset):
     """The images of an ``ImageIndex`` as a map-style torch ``Dataset`` of ``(image, label)``.
 
     ``dataset[key]`` accepts a plain integer or an ``augbal.Draw`` (what samplers built
-    with ``yield_draws=True`` yield). The image is ``loader(path)`` (default
+    with ``yield_draws=True`` yield); ``__getitems__`` (which a DataLoader calls with each
+    batch) also accepts whole index arrays and ``augbal.DrawBatch`` batches, what
+    ``sampler.batches(batch_size)`` yields. The image is ``loader(path)`` (default
     :func:`augbal.data.load_rgb`: an ``(H, W, 3)`` ``uint8`` array), then ``transform``:
 
     - a plain callable is called as ``transform(image)``;
@@ -95,6 +97,43 @@ class ImageDataset(Dataset):
         if not -n <= i < n:
             raise IndexError(f"sample index must lie in [0, {n}); got {i}")
         return self._get(i % n, draw)
+
+    def __getitems__(self, keys: Any) -> list[tuple[Any, int]]:
+        """A batch of samples, as ``[dataset[k] for k in keys]`` would give them.
+
+        ``keys`` is what a DataLoader's ``batch_sampler`` yields: a list of ints or Draws,
+        an integer numpy array or torch tensor (``sampler.batches(...)``), or an
+        ``augbal.DrawBatch`` (``sampler.batches(...)`` with ``yield_draws=True``), whose
+        draws reach the transform as ``__getitem__`` passes a ``Draw``. Arrays are checked
+        whole and never turned into a Python int per sample before loading.
+        """
+        if isinstance(keys, DrawBatch):
+            idx = self._checked_indices(keys.index, keys)
+            return [self._get(i, draw) for i, draw in zip(idx.tolist(), keys)]
+        if not isinstance(keys, np.ndarray):
+            try:
+                import torch
+
+                if isinstance(keys, torch.Tensor):
+                    keys = keys.detach().cpu().numpy()
+            except ImportError:  # pragma: no cover - torch is a dependency
+                pass
+        if isinstance(keys, np.ndarray):
+            return [self._get(i, None) for i in self._checked_indices(keys, keys).tolist()]
+        return [self[k] for k in keys]
+
+    def _checked_indices(self, index: Any, keys: Any) -> np.ndarray:
+        arr = np.asarray(index)
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(
+                "ImageDataset batch keys are ints, Draws, a 1-d integer array or tensor, or an augbal "
+                f"DrawBatch; got {type(keys).__name__} of dtype {arr.dtype} and shape {arr.shape}"
+            )
+        n = len(self.index)
+        if arr.size and not (-n <= int(arr.min()) and int(arr.max()) < n):
+            bad = int(arr.min()) if int(arr.min()) < -n else int(arr.max())
+            raise IndexError(f"sample index must lie in [0, {n}); got {bad}")
+        return arr % n if arr.size and int(arr.min()) < 0 else arr
 
     def _get(self, i: int, draw: Draw | None) -> tuple[Any, int]:
         path = str(self.index.paths[i])

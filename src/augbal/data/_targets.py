@@ -15,18 +15,24 @@ def targets_of(dataset: Any) -> np.ndarray:
     (``.targets``), ``torch.utils.data.Subset`` (recursively), ``ConcatDataset``,
     anything with a ``targets`` or ``labels`` attribute or a ``get_labels()`` method,
     torchvision datasets that keep ``_labels`` or ``(path, label)`` pairs in
-    ``samples`` / ``imgs`` / ``_samples`` (Flowers102, GTSRB, ...), and plain
-    sequences of integers.
+    ``samples`` / ``imgs`` / ``_samples`` (Flowers102, GTSRB, ...), and plain sequences
+    of integers (numpy arrays, lists, tuples, torch tensors).
 
     Example:
         >>> targets_of([0, 1, 1]).tolist()
         [0, 1, 1]
+        >>> import torch
+        >>> targets_of(torch.tensor([2, 0])).tolist()
+        [2, 0]
 
     Raises:
         TypeError: when no labels can be found without loading samples.
     """
+    import torch
     from torch.utils.data import ConcatDataset, Subset
 
+    if isinstance(dataset, torch.Tensor):  # a label tensor, as a numpy array would be
+        return _as_labels(dataset, "the tensor")
     if isinstance(dataset, Subset):
         return targets_of(dataset.dataset)[np.asarray(dataset.indices, dtype=np.int64)]
     if isinstance(dataset, ConcatDataset):

@@ -12,9 +12,9 @@ from ._weighting import (
 )
 from ._strategy import SAMPLING_STRATEGIES, check_sampling_strategy, class_counts
 from ._imblearn import resample_indices
-from augbal._draw import Draw
+from augbal._draw import Draw, DrawBatch
 
-from ._base import SAMPLERS, ClassSampler, SamplerReport
+from ._base import SAMPLERS, ClassSampler, SamplerBatches, SamplerReport
 from ._batch import BalancedBatchSampler
 from ._class_aware import ClassAwareSampler
 from ._repeat_factor import RepeatFactorSampler
@@ -26,8 +26,10 @@ __all__: list[str] = [
     "ClassAwareSampler",
     "ClassSampler",
     "Draw",
+    "DrawBatch",
     "RepeatFactorSampler",
     "ResampledSampler",
+    "SamplerBatches",
     "SamplerReport",
     "WEIGHTINGS",
     "Deferred",

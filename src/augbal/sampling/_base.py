@@ -2,21 +2,26 @@
 
 Every sampler here draws *a class, then an image of that class*. The only per-sample
 state is one integer array of dataset indices sorted by class (``int32`` below 2^31
-samples); everything else is O(C). An epoch is planned with vectorised numpy from a
-generator seeded by ``(seed, epoch)``:
+samples); everything else is O(C). An epoch is planned with vectorised numpy, each part
+from its own generator seeded by ``(seed, epoch, purpose)``:
 
-1. per-class quotas ``q_c`` (the subclass hook ``_quotas``), summing to a multiple of
-   ``num_replicas`` units;
-2. a class sequence: the quota multiset is dealt to the replicas so that every replica
+1. per-class quotas ``q_c`` (the subclass hook ``_quotas``) for the whole epoch, never
+   looking at ``num_replicas``;
+2. per-class draw streams, also independent of ``num_replicas``: a class is drawn without
+   replacement until it is exhausted, then reshuffled (cycle ``k`` of a class holds the
+   ``k``-th draw of each of its images), so every image of a class is seen once before any
+   image of it repeats;
+3. equal shards, as torch's ``DistributedSampler`` makes them: the epoch is padded (the head
+   of a class's stream drawn again) or, with ``drop_last``, cut (the tail of a class's
+   stream left out) to a multiple of ``num_replicas`` units: fewer than ``num_replicas``
+   units change, so the images drawn do not depend on the world size;
+4. a class sequence: the quota multiset is dealt to the replicas so that every replica
    gets ``floor`` or ``ceil`` of ``q_c / num_replicas`` of each class, each replica's
    share is shuffled, and the shares are interleaved (replica ``r`` owns global units
-   ``r, r + R, r + 2R, ...``);
-3. per-class draw streams: a class is drawn without replacement until it is exhausted,
-   then reshuffled (cycle ``k`` of a class holds the ``k``-th draw of each of its images),
-   so every image of a class is seen once before any image of it repeats.
+   ``r, r + R, r + 2R, ...``). Only this step depends on ``num_replicas``.
 
 Iteration fills blocks of the global sequence with numpy and hands out Python ints
-through C-level iterators, so a DataLoader pulls indices at list-iteration speed.
+through C-level iterators (or, through ``batches``, whole ``int64`` arrays).
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Sampler
 
-from augbal._draw import Draw
+from augbal._draw import Draw, DrawBatch
+from augbal._rounding import apportion
 from augbal._registry import Registry
 from augbal._validation import check_int
 
@@ -42,6 +48,11 @@ _RUNTIME_ARGS = ("labels", "num_replicas", "rank")  # sampler arguments that are
 _BLOCK = 1 << 16  # items per rank filled per numpy block while iterating
 _FIT_BLOCK = 1 << 20  # labels sorted per block when building the class-sorted index
 _SUBSET_BLOCK = 1 << 18  # members sampled per block when drawing a random subset (bounds the scratch)
+_SUBSET_WHOLE = 1 << 20  # classes up to this size draw their subset in one call (8 MB of scratch)
+
+# purposes: every part of a plan has its own generator, so the world-size-dependent
+# dealing cannot shift the draws that decide which images an epoch holds
+_QUOTAS, _STREAMS, _DEAL = 0x5A4D, 0x57EA, 0xDEA1
 
 
 @dataclass(frozen=True)
@@ -77,11 +88,14 @@ class _Plan:
 
     total: int  # T, global positions in the epoch
     cls: np.ndarray | None  # (T,) dense class of every global position; None: drawn per block (see _class_blocks)
-    stream: np.ndarray  # (T,) dataset indices, class c's draws at stream_offsets[c]:[c+1], in draw order
+    stream: np.ndarray  # dataset indices, class c's draws from stream_offsets[c] on, in draw order
     stream_offsets: np.ndarray  # (C+1,)
-    repeats: np.ndarray | None  # (T,) repeat number per stream entry; None: entry j of class c is cycle j // n_c
+    repeats: np.ndarray | None  # repeat number per stream entry; None: entry j of class c is cycle j // n_c ...
     rank_quotas: np.ndarray  # (C, R) draws per class per replica
     key: tuple[int, ...]  # seeds the per-block class draws
+    base: np.ndarray | None = None  # ... (with repeats None) except entries j >= base[c], padding:
+    pad_repeats: np.ndarray | None = None  # their repeat numbers, class c's at pad_offsets[c]:[c+1]
+    pad_offsets: np.ndarray | None = None
 
 
 def _check_int(name: str, value: Any, *, low: int = 0, allow_none: bool = False) -> None:
@@ -100,15 +114,21 @@ class ClassSampler(Sampler):
     """Base class of augbal's class-aware samplers (drawing a class, then an image).
 
     Subclasses store their options in ``__init__`` and implement ``_quotas(epoch, rng)``
-    (draws per class for one epoch, summing to a multiple of ``num_replicas``); they may
-    override ``_streams`` (which images each class's draws are) and ``_class_sequence``.
+    (draws per class for one epoch, all replicas together, summing to a multiple of the
+    unit and independent of ``num_replicas``); they may override ``_streams`` (which images
+    each class's draws are), ``_resize`` (which classes pad or cut the epoch to equal
+    shards) and ``_class_sequence`` (the order, the only part that may see ``num_replicas``).
 
     Args:
-        labels: class label per sample: an integer array or any dataset ``targets_of`` reads.
+        labels: class label per sample: an integer numpy array, torch tensor, list or tuple,
+            or any dataset ``targets_of`` reads.
         seed: root of every random draw; all replicas must share it.
         num_replicas, rank: distributed shard; default from ``torch.distributed`` when it
             is initialised, else one replica.
         drop_last: round the epoch length per replica down instead of up to equal length.
+            Either way the images drawn are those of one process, but for fewer than
+            ``num_replicas`` units (repeats of the first draws of a class when padding,
+            the last draws of a class left out when cutting).
         yield_draws: yield ``Draw(index, repeat, epoch)`` items (``augbal._draw.Draw``) instead of ints.
 
     Resuming: ``state_dict()["yielded"]`` counts the units this sampler has handed out in
@@ -119,6 +139,9 @@ class ClassSampler(Sampler):
     save the position of the loader (e.g. torchdata's ``StatefulDataLoader``) or subtract
     those batches. The current epoch's plan (an int array of the epoch's draws) is kept
     until the next epoch, so ``len``, ``report`` and resuming do not redraw it.
+
+    Batch mode: ``batches(batch_size)`` yields the same items as ``int64`` arrays (a
+    DataLoader ``batch_sampler`` with no Python int per sample), sharing this position.
     """
 
     _unit = 1  # items per unit that replicas own whole (a batch for batch samplers)
@@ -174,6 +197,42 @@ class ClassSampler(Sampler):
         self._fit()
         return self._iterate(self.epoch, self._resume)
 
+    def batches(self, batch_size: int | None = None, *, drop_last: bool = False) -> SamplerBatches:
+        """This sampler's items in whole arrays: a DataLoader ``batch_sampler`` with no Python int per sample.
+
+        Yields what ``BatchSampler(self, batch_size, drop_last)`` would, as ``int64`` numpy
+        arrays (``augbal.DrawBatch`` arrays with ``yield_draws=True``), from the same
+        epoch, position and ``state_dict`` as the sampler itself: a run may switch between
+        item and batch mode and resume either way with the same continuation.
+        ``augbal.data.ImageDataset.__getitems__`` takes these batches whole; other datasets
+        receive their elements one by one (numpy ints, or ``Draw`` items).
+
+        Args:
+            batch_size: items per batch; for a batch sampler a multiple of its own batch
+                (default: its own batch).
+            drop_last: leave out a last, shorter batch.
+
+        Example:
+            >>> import numpy as np
+            >>> from augbal.sampling import ClassAwareSampler
+            >>> sampler = ClassAwareSampler(np.array([0] * 90 + [1] * 10), seed=0)
+            >>> batches = sampler.batches(32)
+            >>> arrays = list(batches)
+            >>> len(batches), [a.size for a in arrays], arrays[0].dtype
+            (4, [32, 32, 32, 4], dtype('int64'))
+            >>> bool((np.concatenate(arrays) == np.array(list(sampler))).all())
+            True
+        """
+        u = self._unit
+        if batch_size is None and u > 1:
+            batch_size = u
+        _check_int("batch_size", batch_size, low=1)
+        if batch_size % u:
+            raise ValueError(f"batch_size must be a multiple of this sampler's batch of {u} items; got {batch_size}")
+        if not isinstance(drop_last, bool):
+            raise ValueError(f"drop_last must be a bool; got {drop_last!r}")
+        return SamplerBatches(self, int(batch_size), drop_last)
+
     def state_dict(self) -> dict[str, int]:
         """Position to resume from: the epoch, the units this replica has yielded, and the seed and
         num_replicas a sampler must have to load it."""
@@ -222,11 +281,12 @@ class ClassSampler(Sampler):
         )
 
     def quotas(self, epoch: int | None = None) -> dict[int, int]:
-        """Global draws per class label in ``epoch`` (default: the current one), all replicas together."""
+        """Global draws per class label in ``epoch`` (default: the current one), all replicas
+        together, padding (or, with ``drop_last``, cutting) to equal shards included."""
         epoch = self.epoch if epoch is None else epoch
         _check_int("epoch", epoch)
         self._fit()
-        q = self._checked_quotas(epoch, self._rng(epoch))
+        q = self._epoch_quotas(epoch)[1]
         return dict(zip(self.classes_.tolist(), q.tolist()))
 
     def target_frequencies(self, epoch: int | None = None) -> dict[int, float]:
@@ -329,30 +389,49 @@ class ClassSampler(Sampler):
         self.order_ = order
 
     # ------------------------------------------------------------------ planning
-    def _rng(self, epoch: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence([self.seed, epoch, 0x5A4D]))
+    def _rng(self, epoch: int, purpose: int = _QUOTAS) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence([self.seed, epoch, purpose]))
 
     def _quotas(self, epoch: int, rng: np.random.Generator) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _checked_quotas(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
-        q = np.asarray(self._quotas(epoch, rng), dtype=np.int64)
-        step = self.num_replicas * self._unit
-        if q.sum() % step:
-            raise RuntimeError(f"{type(self).__name__}._quotas must sum to a multiple of {step}; got {q.sum()}")
-        return q
+    def _pads(self) -> bool:
+        """Whether equal shards may add draws (else the epoch is always cut, as with drop_last)."""
+        return True
 
-    def _equal_total(self, total: int, cap: int | None = None) -> int:
-        """``total`` rounded to a multiple of ``num_replicas * unit`` (down with drop_last or past ``cap``)."""
+    def _equal_total(self, total: int) -> int:
+        """``total`` rounded to a multiple of ``num_replicas * unit`` (down with drop_last)."""
         step = self.num_replicas * self._unit
-        up = -(-total // step) * step
-        if self.drop_last or (cap is not None and up > cap):
+        if self.drop_last or not self._pads():
             return total // step * step
-        return up
+        return -(-total // step) * step
+
+    def _resize(self, epoch: int, q: np.ndarray, total: int) -> np.ndarray:
+        """Per-class draws of the equal-shard epoch of ``total`` draws: each class pads or cuts
+        in proportion to its quota (at most ``total - q.sum()`` draws change)."""
+        have = int(q.sum())
+        if total == have or have == 0:
+            return q
+        share = q / have
+        return q + apportion(share, total - have) if total > have else q - apportion(share, have - total)
+
+    def _epoch_quotas(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the world-size-free quotas, the quotas padded or cut to equal shards) of ``epoch``."""
+        cached = getattr(self, "_quota_cache", None)
+        if cached is not None and cached[0] == epoch:
+            return cached[1], cached[2]
+        q = np.asarray(self._quotas(epoch, self._rng(epoch)), dtype=np.int64)
+        if q.sum() % self._unit:
+            raise RuntimeError(f"{type(self).__name__}._quotas must sum to a multiple of {self._unit}; got {q.sum()}")
+        final = np.asarray(self._resize(epoch, q, self._equal_total(int(q.sum()))), dtype=np.int64)
+        if final.sum() % (self.num_replicas * self._unit):  # pragma: no cover - a subclass's bug
+            raise RuntimeError(f"{type(self).__name__}._resize must give equal shards; got {final.sum()} draws")
+        self._quota_cache = (epoch, q, final)
+        return q, final
 
     def _rank_units(self, epoch: int) -> int:
         self._fit()
-        return int(self._checked_quotas(epoch, self._rng(epoch)).sum()) // (self.num_replicas * self._unit)
+        return int(self._epoch_quotas(epoch)[1].sum()) // (self.num_replicas * self._unit)
 
     def _plan(self, epoch: int) -> _Plan:
         """The epoch's plan; the last one is kept, so resuming or reporting it costs nothing."""
@@ -365,12 +444,43 @@ class ClassSampler(Sampler):
         return plan
 
     def _make_plan(self, epoch: int) -> _Plan:
-        rng = self._rng(epoch)
-        q = self._checked_quotas(epoch, rng)
-        cls, rank_quotas = self._class_sequence(q, rng)
-        stream, repeats = self._streams(epoch, q, rng)
+        q, final = self._epoch_quotas(epoch)
+        stream, repeats = self._streams(epoch, q, self._rng(epoch, _STREAMS))
         offsets = np.concatenate(([0], np.cumsum(q)))
-        return _Plan(int(q.sum()), cls, stream, offsets, repeats, rank_quotas, (self.seed, epoch, 0xC1A55))
+        plan = _Plan(int(final.sum()), None, stream, offsets, repeats, np.zeros((q.size, 0)), (self.seed, epoch, 0xC1A55))
+        if np.any(final > q):
+            self._pad_streams(plan, q, final)
+        # (cut classes keep their stream: the cut tail is simply never read)
+        plan.cls, plan.rank_quotas = self._class_sequence(epoch, final, self._rng(epoch, _DEAL))
+        return plan
+
+    def _pad_streams(self, plan: _Plan, q: np.ndarray, final: np.ndarray) -> None:
+        """Extend class ``c``'s stream by ``final[c] - q[c]`` repeats of its first draws, with
+        the repeat numbers they have (their draws in the epoch so far, counted on)."""
+        extra = final - q
+        padded = np.flatnonzero(extra > 0)
+        old = plan.stream_offsets
+        heads = [plan.stream[old[c] + np.arange(extra[c]) % q[c]] for c in padded]
+        counts = []
+        for c, head in zip(padded.tolist(), heads):
+            lo, hi, n = int(old[c]), int(old[c + 1]), int(self.class_counts_[c])
+            if plan.repeats is None:  # full cycles, then a subset: `full`, +1 for images in the subset
+                full = int(q[c]) // n
+                part = plan.stream[lo + full * n : hi]
+                counts.append(full + np.isin(head, part, kind="table" if part.size else None))
+            else:
+                drawn = np.sort(plan.stream[lo:hi])
+                counts.append(np.searchsorted(drawn, head, "right") - np.searchsorted(drawn, head, "left"))
+        pad_rep = [count + _occurrence(head) for count, head in zip(counts, heads)]
+        at = np.repeat(old[1:][padded], extra[padded])  # insert after each class's own draws
+        plan.stream = np.insert(plan.stream, at, np.concatenate(heads).astype(plan.stream.dtype))
+        plan.stream_offsets = np.concatenate(([0], np.cumsum(np.maximum(q, final))))
+        if plan.repeats is not None:
+            plan.repeats = np.insert(plan.repeats, at, np.concatenate(pad_rep))
+        else:
+            plan.base = q.copy()
+            plan.pad_offsets = np.concatenate(([0], np.cumsum(np.maximum(extra, 0))))
+            plan.pad_repeats = np.concatenate(pad_rep).astype(np.int64)
 
     def _deal(self, q: np.ndarray, parts: int, rng: np.random.Generator) -> np.ndarray:
         """Split class counts ``q`` into ``parts`` equal-size shares, each class floor/ceil of ``q/parts``."""
@@ -383,7 +493,9 @@ class ClassSampler(Sampler):
         out[perm] = _ceil_div(b - t, parts) - _ceil_div(a - t, parts)
         return out
 
-    def _class_sequence(self, q: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray]:
+    def _class_sequence(
+        self, epoch: int, q: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray | None, np.ndarray]:
         """Each replica's class counts (C, R); the sequence itself is drawn per block by ``_class_blocks``.
 
         Replica ``r`` owns global positions ``r::R``; its classes are a uniformly shuffled
@@ -448,10 +560,16 @@ class ClassSampler(Sampler):
                         else:  # no scratch of the class's size
                             cycle[:] = members
                             rng.shuffle(cycle)
-                else:  # many small cycles: shuffle every row in one call
+                elif nc > 1:  # many small cycles: shuffle rows in one call, on 8-byte items (fastest)
+                    rows = max(1, _FIT_BLOCK // nc)
+                    scratch = np.empty((min(rows, full), nc), dtype=np.int64)
+                    for lo in range(0, full, rows):
+                        part = scratch[: min(rows, full - lo)]
+                        part[:] = members
+                        rng.permuted(part, axis=1, out=part)
+                        cycles[lo : lo + part.shape[0]] = part
+                else:
                     cycles[:] = members
-                    if nc > 1:
-                        rng.permuted(cycles, axis=1, out=cycles)
             if rem:
                 _random_subset(members, stream[at + full * nc : at + k], rng)
             at += k
@@ -484,7 +602,12 @@ class ClassSampler(Sampler):
             rep[o] = plan.repeats[src]
         else:
             within = src - np.repeat(plan.stream_offsets[:-1], cnt)
-            rep[o] = within // np.repeat(self.class_counts_, cnt)
+            r = within // np.repeat(self.class_counts_, cnt)
+            if plan.pad_repeats is not None:  # entries past a class's own draws: padding
+                base = np.repeat(plan.base, cnt)
+                over = np.flatnonzero(within >= base)
+                r[over] = plan.pad_repeats[np.repeat(plan.pad_offsets[:-1], cnt)[over] + within[over] - base[over]]
+            rep[o] = r
         return idx, rep
 
     def _shard_blocks(
@@ -534,6 +657,41 @@ class ClassSampler(Sampler):
 
         return itertools.chain.from_iterable(chunks())
 
+    def _iterate_batches(self, epoch: int, start_unit: int, size: int, drop_last: bool) -> Iterator[Any]:
+        plan = self._plan(epoch)
+        self._resume = 0
+        cursor = self._cursor = [start_unit, iter(()), 0]
+        u, draws = self._unit, self.yield_draws
+        end = plan.total // (self.num_replicas * u)
+
+        def batches() -> Iterator[Any]:
+            done = start_unit
+            held: list[tuple[np.ndarray, np.ndarray | None]] = []  # items short of a batch, carried on
+            held_n = 0
+            for _ulo, idx, rep, _cls in self._shard_blocks(plan, start_unit, draws):
+                flat = idx.reshape(-1).astype(np.int64)
+                reps = None if rep is None else rep.reshape(-1)
+                if held:
+                    flat = np.concatenate([h[0] for h in held] + [flat])
+                    reps = None if reps is None else np.concatenate([h[1] for h in held] + [reps])
+                    held, held_n = [], 0
+                whole = flat.size - flat.size % size
+                for lo in range(0, whole, size):
+                    done += size // u
+                    cursor[0] = done
+                    hi = lo + size
+                    yield flat[lo:hi] if reps is None else DrawBatch(flat[lo:hi], reps[lo:hi], epoch)
+                if whole < flat.size:
+                    held = [(flat[whole:], None if reps is None else reps[whole:])]
+                    held_n = flat.size - whole
+            if held_n and not drop_last:
+                cursor[0] = end
+                last, reps = held[0]
+                yield last if reps is None else DrawBatch(last, reps, epoch)
+            cursor[0] = end
+
+        return batches()
+
     def _yielded(self) -> int:
         if self._cursor is None:
             return self._resume
@@ -545,10 +703,36 @@ class ClassSampler(Sampler):
         state["_resume"] = self._yielded()
         state["_cursor"] = None
         state["_plan_cache"] = None
+        state["_quota_cache"] = None
         return state
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seed={self.seed}, epoch={self.epoch}, rank={self.rank}/{self.num_replicas})"
+
+
+class SamplerBatches:
+    """A sampler's epoch in whole index arrays (``sampler.batches(batch_size)``), a DataLoader ``batch_sampler``.
+
+    Holds no state of its own: epoch, position and ``state_dict`` are the sampler's.
+    ``len`` is the number of batches in the sampler's current epoch.
+    """
+
+    def __init__(self, sampler: ClassSampler, batch_size: int, drop_last: bool) -> None:
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        items = len(self.sampler) * self.sampler._unit
+        return items // self.batch_size if self.drop_last else -(-items // self.batch_size)
+
+    def __iter__(self) -> Iterator[Any]:
+        s = self.sampler
+        s._fit()
+        return s._iterate_batches(s.epoch, s._resume, self.batch_size, self.drop_last)
+
+    def __repr__(self) -> str:
+        return f"SamplerBatches({self.sampler!r}, batch_size={self.batch_size}, drop_last={self.drop_last})"
 
 
 def _random_subset(members: np.ndarray, out: np.ndarray, rng: np.random.Generator) -> None:
@@ -558,7 +742,7 @@ def _random_subset(members: np.ndarray, out: np.ndarray, rng: np.random.Generato
     counts are multivariate hypergeometric, then each block is sampled without replacement.
     """
     k, n = out.size, members.size
-    if n <= _SUBSET_BLOCK:
+    if n <= _SUBSET_WHOLE:
         out[:] = members[rng.choice(n, k, replace=False)]
         return
     sizes = np.diff(np.r_[np.arange(0, n, _SUBSET_BLOCK), n])
@@ -569,6 +753,16 @@ def _random_subset(members: np.ndarray, out: np.ndarray, rng: np.random.Generato
         out[at : at + m] = members[lo + rng.choice(int(sizes[b]), m, replace=False)]
         at += m
     rng.shuffle(out)
+
+
+def _occurrence(values: np.ndarray) -> np.ndarray:
+    """For each entry, how many equal entries precede it (0 for the first of each value)."""
+    o = np.argsort(values, kind="stable")
+    s = values[o]
+    start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]]) if s.size else np.zeros(0, dtype=np.int64)
+    out = np.empty(values.size, dtype=np.int64)
+    out[o] = np.arange(s.size) - np.repeat(start, np.diff(np.r_[start, s.size]))
+    return out
 
 
 def _count(values: np.ndarray, classes: int) -> np.ndarray:

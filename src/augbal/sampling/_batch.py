@@ -23,11 +23,13 @@ class BalancedBatchSampler(ClassSampler):
     class; images are drawn as in ``ClassAwareSampler`` (no repeat before a class is exhausted).
 
     Args:
-        labels: class label per sample (an integer array or a dataset ``targets_of`` reads).
+        labels: class label per sample (an integer array, tensor, list, or a dataset ``targets_of`` reads).
         classes_per_batch: k, distinct classes per batch.
         samples_per_class: m, images of each of those classes per batch.
         num_batches: batches per epoch over all replicas (default ``len(labels) // (k * m)``),
-            rounded up (down with ``drop_last``) to a multiple of ``num_replicas``.
+            rounded up (down with ``drop_last``) to a multiple of ``num_replicas`` by drawing
+            the first batches' classes again (or leaving the last batches out), so the
+            images drawn do not depend on the world size but for those few batches.
         weighting: how often each class is chosen; anything ``resolve_weighting`` accepts.
         seed, num_replicas, rank, drop_last, yield_draws: see ``ClassSampler``.
 
@@ -68,14 +70,13 @@ class BalancedBatchSampler(ClassSampler):
         self._unit = self.classes_per_batch * self.samples_per_class
 
     def _slots(self, epoch: int) -> tuple[np.ndarray, int]:
+        """Batch slots per class and batches of the epoch, all replicas together (one process's)."""
         k = self.classes_per_batch
         p = _class_probs(self, self.weighting, epoch)
         usable = int(np.count_nonzero(p))
         if k > usable:
             raise ValueError(f"classes_per_batch must be <= the number of classes with positive weight ({usable}); got {k}")
         batches = self.num_batches or max(1, self.num_labels_ // self._unit)
-        step = self.num_replicas
-        batches = -(-batches // step) * step if not self.drop_last or batches < step else batches // step * step
         slots = apportion(p, batches * k)
         if np.any(slots > batches):
             c = int(np.argmax(slots - batches))
@@ -91,23 +92,55 @@ class BalancedBatchSampler(ClassSampler):
     def _quotas(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
         return self._slots(epoch)[0] * self.samples_per_class
 
-    def _class_sequence(self, q: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        slots = q // self.samples_per_class
-        k, R = self.classes_per_batch, self.num_replicas
+    def _equal_total(self, total: int) -> int:
+        step = self.num_replicas * self._unit
+        return super()._equal_total(total) or -(-total // step) * step  # fewer batches than replicas: pad
+
+    def _table(self, epoch: int, slots: np.ndarray) -> np.ndarray:
+        """(batches, k) classes of each batch of one process's epoch (never sees num_replicas)."""
+        k = self.classes_per_batch
         batches = int(slots.sum()) // k
+        rng = self._rng(epoch, 0x7AB1E)
         perm = rng.permutation(slots.size)
         shift = int(rng.integers(batches))
         dtype = _small_uint(slots.size)
         # slot j (classes in random order, each class's slots consecutive) goes to batch (j + shift) % batches
         table = np.roll(np.repeat(perm.astype(dtype), slots[perm]).reshape(k, batches), shift, axis=1).T.copy()
         rng.permuted(table, axis=1, out=table)  # class order inside each batch
-        per_rank = table.reshape(batches // R, R, k)  # replica r owns batches r, r + R, ...
-        shares = np.empty((slots.size, R), dtype=np.int64)
+        return table
+
+    def _resize(self, epoch: int, q: np.ndarray, total: int) -> np.ndarray:
+        """Equal shards as ``DistributedSampler`` makes them, with batches as the items: the
+        first batches again (their classes; the images are the next of each class's draws)
+        or the last batches left out."""
+        table = self._table(epoch, q // self.samples_per_class)
+        want = total // self._unit
+        if want > len(table):
+            table = np.concatenate([table, table[np.arange(want - len(table)) % len(table)]])
+        table = table[:want]
+        self._table_cache = (epoch, table)
+        return np.bincount(table.ravel(), minlength=q.size).astype(np.int64) * self.samples_per_class
+
+    def _class_sequence(self, epoch: int, q: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        cached = getattr(self, "_table_cache", None)
+        if cached is None or cached[0] != epoch:
+            self._quota_cache = None
+            self._epoch_quotas(epoch)
+            cached = self._table_cache
+        table = cached[1].copy()
+        R, k = self.num_replicas, self.classes_per_batch
+        per_rank = table.reshape(len(table) // R, R, k)  # replica r owns batches r, r + R, ...
+        shares = np.empty((q.size, R), dtype=np.int64)
         for r in range(R):
             rows = per_rank[:, r, :]
             rows[:] = rows[rng.permutation(rows.shape[0])]
-            shares[:, r] = np.bincount(rows.ravel(), minlength=slots.size) * self.samples_per_class
+            shares[:, r] = np.bincount(rows.ravel(), minlength=q.size) * self.samples_per_class
         return np.repeat(per_rank.reshape(-1), self.samples_per_class), shares
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_table_cache"] = None
+        return state
 
     def _items(self, idx: np.ndarray, rep: np.ndarray, epoch: int) -> list[Any]:
         if not self.yield_draws:

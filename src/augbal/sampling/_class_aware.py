@@ -75,12 +75,14 @@ class ClassAwareSampler(ClassSampler):
     reshuffled. Works for any dataset size: the only per-sample state is one int array.
 
     Args:
-        labels: class label per sample: an integer array or a dataset ``targets_of`` reads.
+        labels: class label per sample: an integer array, tensor, list, or a dataset ``targets_of`` reads.
         weighting: anything ``resolve_weighting`` accepts ("balanced", "sqrt", 0.5,
             ``{"effective_number": 0.999}``, ``{label: weight}``, ``Progressive(...)``, ...).
         num_samples: epoch length over all replicas (default: the dataset size; with
             ``replacement=False``, the longest epoch in which no image repeats). Rounded
-            up (down with ``drop_last`` or ``replacement=False``) to a multiple of ``num_replicas``.
+            up (down with ``drop_last`` or ``replacement=False``) to a multiple of
+            ``num_replicas``; the quotas are those of one process, so every world size
+            draws the same images but for the few that pad or cut.
         replacement: allow an image to be drawn again in an epoch once its class is exhausted.
         rounding: "largest_remainder" (exact, deterministic) or "stochastic" (unbiased, seeded).
         seed, num_replicas, rank, drop_last, yield_draws: see ``ClassSampler``.
@@ -124,15 +126,18 @@ class ClassAwareSampler(ClassSampler):
     def _target(self, epoch: int) -> np.ndarray:
         return _class_probs(self, self.weighting, epoch)
 
+    def _pads(self) -> bool:
+        return self.replacement  # without replacement, padding would repeat an image: cut instead
+
     def _quotas(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
         p = _class_probs(self, self.weighting, epoch)
         n = self.class_counts_
         if self.replacement:
-            total = self._equal_total(self.num_samples or self.num_labels_)
+            total = self.num_samples or self.num_labels_
         else:
             positive = p > 0
             longest = int(np.floor(np.min(n[positive] / p[positive]) * (1 + 1e-12)))
-            total = self._equal_total(self.num_samples or longest, cap=max(longest, self.num_samples or 0))
+            total = self.num_samples or longest
         q = apportion(p, total, rng if self.rounding == "stochastic" else None)
         if not self.replacement and np.any(q > n):
             c = int(np.argmax(q - n))

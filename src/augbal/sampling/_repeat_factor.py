@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from augbal._rounding import apportion
 from augbal._validation import check_real
 
 from ._base import SAMPLERS, ClassSampler
@@ -20,10 +19,11 @@ class RepeatFactorSampler(ClassSampler):
     per image and per epoch (seeded): ``floor(r_c)`` copies of every image, plus one more for
     each image of a random ``Binomial(n_c, frac(r_c))``-sized subset, so the expected count
     is exact. The epoch length therefore varies a little between epochs (``len()`` gives the
-    current one); it is rounded to a multiple of ``num_replicas`` as in ``ClassAwareSampler``.
+    current one); it is rounded to a multiple of ``num_replicas`` as in ``ClassAwareSampler``
+    (the per-image rounding never depends on ``num_replicas``).
 
     Args:
-        labels: class label per sample (an integer array or a dataset ``targets_of`` reads).
+        labels: class label per sample (an integer array, tensor, list, or a dataset ``targets_of`` reads).
         threshold: frequency below which a class is repeated (default ``1 / num_classes``,
             the balanced frequency; LVIS uses 0.001 on image-level frequencies).
         seed, num_replicas, rank, drop_last, yield_draws: see ``ClassSampler``.
@@ -69,11 +69,4 @@ class RepeatFactorSampler(ClassSampler):
         r = self.repeat_factors()
         n = self.class_counts_
         whole = np.floor(r)
-        q = n * whole.astype(np.int64) + rng.binomial(n, r - whole)
-        raw = int(q.sum())
-        total = self._equal_total(raw)
-        if total > raw:
-            q = q + apportion(q / raw, total - raw)
-        elif total < raw:
-            q = q - apportion(q / raw, raw - total)
-        return q
+        return n * whole.astype(np.int64) + rng.binomial(n, r - whole)

@@ -20,11 +20,12 @@ class ResampledSampler(ClassSampler):
     ``sampling_strategy`` imbalanced-learn accepts works and each epoch draws afresh. The
     kept indices are then ordered like ``ClassAwareSampler``'s: a seeded shuffle, every
     image of a class once before any repeats, each replica with its share of every class.
-    When the count is not a multiple of ``num_replicas``, a few seeded extra draws pad it
-    (or, with ``drop_last``, a few are dropped).
+    When the count is not a multiple of ``num_replicas``, a few first draws of a class are
+    drawn again to pad it (or, with ``drop_last``, a few last draws of a class, repeats
+    first, are left out), so every world size draws the images imbalanced-learn kept.
 
     Args:
-        labels: class label per sample (an integer array or a dataset ``targets_of`` reads).
+        labels: class label per sample (an integer array, tensor, list, or a dataset ``targets_of`` reads).
         sampling_strategy: any imbalanced-learn form ('auto', 'not majority', dict, float, callable);
             dict keys are label values or, with ``classes``, class names
             (``augbal._validation.resolve_class_key``).
@@ -71,7 +72,8 @@ class ResampledSampler(ClassSampler):
             self.dense_labels_ = dense
 
     def _resampled(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """(kept indices, their dense classes) for ``epoch``, padded/trimmed to a multiple of num_replicas."""
+        """(kept indices, their dense classes) for ``epoch``: imbalanced-learn's draw, seeded by
+        ``(seed, epoch)`` alone, so it never depends on ``num_replicas``."""
         if self._cache is not None and self._cache[0] == epoch:
             return self._cache[1], self._cache[2]
         idx = resample_indices(
@@ -81,12 +83,6 @@ class ResampledSampler(ClassSampler):
             seed=(self.seed, epoch),
             classes=self._dense_names(),
         )
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, 0x9AD]))
-        total = self._equal_total(idx.size)
-        if total > idx.size:
-            idx = np.concatenate([idx, idx[rng.permutation(idx.size)[: total - idx.size]]])
-        elif total < idx.size:
-            idx = np.sort(idx[rng.permutation(idx.size)[: total]])
         cls = self.dense_labels_[idx]
         self._cache = (epoch, idx, cls)
         return idx, cls
