@@ -9,6 +9,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._atomic import atomic_write
+
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 
@@ -159,17 +161,14 @@ def write_manifest(index, path: str | os.PathLike[str], *, relative: bool = True
     target = Path(path)
     if target.suffix.lower() != ".csv":
         raise ValueError(f"write_manifest writes a .csv file; got {target.name!r}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     base = os.path.abspath(target.parent)
-    tmp = target.with_name(target.name + ".part")
     # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes
     # (read_manifest reads them back to the same path)
-    with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
+    with atomic_write(target, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["path", "label", "group"])
         for file_path, label, group in zip(index.paths.tolist(), index.labels.tolist(), index.groups.tolist()):
             if relative:
                 file_path = os.path.relpath(os.path.abspath(file_path), base)
             writer.writerow([file_path, index.classes[label], "" if group < 0 else f"g{group}"])
-    os.replace(tmp, target)
     return target
