@@ -73,7 +73,7 @@ def test_problems_csv_report(tmp_path):
         rows = list(csv.DictReader(fh))
     assert [(os.path.basename(r["path"]), r["kind"]) for r in rows] == [("bad,name.jpg", "corrupt"), ("notes.txt", "not-image")]
     assert rows[1]["reason"] == "not an image file (extension not allowed)"
-    assert not (tmp_path / "problems.csv.part").exists()
+    assert sorted(os.listdir(tmp_path)) == ["data", "problems.csv"]  # no temporary file left
     # a report in a folder that does not exist yet (augbal scan --problems-csv out/p.csv)
     nested = write_problems(index, tmp_path / "out" / "run1" / "problems.csv")
     assert nested.read_text() == out.read_text()
