@@ -162,3 +162,41 @@ def test_unknown_format_names_are_an_error_and_jpg_tif_are_aliases(tmp_path):
         scan(tmp_path / "data", formats=("JEPG",))
     index = scan(tmp_path / "data", formats=("jpg",))  # was: every file "corrupt" (KeyError: 'JPG')
     assert len(index) == 3 and index.problems == ()
+
+
+def _huge_png(path, width, height):
+    """A valid PNG header claiming ``width x height`` pixels, with a tiny (short) data stream."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    idat = zlib.compress(b"\x00" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def test_pillow_limit_never_speaks_only_max_pixels_does(tmp_path, recwarn):
+    # 144M pixels: over Pillow's warning limit (89M); 900M: over its error limit (179M)
+    big = _huge_png(tmp_path / "big.png", 12000, 12000)
+    huge = _huge_png(tmp_path / "huge.png", 30000, 30000)
+    with pytest.raises(ImageLoadError) as info:
+        load_rgb(big)
+    assert str(info.value) == (
+        f"{big}: image has 12000x12000 = 144000000 pixels, over the limit of max_pixels=89478485 "
+        "(decompression-bomb guard)"
+    )
+    with pytest.raises(ImageLoadError) as info:
+        load_rgb(huge, max_pixels=1_000_000)
+    assert info.value.kind == "too-large"
+    assert "30000x30000 = 900000000 pixels" in str(info.value) and "max_pixels=1000000" in str(info.value)
+    assert "178956970" not in str(info.value)
+    # a PNG refused by the allow-list is a format problem, whatever its size
+    with pytest.raises(ImageLoadError, match=r"image format PNG is not allowed") as info:
+        load_rgb(huge, formats=("JPEG",))
+    assert info.value.kind == "format"
+    assert [str(w.message) for w in recwarn] == []
+    assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS
+
