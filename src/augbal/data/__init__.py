@@ -7,7 +7,7 @@ from ._demo import DEMO_COUNTS, demo_dataset
 from ._duplicates import DuplicateReport, find_duplicates
 from ._index import ImageIndex, Problem
 from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, load_rgb
-from ._manifest import read_manifest, write_manifest
+from ._manifest import LabelCaseWarning, parse_manifest, read_manifest, write_manifest
 from ._problems import write_problems
 from ._scan import IMAGE_EXTENSIONS, FewImagesWarning, scan
 from ._skew import long_tail_counts, select_classes, skew
@@ -24,12 +24,14 @@ __all__ = [
     "ImageDataset",
     "ImageIndex",
     "ImageLoadError",
+    "LabelCaseWarning",
     "Problem",
     "Split",
     "demo_dataset",
     "find_duplicates",
     "load_rgb",
     "long_tail_counts",
+    "parse_manifest",
     "read_manifest",
     "scan",
     "select_classes",
