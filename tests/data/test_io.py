@@ -200,3 +200,35 @@ def test_pillow_limit_never_speaks_only_max_pixels_does(tmp_path, recwarn):
     assert [str(w.message) for w in recwarn] == []
     assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS
 
+
+
+def test_concurrent_loads_keep_pillows_limit_and_warning_filters(tmp_path):
+    import threading
+    import warnings
+
+    big = _huge_png(tmp_path / "big.png", 12000, 12000)
+    _gradient().save(tmp_path / "ok.png")
+    filters_before = list(warnings.filters)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(40):
+                results.append(load_rgb(tmp_path / "ok.png").shape)
+                try:
+                    load_rgb(big)
+                except ImageLoadError as exc:
+                    results.append(exc.kind)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == [] and [str(w.message) for w in caught] == []
+    assert results.count((6, 8, 3)) == 160 and results.count("too-large") == 160
+    assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS and warnings.filters == filters_before

@@ -269,7 +269,7 @@ def _probe(path: str, *, verify: bool, phash: bool, max_pixels, formats) -> tupl
             phex = phash_hex(im) if phash else ""
     except ImageLoadError as exc:
         return Problem(path, exc.kind, exc.reason)
-    except Exception as exc:  # noqa: BLE001 - a bad file must never stop the scan
+    except Exception as exc:  # noqa: BLE001 - decoding failures are ImageLoadErrors; this catches phash's
         return Problem(path, "corrupt", f"cannot read image: {type(exc).__name__}: {exc}")
     return len(data), digest, width, height, mode, phex
 
