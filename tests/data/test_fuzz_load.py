@@ -199,3 +199,18 @@ def test_png_with_a_broken_data_stream_is_corrupt_not_half_decoded(tmp_path):
     with pytest.raises(ImageLoadError, match="cannot decode image") as info:
         load_rgb(p)
     assert info.value.kind == "corrupt" and str(p) in str(info.value)
+
+
+def test_fuzz_found_gif_whose_header_is_a_bomb_is_too_large(tmp_path):
+    # mutation 41 of the benchmark's job 7 (seed 0): a GIF whose parse sees a 937306044-pixel
+    # size and later fails; with Pillow's check lifted it read as "cannot identify its format"
+    rng = np.random.default_rng([0, 7])
+    names = sorted(seed_images())
+    for i in range(42):
+        data = mutate(seed_images()[names[i % len(names)]], rng)
+    p = tmp_path / "bomb.gif"
+    p.write_bytes(data)
+    with pytest.raises(ImageLoadError) as info:
+        load_rgb(p, max_pixels=1_000_000)
+    assert isinstance(info.value.__cause__, Image.DecompressionBombError)
+    assert str(info.value) == f"{p}: image has 937306044 pixels, over the limit of max_pixels=1000000 (decompression-bomb guard)"

@@ -232,3 +232,4 @@ def test_concurrent_loads_keep_pillows_limit_and_warning_filters(tmp_path):
     assert errors == [] and [str(w.message) for w in caught] == []
     assert results.count((6, 8, 3)) == 160 and results.count("too-large") == 160
     assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS and warnings.filters == filters_before
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
@@ -134,22 +135,37 @@ def open_image(
     if _is_empty(fp):
         raise ImageLoadError(name, "corrupt", "empty file (0 bytes)")
     try:
-        with _pillow_unchecked():
+        with _pillow_unchecked(max_pixels):
             im = Image.open(fp, formats=allowed)
     except Image.UnidentifiedImageError as exc:
         raise _unidentified(fp, name, allowed) from exc
+    except Image.DecompressionBombError as exc:
+        # Pillow saw a size (the image's, or a GIF frame's) over 2 x max_pixels while parsing
+        raise _too_large(fp, name, exc, max_pixels) from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the file's fault
         raise _load_error(name, exc, "cannot parse image header") from exc
     width, height = im.size
     if max_pixels is not None and width * height > max_pixels:
         im.close()
-        raise ImageLoadError(
-            name,
-            "too-large",
-            f"image has {width}x{height} = {width * height} pixels, over the limit of "
-            f"max_pixels={max_pixels} (decompression-bomb guard)",
-        )
+        raise ImageLoadError(name, "too-large", _over_limit(f"{width}x{height} = {width * height}", max_pixels))
     return im
+
+
+def _over_limit(size: str, max_pixels: int | None) -> str:
+    return f"image has {size} pixels, over the limit of max_pixels={max_pixels} (decompression-bomb guard)"
+
+
+def _too_large(fp: BinaryIO, name: str, exc: Exception, max_pixels: int | None) -> ImageLoadError:
+    """The "too-large" error for Pillow's ``DecompressionBombError``, with the size when the header gives it."""
+    fp.seek(0)
+    try:
+        with _pillow_unchecked(), Image.open(fp) as im:
+            width, height = im.size
+        size = f"{width}x{height} = {width * height}"
+    except Exception:  # noqa: BLE001 - the header does not parse without the limit: use Pillow's count
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = found.group(1) if found else "more"
+    return ImageLoadError(name, "too-large", _over_limit(size, max_pixels))
 
 
 def _is_empty(fp: BinaryIO) -> bool:
@@ -160,16 +176,20 @@ def _is_empty(fp: BinaryIO) -> bool:
 
 
 @contextlib.contextmanager
-def _pillow_unchecked() -> Iterator[None]:
-    """Lift Pillow's global ``MAX_IMAGE_PIXELS`` and silence its warnings for one header parse.
+def _pillow_unchecked(limit: int | None = None) -> Iterator[None]:
+    """Set Pillow's global ``MAX_IMAGE_PIXELS`` to ``limit`` and silence its warnings.
 
-    Both are process-wide state, so the section holds a lock (header parses are
-    serialised; decoding runs outside it) and restores them before it ends.
+    Pillow then raises ``DecompressionBombError`` only over ``2 * limit`` (a plugin
+    may check sizes, such as a GIF frame's, before the whole header is parsed), and
+    its warning between ``limit`` and ``2 * limit`` is silenced: ``open_image`` checks
+    ``limit`` itself and names the file. Both are process-wide state, so the section
+    holds a lock (header parses are serialised; most decoding runs outside it) and
+    restores them before it ends.
     """
     with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pillow_limit = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
+        Image.MAX_IMAGE_PIXELS = limit
         try:
             yield
         finally:
@@ -177,17 +197,32 @@ def _pillow_unchecked() -> Iterator[None]:
 
 
 def _unidentified(fp: BinaryIO, name: str, allowed: list[str] | None) -> ImageLoadError:
-    """``"format"`` when the file is an image Pillow reads but outside ``allowed``; else ``"corrupt"``."""
+    """``"format"`` when the file is an image outside ``allowed``; else ``"corrupt"``."""
     if allowed is not None:
-        fp.seek(0)
-        try:
-            with _pillow_unchecked(), Image.open(fp) as other:
-                fmt = other.format
-        except Exception:  # noqa: BLE001 - any failure means "not an image" here
-            pass
-        else:
+        fmt = _sniff_format(fp)
+        if fmt is not None and fmt not in allowed:
             return ImageLoadError(name, "format", f"image format {fmt} is not allowed (allowed: {', '.join(allowed)})")
     return ImageLoadError(name, "corrupt", "not a readable image (cannot identify its format)")
+
+
+def _sniff_format(fp: BinaryIO) -> str | None:
+    """The format Pillow opens ``fp`` as; else the first whose signature its first bytes carry."""
+    fp.seek(0)
+    try:
+        with _pillow_unchecked(), Image.open(fp) as other:
+            return other.format
+    except Exception:  # noqa: BLE001 - a broken header still names its format by its signature
+        pass
+    fp.seek(0)
+    prefix = fp.read(16)
+    for fmt in Image.ID:
+        accept = Image.OPEN[fmt][1]
+        try:
+            if accept is not None and accept(prefix) is True:
+                return fmt
+        except Exception:  # noqa: BLE001 - a plugin's signature check failing means "not this one"
+            continue
+    return None
 
 
 def _load_error(name: str, exc: BaseException, doing: str) -> ImageLoadError:
