@@ -82,7 +82,8 @@ def load_rgb(
         path: the image file.
         background: RGB colour under transparent pixels.
         max_pixels: refuse images with more pixels (decompression bombs); ``None``
-            for no limit. Pillow's global ``Image.MAX_IMAGE_PIXELS`` is not changed.
+            for no limit. Pillow's global ``Image.MAX_IMAGE_PIXELS`` is set to it
+            only inside a lock while the header is parsed, then restored.
         formats: Pillow format names allowed (``None``: every format Pillow reads);
             ``JPG`` and ``TIF`` are read as ``JPEG`` and ``TIFF``.
 
