@@ -160,7 +160,7 @@ def test_scan_manifest_and_bad_arguments(tmp_path):
     assert "total" in result.output and "imbalance ratio (largest/smallest): 2.0" in result.output
     (tmp_path / "bad.csv").write_text("path,label\nnope.png,x\n")
     result = CliRunner().invoke(cli, ["scan", str(tmp_path / "bad.csv")])
-    assert result.exit_code == 1 and "missing files on lines 2" in result.output
+    assert result.exit_code == 1 and "lists no images (1 bad row: bad.csv:2: nope.png: no such file)" in result.output
     result = CliRunner().invoke(cli, ["scan", str(root), "--formats", "jpeg", "--no-near-duplicates"])
     assert result.exit_code == 0 and "  format: 9" in result.output and "image format PNG is not allowed" in result.output
     for args in (["--max-distance", "64"], ["--workers", "0"], ["--classes", " , "], ["--formats", ","]):

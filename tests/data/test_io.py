@@ -162,3 +162,74 @@ def test_unknown_format_names_are_an_error_and_jpg_tif_are_aliases(tmp_path):
         scan(tmp_path / "data", formats=("JEPG",))
     index = scan(tmp_path / "data", formats=("jpg",))  # was: every file "corrupt" (KeyError: 'JPG')
     assert len(index) == 3 and index.problems == ()
+
+
+def _huge_png(path, width, height):
+    """A valid PNG header claiming ``width x height`` pixels, with a tiny (short) data stream."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    idat = zlib.compress(b"\x00" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def test_pillow_limit_never_speaks_only_max_pixels_does(tmp_path, recwarn):
+    # 144M pixels: over Pillow's warning limit (89M); 900M: over its error limit (179M)
+    big = _huge_png(tmp_path / "big.png", 12000, 12000)
+    huge = _huge_png(tmp_path / "huge.png", 30000, 30000)
+    with pytest.raises(ImageLoadError) as info:
+        load_rgb(big)
+    assert str(info.value) == (
+        f"{big}: image has 12000x12000 = 144000000 pixels, over the limit of max_pixels=89478485 "
+        "(decompression-bomb guard)"
+    )
+    with pytest.raises(ImageLoadError) as info:
+        load_rgb(huge, max_pixels=1_000_000)
+    assert info.value.kind == "too-large"
+    assert "30000x30000 = 900000000 pixels" in str(info.value) and "max_pixels=1000000" in str(info.value)
+    assert "178956970" not in str(info.value)
+    # a PNG refused by the allow-list is a format problem, whatever its size
+    with pytest.raises(ImageLoadError, match=r"image format PNG is not allowed") as info:
+        load_rgb(huge, formats=("JPEG",))
+    assert info.value.kind == "format"
+    assert [str(w.message) for w in recwarn] == []
+    assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS
+
+
+
+def test_concurrent_loads_keep_pillows_limit_and_warning_filters(tmp_path):
+    import threading
+    import warnings
+
+    big = _huge_png(tmp_path / "big.png", 12000, 12000)
+    _gradient().save(tmp_path / "ok.png")
+    filters_before = list(warnings.filters)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(40):
+                results.append(load_rgb(tmp_path / "ok.png").shape)
+                try:
+                    load_rgb(big)
+                except ImageLoadError as exc:
+                    results.append(exc.kind)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == [] and [str(w.message) for w in caught] == []
+    assert results.count((6, 8, 3)) == 160 and results.count("too-large") == 160
+    assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS and warnings.filters == filters_before
+

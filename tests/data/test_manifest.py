@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 
@@ -48,7 +49,8 @@ def test_headerless_csv_and_jsonl_give_the_same_index(files):
     assert a.groups.tolist() == b.groups.tolist() == [-1, 0, 0]
 
 
-def test_one_error_lists_every_bad_line(files):
+def _bad_manifest(files):
+    (files / "img" / "sub").mkdir()
     (files / "m.csv").write_text(
         "path,label\n"
         "img/0.png,cat\n"  # 2 ok
@@ -58,20 +60,121 @@ def test_one_error_lists_every_bad_line(files):
         "img/3.png,cat,extra\n"  # 6 too many fields
         ",dog\n"  # 7 empty path
         "img/gone.png,dog\n"  # 8 missing
+        "img/sub,dog\n"  # 9 a folder
+        "img/4.png,  \n"  # 10 empty label
+        "img/5.png,dog\n"  # 11 ok
     )
+    return files / "m.csv"
+
+
+_EXPECTED = [
+    ("img/missing.png", "missing", "m.csv:3: img/missing.png: no such file"),
+    ("img/1.png", "unknown-class", "m.csv:4: img/1.png: label 'horse' is not one of the classes"),
+    ("img/2.png", "bad-row", "m.csv:5: img/2.png: expected 2 fields (path,label[,group]); got 1"),
+    ("img/3.png", "bad-row", "m.csv:6: img/3.png: expected 2 fields (path,label[,group]); got 3"),
+    ("m.csv", "bad-row", "m.csv:7: empty or non-text path"),
+    ("img/gone.png", "missing", "m.csv:8: img/gone.png: no such file"),
+    ("img/sub", "not-a-file", "m.csv:9: img/sub: not an image file (a folder)"),
+    ("img/4.png", "bad-row", "m.csv:10: img/4.png: empty or non-text label"),
+]
+
+
+def test_bad_rows_are_quarantined_like_bad_files(files):
+    index = scan(_bad_manifest(files), classes=["cat", "dog"])
+    assert [os.path.basename(p) for p in index.paths.tolist()] == ["0.png", "5.png"]
+    assert index.labels.tolist() == [0, 1]
+    got = sorted((os.path.relpath(p.path, files), p.kind, p.reason) for p in index.problems)
+    assert got == sorted(_EXPECTED)
+
+
+def test_read_manifest_is_strict_and_names_every_bad_row(files):
     with pytest.raises(ValueError) as info:
-        scan(files / "m.csv", classes=["cat", "dog"])
+        read_manifest(_bad_manifest(files), classes=("cat", "dog"))
     message = str(info.value)
-    assert "missing files on lines 3, 8" in message
-    assert "unknown label 'horse' (not in classes) on lines 4" in message
-    assert "line 5: expected 2 fields" in message and "line 6: expected 2 fields" in message
-    assert "line 7: empty or non-text path" in message
+    assert message.startswith(f"manifest {files / 'm.csv'} has 8 bad rows: m.csv:3: img/missing.png: no such file; ")
+    assert all(reason in message for _, _, reason in _EXPECTED)
 
 
-def test_jsonl_bad_rows(files):
-    (files / "m.jsonl").write_text('{"path": "img/0.png", "label": "a"}\nnot json\n[1, 2]\n{"path": "img/1.png"}\n')
-    with pytest.raises(ValueError, match=r"line 2: invalid JSON.*line 3: expected an object.*line 4: expected an object"):
+def test_cli_scan_manifest_writes_the_bad_rows_to_the_problems_report(files):
+    from click.testing import CliRunner
+
+    from augbal.cli import cli
+
+    out = files / "problems.csv"
+    result = CliRunner().invoke(
+        cli, ["scan", str(_bad_manifest(files)), "--classes", "cat,dog", "--problems-csv", str(out)], env={"COLUMNS": "300"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "m.csv:3: img/missing.png: no such file" in result.output
+    with open(out, newline="") as fh:
+        rows = sorted((os.path.relpath(r["path"], files), r["kind"], r["reason"]) for r in csv.DictReader(fh))
+    assert rows == sorted(_EXPECTED)
+
+
+def test_jsonl_bad_rows_are_problems(files):
+    (files / "m.jsonl").write_text(
+        '{"path": "img/0.png", "label": "a"}\nnot json\n[1, 2]\n{"path": "img/1.png"}\n'
+        '{"file": "img/2.png", "class": "b"}\n{"path": "img/nope.png", "label": "b"}\n'
+    )
+    index = scan(files / "m.jsonl")
+    assert [os.path.basename(p) for p in index.paths.tolist()] == ["0.png", "2.png"] and index.classes == ("a", "b")
+    assert sorted(p.reason for p in index.problems) == [
+        "m.jsonl:2: invalid JSON (Expecting value)",
+        "m.jsonl:3: expected an object with 'path' and 'label'",
+        "m.jsonl:4: img/1.png: expected an object with 'path' and 'label'",
+        "m.jsonl:6: img/nope.png: no such file",
+    ]
+    with pytest.raises(ValueError, match=r"has 4 bad rows: m\.jsonl:2: invalid JSON"):
         read_manifest(files / "m.jsonl")
+
+
+@pytest.mark.parametrize("header", ["path,label", "file,class", "Filename,Category", "image,target,group", "label,filepath"])
+def test_header_spellings_are_recognised(files, header):
+    names = [h.strip().lower() for h in header.split(",")]
+    row = {"path": "img/0.png", "label": "cat", "group": "g"}
+    values = [row["label"] if n in ("label", "class", "category", "target") else row["group"] if n == "group" else row["path"]
+              for n in names]
+    (files / "m.csv").write_text(header + "\n" + ",".join(values) + "\n")
+    rows = read_manifest(files / "m.csv")
+    assert [(os.path.basename(r.path), r.label, r.line) for r in rows] == [("0.png", "cat", 2)]
+
+
+def test_a_first_row_naming_an_existing_file_is_data_not_a_header(files):
+    (files / "image").write_bytes((files / "img" / "0.png").read_bytes())
+    (files / "m.csv").write_text("image,class\nimg/1.png,class\n")
+    rows = read_manifest(files / "m.csv")
+    assert [(os.path.basename(r.path), r.label, r.line) for r in rows] == [("image", "class", 1), ("1.png", "class", 2)]
+
+
+def test_header_without_a_label_column(files):
+    (files / "m.csv").write_text("path,group\nimg/0.png,g\n")
+    with pytest.raises(ValueError, match=r"header needs a path column .* and a label column .*; got \['path', 'group'\]"):
+        scan(files / "m.csv")
+
+
+def test_labels_differing_only_by_case_warn_and_stay_distinct(files):
+    from augbal.data import LabelCaseWarning
+
+    (files / "m.csv").write_text("img/0.png,Deer\nimg/1.png,deer\nimg/2.png,Deer\nimg/3.png,cat\n")
+    with pytest.warns(LabelCaseWarning) as record:
+        index = scan(files / "m.csv")
+    assert [str(w.message) for w in record if w.category is LabelCaseWarning] == [
+        "manifest m.csv has labels that differ only by case, kept as distinct classes: 'Deer' (line 1) and 'deer' (line 2)"
+    ]
+    assert index.classes == ("Deer", "cat", "deer") and index.class_counts().tolist() == [2, 1, 1]
+
+
+def test_cli_prints_the_case_warning_once(files):
+    from click.testing import CliRunner
+
+    from augbal.cli import cli
+
+    (files / "m.csv").write_text("img/0.png,Deer\nimg/1.png,deer\nimg/2.png,Deer\nimg/3.png,deer\nimg/4.png,Deer\nimg/5.png,deer\n")
+    result = CliRunner().invoke(cli, ["scan", str(files / "m.csv")], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "differ only by case" in line]
+    assert lines == ["warning: manifest m.csv has labels that differ only by case, kept as distinct classes: "
+                     "'Deer' (line 1) and 'deer' (line 2)"]
 
 
 def test_labels_are_nfc_and_classes_keep_order_with_empty(files):
@@ -96,3 +199,8 @@ def test_not_a_manifest(files):
     (files / "empty.csv").write_text("path,label\n")
     with pytest.raises(ValueError, match="lists no images"):
         read_manifest(files / "empty.csv")
+    with pytest.raises(ValueError, match="lists no images"):
+        scan(files / "empty.csv")
+    (files / "gone.csv").write_text("img/a.png,x\nimg/b.png,x\n")
+    with pytest.raises(ValueError, match=r"lists no images \(2 bad rows: gone\.csv:1: img/a\.png: no such file; \.\.\.\)"):
+        scan(files / "gone.csv")

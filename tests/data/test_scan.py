@@ -73,7 +73,7 @@ def test_problems_csv_report(tmp_path):
         rows = list(csv.DictReader(fh))
     assert [(os.path.basename(r["path"]), r["kind"]) for r in rows] == [("bad,name.jpg", "corrupt"), ("notes.txt", "not-image")]
     assert rows[1]["reason"] == "not an image file (extension not allowed)"
-    assert not (tmp_path / "problems.csv.part").exists()
+    assert sorted(os.listdir(tmp_path)) == ["data", "problems.csv"]  # no temporary file left
     # a report in a folder that does not exist yet (augbal scan --problems-csv out/p.csv)
     nested = write_problems(index, tmp_path / "out" / "run1" / "problems.csv")
     assert nested.read_text() == out.read_text()
@@ -272,3 +272,90 @@ def test_readers_are_not_forked_while_other_threads_run(tmp_path, monkeypatch):
         other.join()
     assert len(forked) <= 1  # the first scan may fork; the one beside another thread must not
     assert index.hashes.tolist() == alone.hashes.tolist() and index.paths.tolist() == alone.paths.tolist()
+
+
+def _huge_png(path, width, height):
+    """A valid PNG header claiming ``width x height`` pixels, with a tiny data stream (no big allocation)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+_PILLOW_WORDS = ("DOS attack", "exceeds limit", "178956970", "DecompressionBomb")
+
+
+def _bomb_tree(root, readers=1):
+    """Class ``a``: normal images (enough for ``readers`` chunks of work), a 12000x12000 and a 30000x30000 header."""
+    _tree(root, {"a": 3 if readers == 1 else 130 * readers})
+    _huge_png(root / "a" / "big.png", 12000, 12000)
+    _huge_png(root / "a" / "huge.png", 30000, 30000)
+    return root
+
+
+def test_scan_pixel_limit_one_message_naming_file_and_limit(tmp_path):
+    root = _bomb_tree(tmp_path / "d")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        index = scan(root, max_pixels=1_000_000)
+        default = scan(root)
+        only_jpeg = scan(root, formats=["JPEG"], allow_empty=True)
+    assert [str(w.message) for w in caught] == []
+    reasons = {os.path.basename(p.path): (p.kind, p.reason) for p in index.problems}
+    assert reasons == {
+        "big.png": ("too-large", "image has 12000x12000 = 144000000 pixels, over the limit of max_pixels=1000000 (decompression-bomb guard)"),
+        "huge.png": ("too-large", "image has 30000x30000 = 900000000 pixels, over the limit of max_pixels=1000000 (decompression-bomb guard)"),
+    }
+    assert {os.path.basename(p.path): p.reason.split(" over ")[1] for p in default.problems} == {
+        "big.png": "the limit of max_pixels=89478485 (decompression-bomb guard)",
+        "huge.png": "the limit of max_pixels=89478485 (decompression-bomb guard)",
+    }
+    assert {(os.path.basename(p.path), p.kind) for p in only_jpeg.problems} == {
+        (f"{i:03d}.png", "format") for i in range(3)} | {("big.png", "format"), ("huge.png", "format")}
+    assert all(p.reason == "image format PNG is not allowed (allowed: JPEG)" for p in only_jpeg.problems)
+
+
+def _cli_env():
+    import augbal
+
+    src = os.path.dirname(os.path.dirname(augbal.__file__))
+    return dict(os.environ, COLUMNS="400", PYTHONPATH=os.pathsep.join([src] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+
+
+def test_cli_scan_pixel_limit_in_process(tmp_path):
+    from click.testing import CliRunner
+
+    from augbal.cli import cli
+
+    root = _bomb_tree(tmp_path / "d")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(cli, ["scan", str(root), "--max-pixels", "1000000", "--workers", "1"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert [str(w.message) for w in caught] == []
+    assert f"{root / 'a' / 'huge.png'}: image has 30000x30000 = 900000000 pixels, over the limit of max_pixels=1000000" in result.output
+    assert f"{root / 'a' / 'big.png'}: image has 12000x12000 = 144000000 pixels, over the limit of max_pixels=1000000" in result.output
+    assert not any(word in result.output for word in _PILLOW_WORDS) and "warning" not in result.output
+    jpeg = CliRunner().invoke(cli, ["scan", str(root), "--formats", "JPEG", "--workers", "1"], env={"COLUMNS": "400"})
+    assert "  format: 5" in jpeg.output and "corrupt" not in jpeg.output, jpeg.output
+
+
+def test_cli_scan_pixel_limit_with_reader_processes(tmp_path):
+    import subprocess
+    import sys
+
+    root = _bomb_tree(tmp_path / "d", readers=2)  # > 1 chunk: forked reader processes
+    run = subprocess.run(
+        [sys.executable, "-m", "augbal", "scan", str(root), "--workers", "2", "--no-near-duplicates"],
+        capture_output=True, text=True, env=_cli_env(), timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert not any(word in run.stderr + run.stdout for word in _PILLOW_WORDS), run.stderr
+    assert run.stderr == ""
+    assert "over the limit of max_pixels=89478485" in run.stdout and "  too-large: 2" in run.stdout

@@ -9,7 +9,7 @@ from ._errors import DuplicateClassError, EmptyClassError, NoClassFoldersError, 
 from ._export import write_image_folder
 from ._index import ImageIndex, Problem
 from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, check_formats, load_rgb
-from ._manifest import read_manifest, write_manifest
+from ._manifest import LabelCaseWarning, parse_manifest, read_manifest, write_manifest
 from ._problems import write_problems
 from ._scan import IMAGE_EXTENSIONS, FewImagesWarning, scan
 from ._skew import long_tail_counts, select_classes, skew
@@ -28,6 +28,7 @@ __all__ = [
     "ImageDataset",
     "ImageIndex",
     "ImageLoadError",
+    "LabelCaseWarning",
     "NoClassFoldersError",
     "Problem",
     "ScanSourceError",
@@ -38,6 +39,7 @@ __all__ = [
     "find_duplicates",
     "load_rgb",
     "long_tail_counts",
+    "parse_manifest",
     "read_manifest",
     "scan",
     "select_classes",

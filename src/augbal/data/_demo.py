@@ -8,6 +8,8 @@ import zlib
 from importlib import resources
 from pathlib import Path
 
+from .._atomic import atomic_write_bytes
+
 DEMO_COUNTS = {"deer": 600, "dog": 180, "cat": 60}
 
 
@@ -38,8 +40,5 @@ def demo_dataset(dest: str | os.PathLike[str]) -> Path:
                 and zlib.crc32(target.read_bytes()) == info.CRC
             ):
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".part")
-            tmp.write_bytes(zf.read(info))
-            os.replace(tmp, target)
+            atomic_write_bytes(target, zf.read(info), fsync=False)
     return root

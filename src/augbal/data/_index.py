@@ -19,7 +19,8 @@ class Problem:
     (I/O error), ``"not-image"`` (extension not an image's), ``"hidden"`` (``.DS_Store``,
     ``.ipynb_checkpoints``, ``__MACOSX``, ...), ``"not-in-class"`` (a file at the top
     level, or a folder outside ``classes=``), ``"duplicate-class"`` (two folders with
-    the same NFC name), ``"external-symlink"``, ``"broken-symlink"``, ``"symlink-loop"``.
+    the same NFC name), ``"external-symlink"``, ``"broken-symlink"``, ``"symlink-loop"``;
+    for a manifest's rows ``"missing"``, ``"not-a-file"``, ``"bad-row"``, ``"unknown-class"``.
     """
 
     path: str

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 import numpy as np
@@ -19,15 +21,16 @@ DEFAULT_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
 #: Largest image (width x height) decoded by default: Pillow's own default limit.
 DEFAULT_MAX_PIXELS = 89_478_485
 
-_PILLOW_LIMIT_LOCK = threading.Lock()
+_PILLOW_LIMIT_LOCK = threading.RLock()
 
 
 class ImageLoadError(ValueError):
     """A file that cannot be used as an image: ``kind`` says why, the message names the file.
 
-    ``kind`` is one of ``"corrupt"`` (cannot be parsed or fully decoded),
+    ``kind`` is one of ``"corrupt"`` (empty, or cannot be parsed or fully decoded),
     ``"truncated"``, ``"format"`` (an image format outside the allow-list) or
-    ``"too-large"`` (more pixels than ``max_pixels``: a decompression bomb).
+    ``"too-large"`` (more pixels than ``max_pixels``: a decompression bomb, or too
+    large to decode in memory).
     """
 
     def __init__(self, path: str, kind: str, reason: str) -> None:
@@ -63,7 +66,6 @@ def check_formats(formats: Iterable[str] | None) -> list[str] | None:
     return names
 
 
-_allowed_formats = check_formats  # the private name, kept for callers inside the package
 
 
 def load_rgb(
@@ -85,13 +87,16 @@ def load_rgb(
         path: the image file.
         background: RGB colour under transparent pixels.
         max_pixels: refuse images with more pixels (decompression bombs); ``None``
-            for no limit. Pillow's global ``Image.MAX_IMAGE_PIXELS`` is not changed.
+            for no limit. Pillow's global ``Image.MAX_IMAGE_PIXELS`` is set to it
+            only inside a lock while the header is parsed, then restored.
         formats: Pillow format names allowed (``None``: every format Pillow reads);
             ``JPG`` and ``TIF`` are read as ``JPEG`` and ``TIFF``.
 
     Raises:
-        ImageLoadError: the file is corrupt, truncated, too large or not an allowed
-            format; the message names the file.
+        ImageLoadError: the file is empty, corrupt, truncated, too large or not an
+            allowed format; the message names the file. Whatever a decoder raised
+            (``TypeError``, ``struct.error``, ``SyntaxError``, ``MemoryError``, ...) is
+            its ``__cause__``; no Pillow warning escapes.
         ValueError: ``formats`` names a format Pillow does not know.
 
     Example:
@@ -107,7 +112,10 @@ def load_rgb(
         im = open_image(fh, name, max_pixels=max_pixels, formats=formats)
         with im:
             decode(im, name)
-            return to_rgb(im, background=background)
+            try:
+                return to_rgb(im, background=background)
+            except Exception as exc:  # noqa: BLE001 - any decoder failure is the file's fault
+                raise _load_error(name, exc, "cannot convert image to RGB") from exc
 
 
 def open_image(
@@ -119,69 +127,150 @@ def open_image(
 ) -> Image.Image:
     """Open (parse the header of) an image, checking its format and pixel count.
 
+    This and ``decode`` are the one decoding path of ``load_rgb`` and ``scan``.
+    Pillow's own pixel limit is not applied (``max_pixels`` is, and the message
+    names the file and that limit) and Pillow's warnings while parsing the header
+    (decompression bomb, corrupt EXIF) are silenced: the outcome is an image or an
+    ``ImageLoadError``.
+
     Raises:
-        ImageLoadError: with kind ``"format"``, ``"too-large"`` or ``"corrupt"``.
+        ImageLoadError: with kind ``"format"``, ``"too-large"`` or ``"corrupt"``
+            (``"truncated"``); any exception from Pillow is its ``__cause__``.
     """
-    allowed = _allowed_formats(formats)
+    allowed = check_formats(formats)
+    if _is_empty(fp):
+        raise ImageLoadError(name, "corrupt", "empty file (0 bytes)")
     try:
-        im = _open_within_limit(fp, allowed, max_pixels)
+        with _pillow_unchecked(max_pixels):
+            im = Image.open(fp, formats=allowed)
+    except Image.UnidentifiedImageError as exc:
+        raise _unidentified(fp, name, allowed) from exc
     except Image.DecompressionBombError as exc:
-        raise ImageLoadError(name, "too-large", f"decompression bomb refused: {exc}") from None
-    except Image.UnidentifiedImageError:
-        kind, reason = "corrupt", "not a readable image (cannot identify its format)"
-        if allowed is not None:
-            fp.seek(0)
-            try:
-                with Image.open(fp) as other:
-                    kind, reason = "format", f"image format {other.format} is not allowed (allowed: {', '.join(allowed)})"
-            except Exception:  # noqa: BLE001 - any failure means "not an image" here
-                pass
-        raise ImageLoadError(name, kind, reason) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        kind = "truncated" if "truncated" in str(exc).lower() else "corrupt"
-        raise ImageLoadError(name, kind, f"cannot parse image header: {exc}") from None
+        # Pillow saw a size (the image's, or a GIF frame's) over 2 x max_pixels while parsing
+        raise _too_large(fp, name, exc, max_pixels) from exc
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is the file's fault
+        raise _load_error(name, exc, "cannot parse image header") from exc
     width, height = im.size
     if max_pixels is not None and width * height > max_pixels:
         im.close()
-        raise ImageLoadError(
-            name,
-            "too-large",
-            f"image has {width}x{height} = {width * height} pixels, over the limit of "
-            f"max_pixels={max_pixels} (decompression-bomb guard)",
-        )
+        raise ImageLoadError(name, "too-large", _over_limit(f"{width}x{height} = {width * height}", max_pixels))
     return im
 
 
-def _open_within_limit(fp: BinaryIO, allowed: list[str] | None, max_pixels: int | None) -> Image.Image:
-    pillow_limit = Image.MAX_IMAGE_PIXELS
-    if pillow_limit is not None and (max_pixels is None or max_pixels > pillow_limit):
-        # Our limit is looser than Pillow's: lift Pillow's check for this call only.
-        with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                return Image.open(fp, formats=allowed)
-            finally:
-                Image.MAX_IMAGE_PIXELS = pillow_limit
-    return Image.open(fp, formats=allowed)
+def _over_limit(size: str, max_pixels: int | None) -> str:
+    return f"image has {size} pixels, over the limit of max_pixels={max_pixels} (decompression-bomb guard)"
+
+
+def _too_large(fp: BinaryIO, name: str, exc: Exception, max_pixels: int | None) -> ImageLoadError:
+    """The "too-large" error for Pillow's ``DecompressionBombError``, with the size when the header gives it."""
+    fp.seek(0)
+    try:
+        with _pillow_unchecked(), Image.open(fp) as im:
+            width, height = im.size
+        size = f"{width}x{height} = {width * height}"
+    except Exception:  # noqa: BLE001 - the header does not parse without the limit: use Pillow's count
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = found.group(1) if found else "more"
+    return ImageLoadError(name, "too-large", _over_limit(size, max_pixels))
+
+
+def _is_empty(fp: BinaryIO) -> bool:
+    pos = fp.tell()
+    empty = not fp.read(1)
+    fp.seek(pos)
+    return empty
+
+
+@contextlib.contextmanager
+def _pillow_unchecked(limit: int | None = None) -> Iterator[None]:
+    """Set Pillow's global ``MAX_IMAGE_PIXELS`` to ``limit`` and silence its warnings.
+
+    Pillow then raises ``DecompressionBombError`` only over ``2 * limit`` (a plugin
+    may check sizes, such as a GIF frame's, before the whole header is parsed), and
+    its warning between ``limit`` and ``2 * limit`` is silenced: ``open_image`` checks
+    ``limit`` itself and names the file. Both are process-wide state, so the section
+    holds a lock (header parses are serialised; most decoding runs outside it) and
+    restores them before it ends.
+    """
+    with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pillow_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
+
+
+def _unidentified(fp: BinaryIO, name: str, allowed: list[str] | None) -> ImageLoadError:
+    """``"format"`` when the file is an image outside ``allowed``; else ``"corrupt"``."""
+    if allowed is not None:
+        fmt = _sniff_format(fp)
+        if fmt is not None and fmt not in allowed:
+            return ImageLoadError(name, "format", f"image format {fmt} is not allowed (allowed: {', '.join(allowed)})")
+    return ImageLoadError(name, "corrupt", "not a readable image (cannot identify its format)")
+
+
+def _sniff_format(fp: BinaryIO) -> str | None:
+    """The format Pillow opens ``fp`` as; else the first whose signature its first bytes carry."""
+    fp.seek(0)
+    try:
+        with _pillow_unchecked(), Image.open(fp) as other:
+            return other.format
+    except Exception:  # noqa: BLE001 - a broken header still names its format by its signature
+        pass
+    fp.seek(0)
+    prefix = fp.read(16)
+    for fmt in Image.ID:
+        accept = Image.OPEN[fmt][1]
+        try:
+            if accept is not None and accept(prefix) is True:
+                return fmt
+        except Exception:  # noqa: BLE001 - a plugin's signature check failing means "not this one"
+            continue
+    return None
+
+
+def _load_error(name: str, exc: BaseException, doing: str) -> ImageLoadError:
+    """The ``ImageLoadError`` for an exception a decoder raised (raise it ``from exc``)."""
+    if isinstance(exc, (Image.DecompressionBombError, MemoryError)):
+        return ImageLoadError(name, "too-large", f"{doing}: too large to decode ({type(exc).__name__}: {exc})")
+    text = str(exc)
+    kind = "truncated" if "truncated" in text.lower() else "corrupt"
+    detail = text if isinstance(exc, OSError) and text else f"{type(exc).__name__}: {text}"
+    return ImageLoadError(name, kind, f"{doing}: {detail}")
 
 
 def decode(im: Image.Image, name: str) -> None:
-    """Fully decode the (first frame of the) image, turning failures into ``ImageLoadError``.
+    """Fully decode the (first frame of the) image, turning any failure into ``ImageLoadError``.
 
     A full decode is what detects truncated files: header parsing alone does not.
     """
     try:
-        im.load()
-    except OSError as exc:
-        kind = "truncated" if "truncated" in str(exc).lower() else "corrupt"
-        raise ImageLoadError(name, kind, f"cannot decode image: {exc}") from None
-    except (ValueError, SyntaxError, EOFError, MemoryError) as exc:
-        raise ImageLoadError(name, "corrupt", f"cannot decode image: {exc}") from None
+        with _decoding_section(im):
+            im.load()
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is the file's fault
+        raise _load_error(name, exc, "cannot decode image") from exc
+
+
+#: Formats whose decoding neither warns nor re-checks Pillow's pixel limit: decoded
+#: outside the lock, in parallel. Others (GIF frames, TIFF directories) decode inside it.
+_PARALLEL_DECODE = frozenset({"JPEG", "PNG", "WEBP", "BMP"})
+
+
+def _decoding_section(im: Image.Image) -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext() if im.format in _PARALLEL_DECODE else _pillow_unchecked()
 
 
 def to_rgb(im: Image.Image, *, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """Convert a decoded Pillow image to an ``(H, W, 3)`` ``uint8`` array (see ``load_rgb``)."""
+    # EXIF (sub-IFDs are parsed lazily here) and other formats' conversions may warn: silenced
+    section = _decoding_section(im) if not im.info.get("exif") else _pillow_unchecked()
+    with section:
+        return _to_rgb(im, background)
+
+
+def _to_rgb(im: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
     im = ImageOps.exif_transpose(im)
     mode = im.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):

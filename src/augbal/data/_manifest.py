@@ -1,4 +1,4 @@
-"""Read a CSV or JSONL manifest (``path,label[,group]``) into checked rows."""
+"""Read a CSV or JSONL manifest (``path,label[,group]``) into checked rows and problems."""
 
 from __future__ import annotations
 
@@ -6,10 +6,24 @@ import csv
 import json
 import os
 import unicodedata
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._atomic import atomic_write
+from ._index import Problem
+
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+
+
+#: Header words recognised in a CSV manifest's first row (case-insensitive), per column.
+PATH_WORDS = ("path", "file", "filename", "filepath", "file_path", "image", "image_path", "img")
+LABEL_WORDS = ("label", "class", "category", "target", "class_name", "classname")
+GROUP_WORDS = ("group", "group_id")
+
+
+class LabelCaseWarning(UserWarning):
+    """A manifest's labels differ only by case (``Deer`` and ``deer``): kept as distinct classes."""
 
 
 @dataclass(frozen=True)
@@ -23,25 +37,65 @@ class ManifestRow:
 
 
 def read_manifest(manifest: str | os.PathLike[str], *, classes: tuple[str, ...] | None = None) -> list[ManifestRow]:
-    """Parse and check a manifest; every bad line is reported at once.
+    """Parse and check a manifest strictly: any bad row is an error, every one listed at once.
 
-    CSV: a header naming ``path`` and ``label`` (and optionally ``group``) columns, or
-    no header and the columns in the order ``path,label[,group]``. JSONL: one object
-    per line with ``path`` and ``label`` keys (``group`` optional); blank lines are
-    skipped. Relative paths are resolved against the manifest's folder.
+    CSV: a first row of header words naming a path column (``path``, ``file``,
+    ``filename``, ``image``, ``filepath``, ...) and a label column (``label``,
+    ``class``, ``category``, ``target``, ...), optionally ``group``; or no header and
+    the columns in the order ``path,label[,group]``. JSONL: one object per line with
+    a path and a label key (the same words; ``group`` optional). Blank lines are
+    skipped; relative paths are resolved against the manifest's folder. ``scan``
+    reads manifests forgivingly instead: bad rows become ``problems``.
 
     Raises:
-        ValueError: listing the line numbers of missing files, unknown labels (when
-            ``classes`` is given) and malformed rows.
+        ValueError: naming each bad row as ``manifest.csv:LINE: PATH: reason`` (missing
+            files, folders, empty labels, wrong field counts, labels outside
+            ``classes``), a header without a path or label column, or no rows at all.
+
+    Warns:
+        LabelCaseWarning: labels that differ only by case (``Deer`` and ``deer``).
 
     Example:
         >>> import tempfile, os
         >>> d = tempfile.mkdtemp()
         >>> open(os.path.join(d, "a.jpg"), "wb").close()
         >>> with open(os.path.join(d, "m.csv"), "w") as fh:
-        ...     _ = fh.write("path,label\\na.jpg,cat\\n")
+        ...     _ = fh.write("file,class\\na.jpg,cat\\n")
         >>> [(os.path.basename(r.path), r.label, r.line) for r in read_manifest(os.path.join(d, "m.csv"))]
         [('a.jpg', 'cat', 2)]
+    """
+    path = Path(manifest)
+    rows, problems = parse_manifest(path, classes=classes)
+    if problems:
+        shown = "; ".join(p.reason for p in problems[:20])
+        more = f"; ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise ValueError(f"manifest {path} has {len(problems)} bad row{'s' * (len(problems) != 1)}: {shown}{more}")
+    if not rows:
+        raise ValueError(f"manifest {path} lists no images")
+    return rows
+
+
+def parse_manifest(
+    manifest: str | os.PathLike[str], *, classes: tuple[str, ...] | None = None
+) -> tuple[list[ManifestRow], list[Problem]]:
+    """The good rows of a manifest, and a ``Problem`` for each bad one (see ``read_manifest``).
+
+    Problem kinds: ``"missing"`` (no such file), ``"not-a-file"`` (a folder or other
+    non-regular file), ``"bad-row"`` (wrong field count, empty path or label,
+    invalid JSON) and ``"unknown-class"`` (a label outside ``classes``); each reason
+    reads ``manifest.csv:LINE: PATH: reason``.
+
+    Raises:
+        ValueError: not a ``.csv``/``.jsonl`` file, or a header without a path or label column.
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp()
+        >>> with open(os.path.join(d, "m.csv"), "w") as fh:
+        ...     _ = fh.write("path,label\\ngone.jpg,cat\\n")
+        >>> rows, problems = parse_manifest(os.path.join(d, "m.csv"))
+        >>> rows, [(p.kind, p.reason) for p in problems]
+        ([], [('missing', 'm.csv:2: gone.jpg: no such file')])
     """
     path = Path(manifest)
     base = path.parent
@@ -50,64 +104,86 @@ def read_manifest(manifest: str | os.PathLike[str], *, classes: tuple[str, ...] 
         raise ValueError(f"a manifest must be a .csv or .jsonl file; got {path.name!r}")
     raw = _read_jsonl(path) if suffix in (".jsonl", ".ndjson") else _read_csv(path)
 
-    bad: list[str] = []
-    missing: list[int] = []
-    unknown: dict[str, list[int]] = {}
     known = None if classes is None else set(classes)
     rows: list[ManifestRow] = []
-    for line, fields, error in raw:
+    problems: list[Problem] = []
+    for line, given, fields, error in raw:
+        where = f"{path.name}:{line}: " + (f"{given}: " if given else "")
         if error:
-            bad.append(f"line {line}: {error}")
+            problems.append(Problem(_resolve(base, given) if given else str(path), "bad-row", where + error))
             continue
         file_path, label, group = fields
         label = unicodedata.normalize("NFC", label)
-        resolved = os.path.normpath(file_path if os.path.isabs(file_path) else os.path.join(base, file_path))
-        if not os.path.isfile(resolved):
-            missing.append(line)
-        if known is not None and label not in known:
-            unknown.setdefault(label, []).append(line)
-        rows.append(ManifestRow(resolved, label, group, line))
-
-    messages = []
-    if missing:
-        messages.append(f"missing files on lines {_lines(missing)}")
-    for label, lines in sorted(unknown.items()):
-        messages.append(f"unknown label {label!r} (not in classes) on lines {_lines(lines)}")
-    if bad:
-        messages.append("bad rows: " + "; ".join(bad[:20]) + (f"; ... and {len(bad) - 20} more" if len(bad) > 20 else ""))
-    if messages:
-        raise ValueError(f"manifest {path} has errors: " + ". ".join(messages))
-    if not rows:
-        raise ValueError(f"manifest {path} lists no images")
-    return rows
+        resolved = _resolve(base, file_path)
+        if not os.path.exists(resolved):  # a broken symlink too
+            problems.append(Problem(resolved, "missing", where + "no such file"))
+        elif not os.path.isfile(resolved):
+            what = "a folder" if os.path.isdir(resolved) else "not a regular file"
+            problems.append(Problem(resolved, "not-a-file", where + f"not an image file ({what})"))
+        elif known is not None and label not in known:
+            problems.append(Problem(resolved, "unknown-class", where + f"label {label!r} is not one of the classes"))
+        else:
+            rows.append(ManifestRow(resolved, label, group, line))
+    _warn_case_only(path, rows)
+    return rows, problems
 
 
-def _lines(numbers: list[int], limit: int = 20) -> str:
-    text = ", ".join(str(n) for n in numbers[:limit])
-    return text + (f", ... ({len(numbers)} in all)" if len(numbers) > limit else "")
+def _resolve(base: Path, file_path: str) -> str:
+    return os.path.normpath(file_path if os.path.isabs(file_path) else os.path.join(base, file_path))
+
+
+def _warn_case_only(path: Path, rows: list[ManifestRow]) -> None:
+    spellings: dict[str, dict[str, int]] = {}
+    for row in rows:
+        spellings.setdefault(row.label.casefold(), {}).setdefault(row.label, row.line)
+    clashes = [sorted(v.items(), key=lambda kv: kv[1]) for v in spellings.values() if len(v) > 1]
+    if clashes:
+        listed = "; ".join(" and ".join(f"{label!r} (line {line})" for label, line in group) for group in clashes)
+        warnings.warn(
+            LabelCaseWarning(f"manifest {path.name} has labels that differ only by case, kept as distinct classes: {listed}"),
+            stacklevel=3,
+        )
+
+
+def _header_columns(record: list[str]) -> dict[str, int] | None:
+    """Column positions when ``record`` is all header words; ``None`` when it is a data row."""
+    words = [field.strip().lower() for field in record]
+    if not words or not all(w in PATH_WORDS or w in LABEL_WORDS or w in GROUP_WORDS for w in words):
+        return None
+    columns = {}
+    for name, vocabulary in (("path", PATH_WORDS), ("label", LABEL_WORDS), ("group", GROUP_WORDS)):
+        found = [i for i, w in enumerate(words) if w in vocabulary]
+        if found:
+            columns[name] = found[0]
+    return columns
 
 
 def _read_csv(path: Path):
+    """Yield ``(line, given_path, fields, error)`` per non-blank data row."""
     with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
-        records = list(csv.reader(fh))
+        records = list(enumerate(csv.reader(fh), start=1))
+    records = [(n, r) for n, r in records if r and any(field.strip() for field in r)]
     columns = {"path": 0, "label": 1, "group": 2}
-    start, sizes = 0, (2, 3)
+    sizes: tuple[int, ...] = (2, 3)
     if records:
-        header = [h.strip().lower() for h in records[0]]
-        if "path" in header or "label" in header:
+        number, first = records[0]
+        header = _header_columns(first)
+        # a file that happens to be called "image" with label "class" is data, not a header
+        if header is not None and not os.path.isfile(_resolve(path.parent, first[header.get("path", 0)].strip())):
             if "path" not in header or "label" not in header:
-                yield 1, None, f"header needs 'path' and 'label' columns; got {records[0]}"
-                return
-            columns = {name: header.index(name) for name in ("path", "label", "group") if name in header}
-            start, sizes = 1, (len(header),)
-    for number, record in enumerate(records[start:], start=start + 1):
-        if not record or all(not field.strip() for field in record):
-            continue
+                raise ValueError(
+                    f"manifest {path} header needs a path column ({', '.join(PATH_WORDS[:5])}, ...) and a label "
+                    f"column ({', '.join(LABEL_WORDS[:4])}, ...); got {first}"
+                )
+            columns, sizes = header, (len(first),)
+            records = records[1:]
+    for number, record in records:
+        given = record[columns["path"]].strip() if columns["path"] < len(record) else ""
         if len(record) not in sizes:
             expected = " or ".join(str(n) for n in sizes)
-            yield number, None, f"expected {expected} fields (path,label[,group]); got {len(record)}"
+            yield number, given, None, f"expected {expected} fields (path,label[,group]); got {len(record)}"
             continue
-        yield number, *_fields(record[columns["path"]], record[columns["label"]], _get(record, columns.get("group")))
+        yield number, given, *_fields(record[columns["path"]], record[columns["label"]], _get(record, columns.get("group")))
 
 
 def _get(record: list[str], i: int | None) -> str | None:
@@ -115,6 +191,7 @@ def _get(record: list[str], i: int | None) -> str | None:
 
 
 def _read_jsonl(path: Path):
+    """Yield ``(line, given_path, fields, error)`` per non-blank line."""
     with open(path, encoding="utf-8-sig", errors="surrogateescape") as fh:
         for number, text in enumerate(fh, start=1):
             if not text.strip():
@@ -122,13 +199,20 @@ def _read_jsonl(path: Path):
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield number, None, f"invalid JSON ({exc.msg})"
+                yield number, "", None, f"invalid JSON ({exc.msg})"
                 continue
-            if not isinstance(obj, dict) or "path" not in obj or "label" not in obj:
-                yield number, None, "expected an object with 'path' and 'label'"
+            if not isinstance(obj, dict):
+                yield number, "", None, "expected an object with 'path' and 'label'"
                 continue
-            group = obj.get("group")
-            yield number, *_fields(obj["path"], obj["label"], None if group is None else str(group))
+            path_key = next((k for k in PATH_WORDS if k in obj), None)
+            label_key = next((k for k in LABEL_WORDS if k in obj), None)
+            given = obj[path_key].strip() if path_key is not None and isinstance(obj[path_key], str) else ""
+            if path_key is None or label_key is None:
+                yield number, given, None, "expected an object with 'path' and 'label'"
+                continue
+            group_key = next((k for k in GROUP_WORDS if k in obj), None)
+            group = None if group_key is None or obj[group_key] is None else str(obj[group_key])
+            yield number, given, *_fields(obj[path_key], obj[label_key], group)
 
 
 def _fields(file_path, label, group):
@@ -159,17 +243,14 @@ def write_manifest(index, path: str | os.PathLike[str], *, relative: bool = True
     target = Path(path)
     if target.suffix.lower() != ".csv":
         raise ValueError(f"write_manifest writes a .csv file; got {target.name!r}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     base = os.path.abspath(target.parent)
-    tmp = target.with_name(target.name + ".part")
     # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes
     # (read_manifest reads them back to the same path)
-    with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
+    with atomic_write(target, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["path", "label", "group"])
         for file_path, label, group in zip(index.paths.tolist(), index.labels.tolist(), index.groups.tolist()):
             if relative:
                 file_path = os.path.relpath(os.path.abspath(file_path), base)
             writer.writerow([file_path, index.classes[label], "" if group < 0 else f"g{group}"])
-    os.replace(tmp, target)
     return target

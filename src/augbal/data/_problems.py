@@ -6,6 +6,7 @@ import csv
 import os
 from pathlib import Path
 
+from .._atomic import atomic_write
 from ._index import ImageIndex
 
 
@@ -24,13 +25,10 @@ def write_problems(index: ImageIndex, path: str | os.PathLike[str]) -> Path:
         ['path,kind,reason', 'x.jpg,corrupt,bad']
     """
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
     # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes
-    with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
+    with atomic_write(out, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["path", "kind", "reason"])
         for p in index.problems:
             writer.writerow([p.path, p.kind, p.reason])
-    os.replace(tmp, out)
     return out

@@ -23,8 +23,8 @@ from augbal._validation import check_int
 
 from ._duplicates import DEFAULT_MAX_DISTANCE, find_duplicates, merge_groups, phash_hex
 from ._index import ImageIndex, Problem
-from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, _allowed_formats, decode, open_image
-from ._manifest import MANIFEST_SUFFIXES, read_manifest
+from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, check_formats, decode, open_image
+from ._manifest import MANIFEST_SUFFIXES, parse_manifest
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
@@ -60,7 +60,8 @@ def scan(
     ``ImageFile.LOAD_TRUNCATED_IMAGES = True``, if some code sets it, hides truncation.
     Files that fail become ``problems`` with a reason, never samples, and the rest
     goes on; hidden entries (``.*``, ``__MACOSX``, ``__pycache__``) and non-image
-    files are counted there too. Samples are sorted by class then NFC path, so the index does not depend on
+    files are counted there too, as are a manifest's bad rows (missing files,
+    folders, malformed rows, unknown labels: ``manifest.csv:LINE: PATH: reason``). Samples are sorted by class then NFC path, so the index does not depend on
     the listing order or ``workers``; class names are NFC-normalised.
 
     ``index.groups`` joins byte-identical files (and, with ``near_duplicates``,
@@ -71,7 +72,7 @@ def scan(
         source: an image folder, or a ``.csv`` / ``.jsonl`` manifest of
             ``path,label[,group]`` rows (relative paths are taken from the manifest's folder).
         classes: class names in label order. Classes without images are then empty
-            classes; a manifest label outside them is an error.
+            classes; a manifest row with a label outside them is an ``"unknown-class"`` problem.
         workers: reader processes (default ``min(8, cpu_count)``). On Linux they are
             forked processes: the header parse is Python code that holds the GIL, so
             threads run slower than one reader (see benchmarks/RESULTS.md); elsewhere,
@@ -92,10 +93,12 @@ def scan(
     Raises:
         FileNotFoundError: ``source`` does not exist.
         ValueError: no class folders; empty classes (named) without ``allow_empty``;
-            manifest errors (line numbers listed); a format name Pillow does not know.
+            a manifest without usable rows or with a header lacking a path or label
+            column; a format name Pillow does not know.
 
     Warns:
         FewImagesWarning: classes with only 1 or 2 images (named).
+        LabelCaseWarning: manifest labels that differ only by case (kept distinct).
 
     Example:
         >>> import tempfile
@@ -113,7 +116,7 @@ def scan(
     check_int("workers", workers, low=1, allow_none=True)
     check_int("max_distance", max_distance, low=0, high=63)
     check_int("max_pixels", max_pixels, low=1, allow_none=True)
-    allowed = _allowed_formats(formats)
+    allowed = check_formats(formats)
     formats = None if allowed is None else tuple(allowed)
     if root.is_file() and root.suffix.lower() in MANIFEST_SUFFIXES:
         candidates, class_names, problems, user_groups = _list_manifest(root, wanted)
@@ -263,7 +266,7 @@ def _probe(path: str, *, verify: bool, phash: bool, max_pixels, formats) -> tupl
             phex = phash_hex(im) if phash else ""
     except ImageLoadError as exc:
         return Problem(path, exc.kind, exc.reason)
-    except Exception as exc:  # noqa: BLE001 - a bad file must never stop the scan
+    except Exception as exc:  # noqa: BLE001 - decoding failures are ImageLoadErrors; this catches phash's
         return Problem(path, "corrupt", f"cannot read image: {type(exc).__name__}: {exc}")
     return len(data), digest, width, height, mode, phex
 
@@ -396,10 +399,15 @@ def _check_link(entry: os.DirEntry, root_real: str, follow_external: bool) -> Pr
 
 
 def _list_manifest(manifest: Path, wanted):
-    rows = read_manifest(manifest, classes=wanted)
+    """Good rows as candidates; bad rows (missing files, bad fields, unknown labels) as problems."""
+    rows, problems = parse_manifest(manifest, classes=wanted)
+    if not rows and wanted is None:
+        n = len(problems)
+        found = f" ({n} bad row{'s' * (n != 1)}: {problems[0].reason}{'; ...' if n > 1 else ''})" if problems else ""
+        raise ValueError(f"manifest {manifest} lists no images{found}")
     class_names = wanted if wanted is not None else tuple(sorted({row.label for row in rows}))
     label_of = {name: i for i, name in enumerate(class_names)}
     ordered = sorted(rows, key=lambda r: (label_of[r.label], _nfc(r.path), r.line))
     candidates = [(row.path, label_of[row.label], _nfc(row.path)) for row in ordered]
     user_groups = [row.group for row in ordered]
-    return candidates, class_names, [], user_groups
+    return candidates, class_names, problems, user_groups
