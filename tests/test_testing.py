@@ -87,6 +87,16 @@ class EveryRankTheWholeEpoch(ClassAwareSampler):
         super().__init__(labels, **kwargs)
 
 
+class SeedMovesWithWorldSize(ClassAwareSampler):  # a run on 2 GPUs would draw other images than on 1
+    def __init__(self, labels, *, seed=0, num_replicas=1, **kwargs):
+        super().__init__(labels, seed=seed + num_replicas - 1, num_replicas=num_replicas, **kwargs)
+
+
+class BatchesOutOfOrder(ClassAwareSampler):
+    def batches(self, batch_size=None, *, drop_last=False):
+        return list(reversed(list(super().batches(batch_size, drop_last=drop_last))))
+
+
 class Unregistered(ClassAwareSampler):
     pass
 
@@ -101,6 +111,8 @@ BROKEN_SAMPLERS = {
     "draws": RepeatAlwaysZero,
     "class_frequencies": LyingTarget,
     "shards": EveryRankTheWholeEpoch,
+    "world_size": SeedMovesWithWorldSize,
+    "batches": BatchesOutOfOrder,
     "spec": Unregistered,
 }
 

@@ -38,6 +38,7 @@ __all__ = [
     "check_sampler",
     "check_spec_roundtrip",
     "check_weighting",
+    "check_world_size_invariance",
     "chi_square_pvalue",
 ]
 
@@ -225,6 +226,8 @@ SAMPLER_CHECKS = (
     "draws",
     "class_frequencies",
     "shards",
+    "world_size",
+    "batches",
     "spec",
 )
 
@@ -256,6 +259,82 @@ def _sampler_factory(obj: Any) -> tuple[Callable[..., Any], Any]:
         "check_sampler takes a sampler following augbal's ClassSampler protocol or a factory "
         f"factory(seed=..., num_replicas=..., rank=..., yield_draws=...) -> sampler; got {type(obj).__name__}"
     )
+
+
+def _epoch_keys(sampler: Any) -> tuple[list[tuple[int, int]], int]:
+    """(index, repeat) of every item of one epoch (repeat -1 for plain ints), and the items
+    per unit (a batch sampler's batch size, else 1)."""
+    from augbal._draw import Draw
+
+    out, unit = [], 1
+    for item in sampler:
+        if isinstance(item, list):
+            unit = len(item)
+        for x in item if isinstance(item, list) else [item]:
+            out.append((int(x.index), int(x.repeat)) if isinstance(x, Draw) else (int(x), -1))
+    return out, unit
+
+
+def check_world_size_invariance(
+    factory: Callable[[int, int], Any], labels: Any, world_sizes: Sequence[int] = (1, 2, 3, 4)
+) -> None:
+    """Check that the shards of ``factory(num_replicas, rank)`` draw the images one process draws.
+
+    As with torch's ``DistributedSampler``, only the order and which rank gets an image may
+    depend on the world size R: the union of the R shards must equal the single-process
+    epoch's multiset, except for fewer than ``R * unit`` draws all added (padding to equal
+    shards) or all removed (``drop_last``), and none when the single-process length is a
+    multiple of ``R * unit`` (the unit is a batch sampler's batch, else one item). Shards
+    must be equally long, their class counts must add up to ``quotas()``, and with
+    ``yield_draws`` every ``(index, repeat)`` occurs once and an image's repeats count
+    0, 1, 2, ...
+
+    Example:
+        >>> import numpy as np
+        >>> from augbal.sampling import ClassAwareSampler
+        >>> labels = np.repeat([0, 1, 2], [50, 10, 3])
+        >>> check_world_size_invariance(
+        ...     lambda r, k: ClassAwareSampler(labels, num_samples=60, seed=1, num_replicas=r, rank=k), labels)
+
+    Raises:
+        AssertionError: naming the world size and how the draws differ.
+    """
+    from collections import Counter
+
+    labels = np.asarray(labels)
+    reference = Counter(i for i, _ in _epoch_keys(factory(1, 0))[0])
+    size = sum(reference.values())
+    for world in world_sizes:
+        shards = [factory(world, rank) for rank in range(world)]
+        keys_units = [_epoch_keys(s) for s in shards]
+        keys = [k for k, _ in keys_units]
+        unit = max(u for _, u in keys_units)
+        _expect(len({len(k) for k in keys}) == 1, f"R={world}: shards of unequal lengths {[len(k) for k in keys]}")
+        union = [key for k in keys for key in k]
+        got = Counter(i for i, _ in union)
+        extra, missing = got - reference, reference - got
+        step = world * unit
+        differ = sum(extra.values()) + sum(missing.values())
+        _expect(not (extra and missing), f"R={world}: {len(extra)} images added and {len(missing)} removed "
+                f"against the single-process epoch (only the order may depend on the world size)")
+        _expect(differ < step, f"R={world}: {differ} draws differ from the single-process epoch (at most {step - 1} may, "
+                "as padding or drop_last)")
+        if size % step == 0:
+            _expect(differ == 0, f"R={world}: {differ} draws differ although the epoch ({size}) is a multiple of {step}")
+        if hasattr(shards[0], "quotas"):
+            quotas = shards[0].quotas()
+            _expect(sum(quotas.values()) == len(union), f"R={world}: quotas() sum to {sum(quotas.values())}; "
+                    f"the shards hold {len(union)}")
+            drawn = Counter(labels[[i for i, _ in union]].tolist())
+            _expect({c: n for c, n in quotas.items() if n} == dict(drawn), f"R={world}: the shards draw {dict(drawn)}; "
+                    f"quotas() says {quotas}")
+        if union and union[0][1] >= 0:
+            _expect(len(set(union)) == len(union), f"R={world}: an (index, repeat) pair is drawn twice")
+            by_image: dict[int, list[int]] = {}
+            for i, k in union:
+                by_image.setdefault(i, []).append(k)
+            _expect(all(sorted(v) == list(range(len(v))) for v in by_image.values()),
+                    f"R={world}: an image's repeat numbers are not 0, 1, 2, ...")
 
 
 def check_sampler(sampler_or_factory: Any, *, checks: Iterable[str] | None = None, epochs: int = 20) -> None:
@@ -435,6 +514,40 @@ def check_sampler(sampler_or_factory: Any, *, checks: Iterable[str] | None = Non
             rebuilt.set_epoch(epoch)
             _expect(list(rebuilt) == list(s), f"the sampler rebuilt from its spec yields another epoch {epoch}")
 
+    def world_size() -> None:
+        for yield_draws in (False, True):
+            check_world_size_invariance(
+                lambda num_replicas, rank: build(seed=5, num_replicas=num_replicas, rank=rank, yield_draws=yield_draws),
+                labels,
+            )
+
+    def batch_mode() -> None:
+        if not hasattr(sample, "batches"):
+            return
+        from torch.utils.data import BatchSampler
+
+        for yield_draws in (False, True):
+            s = build(seed=8, yield_draws=yield_draws)
+            s.set_epoch(1)
+            unit = len(next(iter(s))) if isinstance(next(iter(s), None), list) else 1
+            size = 3 * unit
+            items = list(s)
+            flat_items = [x for item in items for x in (item if isinstance(item, list) else [item])]
+            expected = [list(b) for b in BatchSampler(flat_items, size, False)]
+            got = [list(b) for b in s.batches(size)]
+            _expect(len(s.batches(size)) == len(expected), f"len(batches({size})) is not the number of batches it yields")
+            _expect(
+                [[int(getattr(x, "index", x)) for x in b] for b in got]
+                == [[int(getattr(x, "index", x)) for x in b] for b in expected],
+                f"batches({size}) (yield_draws={yield_draws}) is not BatchSampler over the items of the same epoch",
+            )
+            if yield_draws:
+                _expect(
+                    [[(int(x.index), int(x.repeat)) for x in b] for b in got]
+                    == [[(x.index, x.repeat) for x in b] for b in expected],
+                    f"batches({size}) carries other repeat numbers than the items of the same epoch",
+                )
+
     table = {
         "deterministic": deterministic,
         "set_epoch": set_epoch,
@@ -445,6 +558,8 @@ def check_sampler(sampler_or_factory: Any, *, checks: Iterable[str] | None = Non
         "draws": draws,
         "class_frequencies": class_frequencies,
         "shards": shards,
+        "world_size": world_size,
+        "batches": batch_mode,
         "spec": spec,
     }
     _run("check_sampler", sample, table, checks)
