@@ -337,3 +337,20 @@ def test_labels_as_tensor_list_or_tuple_build_the_same_sampler(kind):
         got = SAMPLERS.build(name, labels=make(), seed=3)
         want = SAMPLERS.build(name, labels=SKEW, seed=3)
         assert list(got) == list(want), name
+
+
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        ("bogus", "sampling_strategy must be one of"),
+        ({0: -3}, "target of class 0 must be an int >= 0"),
+        ({"cat": 5}, "unknown class 'cat'"),
+        (1.5, "sampling_strategy"),
+    ],
+)
+def test_resampled_sampler_rejects_a_bad_strategy_when_built(strategy, message):
+    """Not at the first len() or iteration, deep inside a training loop."""
+    from augbal.sampling import ResampledSampler
+
+    with pytest.raises(ValueError, match=message):
+        ResampledSampler(np.array([0] * 8 + [1] * 2), sampling_strategy=strategy, classes=["deer", "dog"])

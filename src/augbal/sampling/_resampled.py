@@ -62,6 +62,9 @@ class ResampledSampler(ClassSampler):
         self.method = method
         self.classes = classes
         self._cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        if not callable(sampling_strategy):  # checked against the class counts now, not at the first len()
+            self._fit()
+            self._target(0)
 
     def _fit(self) -> None:
         super()._fit()
