@@ -120,7 +120,8 @@ def skew(
     validation set from the images the training set left over without leaking
     duplicates of training images into it.
 
-    The seedlike-3 task (``../shared/DESIGN.md``) takes four lines::
+    The seedlike-3 benchmark task (train 4500/450/45, validation from the rest with
+    another skew, a balanced test set) takes four lines::
 
         pool = select_classes(scan("cifar/train"), ["deer", "dog", "cat"])
         train = skew(pool, ratio=100, n_max=4500, seed=seed)               # 4500/450/45
