@@ -46,7 +46,8 @@ SAMPLERS: Registry[Any] = Registry("sampler")
 _RUNTIME_ARGS = ("labels", "num_replicas", "rank")  # sampler arguments that are not in its spec
 
 _BLOCK = 1 << 16  # items per rank filled per numpy block while iterating
-_FIT_BLOCK = 1 << 20  # labels sorted per block when building the class-sorted index
+_FIT_BLOCK = 1 << 20  # labels counted per block (bounds bincount's int64 copy)
+_SORT_BLOCK = 1 << 16  # labels sorted per block when building the class-sorted index (cache-sized)
 _SUBSET_BLOCK = 1 << 18  # members sampled per block when drawing a random subset (bounds the scratch)
 _SUBSET_WHOLE = 1 << 20  # classes up to this size draw their subset in one call (8 MB of scratch)
 
@@ -100,6 +101,12 @@ class _Plan:
 
 def _check_int(name: str, value: Any, *, low: int = 0, allow_none: bool = False) -> None:
     check_int(name, value, low=low, allow_none=allow_none)  # the shared check (augbal._validation)
+
+
+def _generator(key: list[int]) -> np.random.Generator:
+    """The generator of one part of a plan: SFC64 seeded by ``SeedSequence(key)`` (SFC64 shuffles
+    ~25% faster than numpy's default PCG64; every draw is still an exact uniform one)."""
+    return np.random.Generator(np.random.SFC64(np.random.SeedSequence(key)))
 
 
 def _ceil_div(a: np.ndarray, b: int) -> np.ndarray:
@@ -369,18 +376,20 @@ class ClassSampler(Sampler):
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         order = np.empty(n, dtype=np.int32 if n < 1 << 31 else np.int64)
         pos = offsets[:-1].copy()
-        for lo in range(0, n, _FIT_BLOCK):  # a stable counting sort, block by block
-            dense = dense_of(labels[lo : lo + _FIT_BLOCK])
-            if classes.size <= 32:  # one compare pass per class beats argsort for few classes
-                for c in range(classes.size):
-                    where = np.flatnonzero(dense == c)
-                    order[pos[c] : pos[c] + where.size] = where + lo
-                    pos[c] += where.size
-                continue
+        for lo in range(0, n, _SORT_BLOCK):  # a stable counting sort, block by block (radix argsorts: small keys)
+            dense = dense_of(labels[lo : lo + _SORT_BLOCK])
             o = np.argsort(dense, kind="stable")
+            o += lo
             cnt = np.bincount(dense, minlength=classes.size)
-            start = np.repeat(pos - (np.cumsum(cnt) - cnt), cnt)
-            order[start + np.arange(o.size)] = o + lo
+            if classes.size <= 64:  # few classes: one slice copy per class
+                at = 0
+                for c, m in enumerate(cnt.tolist()):
+                    if m:
+                        order[pos[c] : pos[c] + m] = o[at : at + m]
+                        at += m
+            else:
+                start = np.repeat(pos - (np.cumsum(cnt) - cnt), cnt)
+                order[start + np.arange(o.size)] = o
             pos += cnt
         self.classes_ = classes.astype(np.int64)
         self.class_counts_ = counts.astype(np.int64)
@@ -390,7 +399,7 @@ class ClassSampler(Sampler):
 
     # ------------------------------------------------------------------ planning
     def _rng(self, epoch: int, purpose: int = _QUOTAS) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence([self.seed, epoch, purpose]))
+        return _generator([self.seed, epoch, purpose])
 
     def _quotas(self, epoch: int, rng: np.random.Generator) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -524,7 +533,7 @@ class ClassSampler(Sampler):
         remaining = plan.rank_quotas.copy()
         dtype = _small_uint(remaining.shape[0])
         ids = np.arange(remaining.shape[0], dtype=np.int64)  # numpy shuffles 8-byte items fastest
-        counter = np.random.default_rng(np.random.SeedSequence(list(plan.key)))
+        counter = _generator(list(plan.key))
         for b, lo in enumerate(range(0, n_rows, rows_per_block)):
             size = min(n_rows, lo + rows_per_block) - lo
             counts = np.empty_like(remaining)
@@ -534,7 +543,7 @@ class ClassSampler(Sampler):
             remaining -= counts
             if lo < first:
                 continue
-            shuffler = np.random.default_rng(np.random.SeedSequence([*plan.key, b]))
+            shuffler = _generator([*plan.key, b])
             block = np.empty((size, R), dtype=dtype)
             for r in range(R):
                 part = np.repeat(ids, counts[:, r])
