@@ -586,13 +586,14 @@ class ClassSampler(Sampler):
 
     # ------------------------------------------------------------------ iteration
     def _fill(
-        self, plan: _Plan, block: np.ndarray, consumed: np.ndarray, repeats: bool
+        self, plan: _Plan, block: np.ndarray, consumed: np.ndarray, repeats: bool, dtype: Any = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Dataset index (and repeat number) of the positions whose classes are ``block``; advances ``consumed``."""
+        """Dataset index (as ``dtype``, default the stream's) and repeat number of the positions whose
+        classes are ``block``; advances ``consumed``."""
         o = np.argsort(block, kind="stable")  # positions grouped by class, ascending within a class
         cnt = np.bincount(block, minlength=consumed.size)
         start = plan.stream_offsets[:-1] + consumed
-        idx = np.empty(o.size, dtype=plan.stream.dtype)
+        idx = np.empty(o.size, dtype=plan.stream.dtype if dtype is None else dtype)
         if not repeats and cnt.size <= 32:  # few classes: one slice copy per class
             at = 0
             for c, m in enumerate(cnt.tolist()):
@@ -620,15 +621,15 @@ class ClassSampler(Sampler):
         return idx, rep
 
     def _shard_blocks(
-        self, plan: _Plan, start_unit: int, repeats: bool = True
+        self, plan: _Plan, start_unit: int, repeats: bool = True, dtype: Any = None
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None, np.ndarray]]:
         """This replica's units from ``start_unit`` on, in blocks: (first unit, idx, rep, cls), each (units, unit).
 
-        ``rep`` is None unless ``repeats``."""
+        ``rep`` is None unless ``repeats``; ``idx`` is ``dtype`` (default: the stream's)."""
         R, r, u = self.num_replicas, self.rank, self._unit
         per = max(1, _BLOCK // u)
         for ulo, cls, consumed in self._class_blocks(plan, start_unit, per):
-            idx, rep = self._fill(plan, cls, consumed, repeats)
+            idx, rep = self._fill(plan, cls, consumed, repeats, dtype)
             pick = (slice(None), r, slice(None))
             skip = max(0, start_unit - ulo)
             yield (
@@ -677,8 +678,8 @@ class ClassSampler(Sampler):
             done = start_unit
             held: list[tuple[np.ndarray, np.ndarray | None]] = []  # items short of a batch, carried on
             held_n = 0
-            for _ulo, idx, rep, _cls in self._shard_blocks(plan, start_unit, draws):
-                flat = idx.reshape(-1).astype(np.int64)
+            for _ulo, idx, rep, _cls in self._shard_blocks(plan, start_unit, draws, np.int64):
+                flat = idx.reshape(-1)
                 reps = None if rep is None else rep.reshape(-1)
                 if held:
                     flat = np.concatenate([h[0] for h in held] + [flat])
@@ -756,7 +757,16 @@ def _random_subset(members: np.ndarray, out: np.ndarray, rng: np.random.Generato
         return
     sizes = np.diff(np.r_[np.arange(0, n, _SUBSET_BLOCK), n])
     take = rng.multivariate_hypergeometric(sizes, k, method="marginals")
-    at = 0
+    if k <= _SUBSET_WHOLE:  # positions in members on int64 scratch (numpy shuffles 8-byte items fastest)
+        pick = np.empty(k, dtype=np.int64)
+        at = 0
+        for b, m in enumerate(take.tolist()):
+            pick[at : at + m] = rng.choice(int(sizes[b]), m, replace=False) + b * _SUBSET_BLOCK
+            at += m
+        rng.shuffle(pick)
+        out[:] = members[pick]
+        return
+    at = 0  # no scratch of the subset's size
     for b, m in enumerate(take.tolist()):
         lo = b * _SUBSET_BLOCK
         out[at : at + m] = members[lo + rng.choice(int(sizes[b]), m, replace=False)]
