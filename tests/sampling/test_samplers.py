@@ -278,11 +278,16 @@ def test_resampled_draws_first_cycle_then_repeats():
     assert all(isinstance(d, Draw) for d in minority)
 
 
-@pytest.mark.parametrize(("classes", "offset"), [(5, 0), (5, 7), (40, 0), (300, 2)])
-def test_class_sorted_index_is_a_stable_sort_of_the_labels(classes, offset):
-    labels = np.random.default_rng(classes).integers(0, classes, 30_000) + offset
+@pytest.mark.parametrize(
+    ("classes", "offset", "n"),
+    [(5, 0, 30_000), (5, 7, 30_000), (40, 0, 30_000), (300, 2, 30_000), (10, 0, 150_001), (64, 3, 150_001),
+     (65, 0, 150_001), (1, 0, 70_000)],
+)
+def test_class_sorted_index_is_a_stable_sort_of_the_labels(classes, offset, n):
+    # n > 2^16: several sort blocks, the last one partial
+    labels = np.random.default_rng(classes).integers(0, classes, n) + offset
     s = ClassAwareSampler(labels)
-    assert len(s) == 30_000
+    assert len(s) == n
     assert np.array_equal(s.order_, np.argsort(labels, kind="stable"))
     assert s.classes_.tolist() == list(range(offset, offset + classes))
     assert np.array_equal(s.offsets_, np.r_[0, np.cumsum(np.bincount(labels - offset))])
@@ -337,3 +342,23 @@ def test_labels_as_tensor_list_or_tuple_build_the_same_sampler(kind):
         got = SAMPLERS.build(name, labels=make(), seed=3)
         want = SAMPLERS.build(name, labels=SKEW, seed=3)
         assert list(got) == list(want), name
+
+
+@pytest.mark.parametrize("k", [1, 37, 700, 1500])
+def test_random_subset_of_a_large_class_is_the_same_on_either_scratch(monkeypatch, k):
+    # a class over _SUBSET_WHOLE images draws block counts, then a subset per block, then shuffles the
+    # subset: on int64 scratch (k <= _SUBSET_SCRATCH) or in the int32 output itself, with the same draws
+    from augbal.sampling import _base
+
+    monkeypatch.setattr(_base, "_SUBSET_WHOLE", 600)
+    monkeypatch.setattr(_base, "_SUBSET_BLOCK", 128)
+    members = (np.arange(1_500, dtype=np.int32) * 3)[::-1].copy()
+    outs = []
+    for scratch in (10_000, 0):
+        monkeypatch.setattr(_base, "_SUBSET_SCRATCH", scratch)
+        out = np.empty(k, dtype=np.int32)
+        _base._random_subset(members, out, np.random.Generator(np.random.SFC64(5)))
+        outs.append(out)
+    assert np.array_equal(outs[0], outs[1])
+    assert np.unique(outs[0]).size == k and np.isin(outs[0], members).all()
+    assert k < 700 or not np.array_equal(np.sort(outs[0]), outs[0])  # in random order

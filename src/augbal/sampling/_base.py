@@ -50,6 +50,7 @@ _FIT_BLOCK = 1 << 20  # labels counted per block (bounds bincount's int64 copy)
 _SORT_BLOCK = 1 << 16  # labels sorted per block when building the class-sorted index (cache-sized)
 _SUBSET_BLOCK = 1 << 18  # members sampled per block when drawing a random subset (bounds the scratch)
 _SUBSET_WHOLE = 1 << 20  # classes up to this size draw their subset in one call (8 MB of scratch)
+_SUBSET_SCRATCH = 1 << 20  # larger classes shuffle subsets up to this size on int64 scratch (8 MB)
 
 # purposes: every part of a plan has its own generator, so the world-size-dependent
 # dealing cannot shift the draws that decide which images an epoch holds
@@ -757,7 +758,7 @@ def _random_subset(members: np.ndarray, out: np.ndarray, rng: np.random.Generato
         return
     sizes = np.diff(np.r_[np.arange(0, n, _SUBSET_BLOCK), n])
     take = rng.multivariate_hypergeometric(sizes, k, method="marginals")
-    if k <= _SUBSET_WHOLE:  # positions in members on int64 scratch (numpy shuffles 8-byte items fastest)
+    if k <= _SUBSET_SCRATCH:  # positions in members on int64 scratch (numpy shuffles 8-byte items fastest)
         pick = np.empty(k, dtype=np.int64)
         at = 0
         for b, m in enumerate(take.tolist()):
