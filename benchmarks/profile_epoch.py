@@ -1,9 +1,11 @@
 """Per-component cost of one ``ClassAwareSampler.batches(256)`` epoch (the batch-path benchmark's case).
 
 Times, best of ``--repeats`` in one process: construction, the class index (``_fit``),
-the quotas, the draw streams (``_streams``), the class order (``_class_blocks``), the
-block fill (``_fill``), and the whole first and later epochs as ``bench_batch_path.py``
-iterates them (labels: ``bench_batch_path.skewed_labels``, int64, shuffled).
+the quotas, the draw streams (``_streams``), the class order (``_class_blocks``, drawn
+lazily), the plan (``_make_plan``: streams, with the class order drawn ahead on a second
+thread when the epoch allows it), the block fill (``_fill``), and the whole first and later
+epochs as ``bench_batch_path.py`` iterates them (labels: ``bench_batch_path.skewed_labels``,
+int64, shuffled).
 
     python benchmarks/profile_epoch.py --n 1000000 --repeats 5
 """
@@ -54,9 +56,16 @@ def main() -> None:
     q, final = s._epoch_quotas(0)
     plan = s._plan(0)
 
-    def blocks() -> None:
+    ahead = plan.blocks
+
+    def blocks() -> None:  # drawn lazily, as without a second CPU or for epochs over _AHEAD_MAX
+        plan.blocks = None
         for _ in s._class_blocks(plan, 0, _BLOCK):
             pass
+        plan.blocks = ahead
+
+    def make_plan() -> None:
+        s._make_plan(0)
 
     cls_blocks = [(blk.copy(), before.copy()) for _, blk, before in s._class_blocks(plan, 0, _BLOCK)]
 
@@ -90,6 +99,7 @@ def main() -> None:
         ("draw streams (_streams)", _best(lambda: s._streams(0, q, s._rng(0, _STREAMS)), k)),
         ("deal (_class_sequence)", _best(lambda: s._class_sequence(0, final, s._rng(0, _DEAL)), k)),
         ("class order (_class_blocks)", _best(blocks, k)),
+        ("plan (_make_plan)", _best(make_plan, k)),
         ("block fill (_fill)", _best(fill, k)),
         ("first epoch, incl. build", _best(first_epoch, k)),
         ("later epoch", _best(later_epoch, k)),

@@ -362,3 +362,58 @@ def test_random_subset_of_a_large_class_is_the_same_on_either_scratch(monkeypatc
     assert np.array_equal(outs[0], outs[1])
     assert np.unique(outs[0]).size == k and np.isin(outs[0], members).all()
     assert k < 700 or not np.array_equal(np.sort(outs[0]), outs[0])  # in random order
+
+
+def _epoch_draws(make, ahead: bool, monkeypatch) -> list:
+    from augbal.sampling import _base
+
+    monkeypatch.setattr(_base, "_AHEAD_MIN", 1 if ahead else 1 << 40)
+    monkeypatch.setattr(_base, "_cpus", lambda: 2)
+    monkeypatch.setattr(_base, "_BLOCK", 1 << 10)  # several blocks per epoch
+    out = []
+    for rank in range(3):
+        s = make(rank)
+        s.set_epoch(2)
+        s._fit()
+        plan = s._plan(2)
+        assert (plan.blocks is not None) == (ahead and plan.cls is None)
+        items = [(d.index, d.repeat) for d in s]
+        batches = [(b.index.tolist(), b.repeat.tolist()) for b in s.batches(7)]
+        s.load_state_dict({"epoch": 2, "yielded": len(s) - 1500, "seed": 4, "num_replicas": 3})
+        tail = [(d.index, d.repeat) for d in s]  # resumed inside the second-last block
+        assert tail == items[-1500:]
+        out.append((items, batches, tail, s.report()))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["class_aware", "repeat_factor", "resampled", "no_replacement"])
+def test_class_order_drawn_ahead_on_a_thread_is_the_lazy_one(monkeypatch, kind):
+    labels = np.random.default_rng(1).choice(12, 12_000, p=np.r_[0.5, np.full(11, 0.5 / 11)])
+    options = {"seed": 4, "num_replicas": 3, "yield_draws": True}
+
+    def make(rank):
+        if kind == "repeat_factor":
+            return RepeatFactorSampler(labels, threshold=0.3, rank=rank, **options)
+        if kind == "resampled":
+            return ResampledSampler(labels, rank=rank, **options)
+        if kind == "no_replacement":
+            return ClassAwareSampler(labels, weighting="sqrt", replacement=False, drop_last=True, rank=rank, **options)
+        return ClassAwareSampler(labels, weighting="balanced", num_samples=12_001, rank=rank, **options)
+
+    lazy, ahead = _epoch_draws(make, False, monkeypatch), _epoch_draws(make, True, monkeypatch)
+    assert lazy == ahead
+
+
+def test_class_order_drawn_ahead_raises_the_threads_error(monkeypatch):
+    from augbal.sampling import _base
+
+    monkeypatch.setattr(_base, "_AHEAD_MIN", 1)
+    monkeypatch.setattr(_base, "_cpus", lambda: 2)
+
+    def broken(self, plan, start_row, rows_per_block):
+        raise RuntimeError("class order failed")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(ClassAwareSampler, "_class_blocks", broken)
+    with pytest.raises(RuntimeError, match="class order failed"):
+        list(ClassAwareSampler(SKEW, seed=0))

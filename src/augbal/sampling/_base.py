@@ -21,13 +21,18 @@ from its own generator seeded by ``(seed, epoch, purpose)``:
    ``r, r + R, r + 2R, ...``). Only this step depends on ``num_replicas``.
 
 Iteration fills blocks of the global sequence with numpy and hands out Python ints
-through C-level iterators (or, through ``batches``, whole ``int64`` arrays).
+through C-level iterators (or, through ``batches``, whole ``int64`` arrays). Epochs of
+2^17 to 2^24 positions over at most 256 classes draw their class sequence whole (one byte
+per position) on a second thread while the streams are drawn, when the process may use two
+CPUs; the thread is joined before the plan is returned, and the draws are the same.
 """
 
 from __future__ import annotations
 
 import inspect
 import itertools
+import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +56,7 @@ _SORT_BLOCK = 1 << 16  # labels sorted per block when building the class-sorted 
 _SUBSET_BLOCK = 1 << 18  # members sampled per block when drawing a random subset (bounds the scratch)
 _SUBSET_WHOLE = 1 << 20  # classes up to this size draw their subset in one call (8 MB of scratch)
 _SUBSET_SCRATCH = 1 << 20  # larger classes shuffle subsets up to this size on int64 scratch (8 MB)
+_AHEAD_MIN, _AHEAD_MAX = 1 << 17, 1 << 24  # epochs whose class order is drawn whole, beside the streams (uint8)
 
 # purposes: every part of a plan has its own generator, so the world-size-dependent
 # dealing cannot shift the draws that decide which images an epoch holds
@@ -98,6 +104,7 @@ class _Plan:
     base: np.ndarray | None = None  # ... (with repeats None) except entries j >= base[c], padding:
     pad_repeats: np.ndarray | None = None  # their repeat numbers, class c's at pad_offsets[c]:[c+1]
     pad_offsets: np.ndarray | None = None
+    blocks: list[tuple[int, np.ndarray, np.ndarray]] | None = None  # the class order drawn ahead (_class_blocks)
 
 
 def _check_int(name: str, value: Any, *, low: int = 0, allow_none: bool = False) -> None:
@@ -145,8 +152,9 @@ class ClassSampler(Sampler):
     keeps the loaded position. A DataLoader with workers pulls indices ahead of
     the batches the training loop has seen (``prefetch_factor * num_workers`` batches), so
     save the position of the loader (e.g. torchdata's ``StatefulDataLoader``) or subtract
-    those batches. The current epoch's plan (an int array of the epoch's draws) is kept
-    until the next epoch, so ``len``, ``report`` and resuming do not redraw it.
+    those batches. The current epoch's plan (an int array of the epoch's draws, and for
+    epochs of up to 2^24 draws over at most 256 classes their class order, one byte per
+    draw) is kept until the next epoch, so ``len``, ``report`` and resuming do not redraw it.
 
     Batch mode: ``batches(batch_size)`` yields the same items as ``int64`` arrays (a
     DataLoader ``batch_sampler`` with no Python int per sample), sharing this position.
@@ -455,14 +463,48 @@ class ClassSampler(Sampler):
 
     def _make_plan(self, epoch: int) -> _Plan:
         q, final = self._epoch_quotas(epoch)
-        stream, repeats = self._streams(epoch, q, self._rng(epoch, _STREAMS))
-        offsets = np.concatenate(([0], np.cumsum(q)))
-        plan = _Plan(int(final.sum()), None, stream, offsets, repeats, np.zeros((q.size, 0)), (self.seed, epoch, 0xC1A55))
-        if np.any(final > q):
-            self._pad_streams(plan, q, final)
-        # (cut classes keep their stream: the cut tail is simply never read)
-        plan.cls, plan.rank_quotas = self._class_sequence(epoch, final, self._rng(epoch, _DEAL))
+        cls, rank_quotas = self._class_sequence(epoch, final, self._rng(epoch, _DEAL))
+        empty = np.zeros(0, dtype=np.int64)
+        plan = _Plan(int(final.sum()), cls, empty, empty, None, rank_quotas, (self.seed, epoch, 0xC1A55))
+        ahead = self._draw_ahead(plan)
+        try:
+            plan.stream, plan.repeats = self._streams(epoch, q, self._rng(epoch, _STREAMS))
+            plan.stream_offsets = np.concatenate(([0], np.cumsum(q)))
+            if np.any(final > q):
+                self._pad_streams(plan, q, final)
+            # (cut classes keep their stream: the cut tail is simply never read)
+        finally:
+            if ahead is not None:
+                ahead[0].join()
+        if ahead is not None:
+            if isinstance(ahead[1][0], BaseException):
+                raise ahead[1][0]
+            plan.blocks = ahead[1][0]
         return plan
+
+    def _draw_ahead(self, plan: _Plan) -> tuple[threading.Thread, list[Any]] | None:
+        """Draw the whole class order on a second thread while the streams are drawn (the two use
+        their own generators, so the draws are those ``_class_blocks`` makes lazily), for epochs of
+        ``_AHEAD_MIN`` to ``_AHEAD_MAX`` positions and at most 256 classes (one byte per position)."""
+        if plan.cls is not None or not _AHEAD_MIN <= plan.total <= _AHEAD_MAX or plan.rank_quotas.shape[0] > 1 << 8:
+            return None
+        if _cpus() < 2:
+            return None
+        out: list[Any] = [None]
+
+        def draw() -> None:
+            try:
+                blocks = []
+                for lo, block, before in self._class_blocks(plan, 0, _BLOCK):
+                    block.flags.writeable = False
+                    blocks.append((lo, block, before))
+                out[0] = blocks
+            except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+                out[0] = error
+
+        thread = threading.Thread(target=draw, name="augbal-class-order", daemon=True)
+        thread.start()
+        return thread, out
 
     def _pad_streams(self, plan: _Plan, q: np.ndarray, final: np.ndarray) -> None:
         """Extend class ``c``'s stream by ``final[c] - q[c]`` repeats of its first draws, with
@@ -531,6 +573,11 @@ class ClassSampler(Sampler):
                 before += _count(block, before.size)
             return
         # u == 1 here: a row is one position per replica
+        if plan.blocks is not None and rows_per_block == _BLOCK:  # drawn ahead
+            for lo, block, before in plan.blocks:
+                if lo >= first:
+                    yield lo, block, before.copy()
+            return
         remaining = plan.rank_quotas.copy()
         dtype = _small_uint(remaining.shape[0])
         ids = np.arange(remaining.shape[0], dtype=np.int64)  # numpy shuffles 8-byte items fastest
@@ -791,6 +838,11 @@ def _count(values: np.ndarray, classes: int) -> np.ndarray:
     for lo in range(0, values.size, _FIT_BLOCK):
         out += np.bincount(values[lo : lo + _FIT_BLOCK], minlength=classes)
     return out
+
+
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _dist_world() -> tuple[int, int]:
