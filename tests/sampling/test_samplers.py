@@ -283,8 +283,12 @@ def test_resampled_draws_first_cycle_then_repeats():
     [(5, 0, 30_000), (5, 7, 30_000), (40, 0, 30_000), (300, 2, 30_000), (10, 0, 150_001), (64, 3, 150_001),
      (65, 0, 150_001), (1, 0, 70_000)],
 )
-def test_class_sorted_index_is_a_stable_sort_of_the_labels(classes, offset, n):
+@pytest.mark.parametrize("cpus", [1, 2])  # n >= 2^17 on two CPUs: the second half is sorted on a thread
+def test_class_sorted_index_is_a_stable_sort_of_the_labels(monkeypatch, classes, offset, n, cpus):
     # n > 2^16: several sort blocks, the last one partial
+    from augbal.sampling import _base
+
+    monkeypatch.setattr(_base, "_cpus", lambda: cpus)
     labels = np.random.default_rng(classes).integers(0, classes, n) + offset
     s = ClassAwareSampler(labels)
     assert len(s) == n

@@ -367,10 +367,15 @@ class ClassSampler(Sampler):
         low, high = int(labels.min()), int(labels.max())
         if low < 0:
             raise ValueError(f"labels must be non-negative class indices; got {low}")
-        full = _count(labels, high + 1) if high < max(1 << 20, 2 * n) else None
+        split = n // 2 if n >= _AHEAD_MIN and _cpus() >= 2 else n  # labels[split:] sorted on a second thread
+        full = None
+        if high < max(1 << 20, 2 * n):
+            head = _count(labels[:split], high + 1)
+            full = head + _count(labels[split:], high + 1)
         if full is not None:
             classes = np.flatnonzero(full)
             counts = full[classes]
+            head = head[classes]
             dtype = _small_uint(classes.size)
             if classes.size == high + 1:  # labels are already 0 .. C-1
                 dense_of = lambda block: block.astype(dtype)  # noqa: E731
@@ -382,24 +387,28 @@ class ClassSampler(Sampler):
             classes, counts = np.unique(labels, return_counts=True)
             dtype = _small_uint(classes.size)
             dense_of = lambda block: np.searchsorted(classes, block).astype(dtype)  # noqa: E731
+            split = n
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         order = np.empty(n, dtype=np.int32 if n < 1 << 31 else np.int64)
-        pos = offsets[:-1].copy()
-        for lo in range(0, n, _SORT_BLOCK):  # a stable counting sort, block by block (radix argsorts: small keys)
-            dense = dense_of(labels[lo : lo + _SORT_BLOCK])
-            o = np.argsort(dense, kind="stable")
-            o += lo
-            cnt = np.bincount(dense, minlength=classes.size)
-            if classes.size <= 64:  # few classes: one slice copy per class
-                at = 0
-                for c, m in enumerate(cnt.tolist()):
-                    if m:
-                        order[pos[c] : pos[c] + m] = o[at : at + m]
-                        at += m
-            else:
-                start = np.repeat(pos - (np.cumsum(cnt) - cnt), cnt)
-                order[start + np.arange(o.size)] = o
-            pos += cnt
+        if split == n:
+            _sort_into(order, labels, 0, n, dense_of, offsets[:-1].copy())
+        else:  # the stable order is unique: either half may be sorted first
+            error: list[BaseException] = []
+
+            def tail() -> None:
+                try:
+                    _sort_into(order, labels, split, n, dense_of, offsets[:-1] + head)
+                except BaseException as e:  # noqa: BLE001 - raised again below
+                    error.append(e)
+
+            thread = threading.Thread(target=tail, name="augbal-class-index", daemon=True)
+            thread.start()
+            try:
+                _sort_into(order, labels, 0, split, dense_of, offsets[:-1].copy())
+            finally:
+                thread.join()
+            if error:
+                raise error[0]
         self.classes_ = classes.astype(np.int64)
         self.class_counts_ = counts.astype(np.int64)
         self.num_labels_ = n
@@ -791,6 +800,25 @@ class SamplerBatches:
 
     def __repr__(self) -> str:
         return f"SamplerBatches({self.sampler!r}, batch_size={self.batch_size}, drop_last={self.drop_last})"
+
+
+def _sort_into(order: np.ndarray, labels: np.ndarray, lo: int, hi: int, dense_of: Any, pos: np.ndarray) -> None:
+    """Stable counting sort of ``labels[lo:hi]`` by dense class, written at ``pos[c]`` on in ``order``."""
+    for start in range(lo, hi, _SORT_BLOCK):  # block by block: radix argsorts on small keys, in cache
+        dense = dense_of(labels[start : min(hi, start + _SORT_BLOCK)])
+        o = np.argsort(dense, kind="stable")
+        o += start
+        cnt = np.bincount(dense, minlength=pos.size)
+        if pos.size <= 64:  # few classes: one slice copy per class
+            at = 0
+            for c, m in enumerate(cnt.tolist()):
+                if m:
+                    order[pos[c] : pos[c] + m] = o[at : at + m]
+                    at += m
+        else:
+            first = np.repeat(pos - (np.cumsum(cnt) - cnt), cnt)
+            order[first + np.arange(o.size)] = o
+        pos += cnt
 
 
 def _random_subset(members: np.ndarray, out: np.ndarray, rng: np.random.Generator) -> None:
