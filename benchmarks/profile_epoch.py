@@ -67,11 +67,11 @@ def main() -> None:
     def make_plan() -> None:
         s._make_plan(0)
 
-    cls_blocks = [(blk.copy(), before.copy()) for _, blk, before in s._class_blocks(plan, 0, _BLOCK)]
+    cls_blocks = [(blk.copy(), before.copy(), cnt) for _, blk, before, cnt in s._class_blocks(plan, 0, _BLOCK)]
 
     def fill() -> None:
-        for blk, before in cls_blocks:
-            s._fill(plan, blk, before.copy(), False)
+        for blk, before, cnt in cls_blocks:
+            s._fill(plan, blk, before.copy(), False, np.int64, cnt)  # as batch mode fills
 
     def first_epoch() -> None:
         t = build()

@@ -104,7 +104,7 @@ class _Plan:
     base: np.ndarray | None = None  # ... (with repeats None) except entries j >= base[c], padding:
     pad_repeats: np.ndarray | None = None  # their repeat numbers, class c's at pad_offsets[c]:[c+1]
     pad_offsets: np.ndarray | None = None
-    blocks: list[tuple[int, np.ndarray, np.ndarray]] | None = None  # the class order drawn ahead (_class_blocks)
+    blocks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] | None = None  # class order drawn ahead (_class_blocks)
 
 
 def _check_int(name: str, value: Any, *, low: int = 0, allow_none: bool = False) -> None:
@@ -504,9 +504,9 @@ class ClassSampler(Sampler):
         def draw() -> None:
             try:
                 blocks = []
-                for lo, block, before in self._class_blocks(plan, 0, _BLOCK):
+                for lo, block, before, cnt in self._class_blocks(plan, 0, _BLOCK):
                     block.flags.writeable = False
-                    blocks.append((lo, block, before))
+                    blocks.append((lo, block, before, cnt))
                 out[0] = blocks
             except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
                 out[0] = error
@@ -568,9 +568,9 @@ class ClassSampler(Sampler):
 
     def _class_blocks(
         self, plan: _Plan, start_row: int, rows_per_block: int
-    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         """From the block holding ``start_row`` on: (first row, classes of the block's global
-        positions, draws per class before the block)."""
+        positions, draws per class before the block, draws per class in the block)."""
         R, row = self.num_replicas, self.num_replicas * self._unit
         n_rows = plan.total // row
         first = start_row // rows_per_block * rows_per_block
@@ -578,14 +578,15 @@ class ClassSampler(Sampler):
             before = _count(plan.cls[: first * row], plan.rank_quotas.shape[0])
             for lo in range(first, n_rows, rows_per_block):
                 block = plan.cls[lo * row : min(n_rows, lo + rows_per_block) * row]
-                yield lo, block, before.copy()
-                before += _count(block, before.size)
+                cnt = _count(block, before.size)
+                yield lo, block, before.copy(), cnt
+                before += cnt
             return
         # u == 1 here: a row is one position per replica
         if plan.blocks is not None and rows_per_block == _BLOCK:  # drawn ahead
-            for lo, block, before in plan.blocks:
+            for lo, block, before, cnt in plan.blocks:
                 if lo >= first:
-                    yield lo, block, before.copy()
+                    yield lo, block, before.copy(), cnt
             return
         remaining = plan.rank_quotas.copy()
         dtype = _small_uint(remaining.shape[0])
@@ -606,7 +607,7 @@ class ClassSampler(Sampler):
                 part = np.repeat(ids, counts[:, r])
                 shuffler.shuffle(part)
                 block[:, r] = part
-            yield lo, block.reshape(-1), before
+            yield lo, block.reshape(-1), before, counts.sum(axis=1)
 
     def _streams(self, epoch: int, q: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
         """Class ``c``'s ``q_c`` draws: shuffled full passes over its images, then a random subset."""
@@ -643,24 +644,33 @@ class ClassSampler(Sampler):
 
     # ------------------------------------------------------------------ iteration
     def _fill(
-        self, plan: _Plan, block: np.ndarray, consumed: np.ndarray, repeats: bool, dtype: Any = None
+        self,
+        plan: _Plan,
+        block: np.ndarray,
+        consumed: np.ndarray,
+        repeats: bool,
+        dtype: Any = None,
+        cnt: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Dataset index (as ``dtype``, default the stream's) and repeat number of the positions whose
-        classes are ``block``; advances ``consumed``."""
+        classes are ``block`` (``cnt`` per class, counted when None); advances ``consumed``."""
         o = np.argsort(block, kind="stable")  # positions grouped by class, ascending within a class
-        cnt = np.bincount(block, minlength=consumed.size)
+        if cnt is None:
+            cnt = np.bincount(block, minlength=consumed.size)
         start = plan.stream_offsets[:-1] + consumed
         idx = np.empty(o.size, dtype=plan.stream.dtype if dtype is None else dtype)
-        if not repeats and cnt.size <= 32:  # few classes: one slice copy per class
+        if not repeats and cnt.size <= 32:  # few classes: the class runs copied whole, then one scatter
+            grouped = np.empty_like(idx)  # (a scatter that also casts is ~2x slower)
             at = 0
             for c, m in enumerate(cnt.tolist()):
                 if m:
-                    idx[o[at : at + m]] = plan.stream[start[c] : start[c] + m]
+                    grouped[at : at + m] = plan.stream[start[c] : start[c] + m]
                     at += m
+            idx[o] = grouped
             consumed += cnt
             return idx, None
         src = np.repeat(start - (np.cumsum(cnt) - cnt), cnt) + np.arange(o.size)
-        idx[o] = plan.stream[src]
+        idx[o] = plan.stream[src].astype(idx.dtype, copy=False)
         consumed += cnt
         if not repeats:
             return idx, None
@@ -685,8 +695,8 @@ class ClassSampler(Sampler):
         ``rep`` is None unless ``repeats``; ``idx`` is ``dtype`` (default: the stream's)."""
         R, r, u = self.num_replicas, self.rank, self._unit
         per = max(1, _BLOCK // u)
-        for ulo, cls, consumed in self._class_blocks(plan, start_unit, per):
-            idx, rep = self._fill(plan, cls, consumed, repeats, dtype)
+        for ulo, cls, consumed, cnt in self._class_blocks(plan, start_unit, per):
+            idx, rep = self._fill(plan, cls, consumed, repeats, dtype, cnt)
             pick = (slice(None), r, slice(None))
             skip = max(0, start_unit - ulo)
             yield (
