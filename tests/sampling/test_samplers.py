@@ -278,11 +278,20 @@ def test_resampled_draws_first_cycle_then_repeats():
     assert all(isinstance(d, Draw) for d in minority)
 
 
-@pytest.mark.parametrize(("classes", "offset"), [(5, 0), (5, 7), (40, 0), (300, 2)])
-def test_class_sorted_index_is_a_stable_sort_of_the_labels(classes, offset):
-    labels = np.random.default_rng(classes).integers(0, classes, 30_000) + offset
+@pytest.mark.parametrize(
+    ("classes", "offset", "n"),
+    [(5, 0, 30_000), (5, 7, 30_000), (40, 0, 30_000), (300, 2, 30_000), (10, 0, 150_001), (64, 3, 150_001),
+     (65, 0, 150_001), (1, 0, 70_000)],
+)
+@pytest.mark.parametrize("cpus", [1, 2])  # n >= 2^17 on two CPUs: the second half is sorted on a thread
+def test_class_sorted_index_is_a_stable_sort_of_the_labels(monkeypatch, classes, offset, n, cpus):
+    # n > 2^16: several sort blocks, the last one partial
+    from augbal.sampling import _base
+
+    monkeypatch.setattr(_base, "_cpus", lambda: cpus)
+    labels = np.random.default_rng(classes).integers(0, classes, n) + offset
     s = ClassAwareSampler(labels)
-    assert len(s) == 30_000
+    assert len(s) == n
     assert np.array_equal(s.order_, np.argsort(labels, kind="stable"))
     assert s.classes_.tolist() == list(range(offset, offset + classes))
     assert np.array_equal(s.offsets_, np.r_[0, np.cumsum(np.bincount(labels - offset))])
@@ -354,3 +363,78 @@ def test_resampled_sampler_rejects_a_bad_strategy_when_built(strategy, message):
 
     with pytest.raises(ValueError, match=message):
         ResampledSampler(np.array([0] * 8 + [1] * 2), sampling_strategy=strategy, classes=["deer", "dog"])
+
+
+@pytest.mark.parametrize("k", [1, 37, 700, 1500])
+def test_random_subset_of_a_large_class_is_the_same_on_either_scratch(monkeypatch, k):
+    # a class over _SUBSET_WHOLE images draws block counts, then a subset per block, then shuffles the
+    # subset: on int64 scratch (k <= _SUBSET_SCRATCH) or in the int32 output itself, with the same draws
+    from augbal.sampling import _base
+
+    monkeypatch.setattr(_base, "_SUBSET_WHOLE", 600)
+    monkeypatch.setattr(_base, "_SUBSET_BLOCK", 128)
+    members = (np.arange(1_500, dtype=np.int32) * 3)[::-1].copy()
+    outs = []
+    for scratch in (10_000, 0):
+        monkeypatch.setattr(_base, "_SUBSET_SCRATCH", scratch)
+        out = np.empty(k, dtype=np.int32)
+        _base._random_subset(members, out, np.random.Generator(np.random.SFC64(5)))
+        outs.append(out)
+    assert np.array_equal(outs[0], outs[1])
+    assert np.unique(outs[0]).size == k and np.isin(outs[0], members).all()
+    assert k < 700 or not np.array_equal(np.sort(outs[0]), outs[0])  # in random order
+
+
+def _epoch_draws(make, ahead: bool, monkeypatch) -> list:
+    from augbal.sampling import _base
+
+    monkeypatch.setattr(_base, "_AHEAD_MIN", 1 if ahead else 1 << 40)
+    monkeypatch.setattr(_base, "_cpus", lambda: 2)
+    monkeypatch.setattr(_base, "_BLOCK", 1 << 10)  # several blocks per epoch
+    out = []
+    for rank in range(3):
+        s = make(rank)
+        s.set_epoch(2)
+        s._fit()
+        plan = s._plan(2)
+        assert (plan.blocks is not None) == (ahead and plan.cls is None)
+        items = [(d.index, d.repeat) for d in s]
+        batches = [(b.index.tolist(), b.repeat.tolist()) for b in s.batches(7)]
+        s.load_state_dict({"epoch": 2, "yielded": len(s) - 1500, "seed": 4, "num_replicas": 3})
+        tail = [(d.index, d.repeat) for d in s]  # resumed inside the second-last block
+        assert tail == items[-1500:]
+        out.append((items, batches, tail, s.report()))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["class_aware", "repeat_factor", "resampled", "no_replacement"])
+def test_class_order_drawn_ahead_on_a_thread_is_the_lazy_one(monkeypatch, kind):
+    labels = np.random.default_rng(1).choice(12, 12_000, p=np.r_[0.5, np.full(11, 0.5 / 11)])
+    options = {"seed": 4, "num_replicas": 3, "yield_draws": True}
+
+    def make(rank):
+        if kind == "repeat_factor":
+            return RepeatFactorSampler(labels, threshold=0.3, rank=rank, **options)
+        if kind == "resampled":
+            return ResampledSampler(labels, rank=rank, **options)
+        if kind == "no_replacement":
+            return ClassAwareSampler(labels, weighting="sqrt", replacement=False, drop_last=True, rank=rank, **options)
+        return ClassAwareSampler(labels, weighting="balanced", num_samples=12_001, rank=rank, **options)
+
+    lazy, ahead = _epoch_draws(make, False, monkeypatch), _epoch_draws(make, True, monkeypatch)
+    assert lazy == ahead
+
+
+def test_class_order_drawn_ahead_raises_the_threads_error(monkeypatch):
+    from augbal.sampling import _base
+
+    monkeypatch.setattr(_base, "_AHEAD_MIN", 1)
+    monkeypatch.setattr(_base, "_cpus", lambda: 2)
+
+    def broken(self, plan, start_row, rows_per_block):
+        raise RuntimeError("class order failed")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(ClassAwareSampler, "_class_blocks", broken)
+    with pytest.raises(RuntimeError, match="class order failed"):
+        list(ClassAwareSampler(SKEW, seed=0))
