@@ -1,4 +1,4 @@
-"""World-size invariance: the images a sampler draws in an epoch do not depend on num_replicas.
+"""World-size invariance (``augbal.testing.check_world_size_invariance``): the images a sampler draws in an epoch do not depend on num_replicas.
 
 Only their order and which rank gets them may. As with torch's ``DistributedSampler``,
 equal shards need a few extra draws (``drop_last=False``: repeats of the head of a class's
@@ -8,75 +8,13 @@ draw stream) or a few fewer (``drop_last=True``: the tail dropped): fewer than
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
-from augbal._draw import Draw
 from augbal.sampling import SAMPLERS, BalancedBatchSampler, ClassAwareSampler
-
-
-def _keys(sampler: Any) -> tuple[list[tuple[int, int]], int]:
-    """(index, repeat) of every item of one epoch (repeat -1 when the sampler yields ints),
-    and the items per unit (a batch sampler's batch size, else 1)."""
-    out, unit = [], 1
-    for item in sampler:
-        if isinstance(item, list):
-            unit = len(item)
-        for x in item if isinstance(item, list) else [item]:
-            out.append((x.index, x.repeat) if isinstance(x, Draw) else (int(x), -1))
-    return out, unit
-
-
-def check_world_size_invariance(
-    factory: Callable[[int, int], Any], labels: Any, world_sizes: tuple[int, ...] = (1, 2, 3, 4)
-) -> None:
-    """Check that ``factory(num_replicas, rank)``'s shards draw the images one process draws.
-
-    For every world size R, the shards' union must equal the single-process epoch's multiset,
-    except for fewer than ``R * unit`` items all added (padding) or all removed (drop_last),
-    none when the single-process length is a multiple of ``R * unit``. Shards must be of
-    equal length, their class counts must add up to ``quotas()``, and with ``yield_draws``
-    every ``(index, repeat)`` must occur once in the union (the k-th draw of an image is
-    drawn once) and repeats count 0, 1, 2, ... per image. The unit is a batch sampler's
-    batch (the length of the lists it yields), else one item.
-    """
-    labels = np.asarray(labels)
-    single = factory(1, 0)
-    reference = Counter(i for i, _ in _keys(single)[0])
-    size = sum(reference.values())
-    for world in world_sizes:
-        shards = [factory(world, rank) for rank in range(world)]
-        assert [(s.num_replicas, s.rank) for s in shards] == [(world, r) for r in range(world)]
-        keys_units = [_keys(s) for s in shards]
-        keys = [k for k, _ in keys_units]
-        unit = max(u for _, u in keys_units)
-        assert len({len(k) for k in keys}) == 1, f"R={world}: unequal shards {[len(k) for k in keys]}"
-        union = [key for k in keys for key in k]
-        got = Counter(i for i, _ in union)
-        extra, missing = got - reference, reference - got
-        step = world * unit
-        differ = sum(extra.values()) + sum(missing.values())
-        assert not (extra and missing), f"R={world}: {len(extra)} images added and {len(missing)} removed"
-        assert differ < step, f"R={world}: {differ} draws differ from the single-process epoch (step {step})"
-        if size % step == 0:
-            assert differ == 0, f"R={world}: {differ} draws differ although {size} is a multiple of {step}"
-        else:
-            assert len(union) in (size // step * step, -(-size // step) * step)
-        if hasattr(shards[0], "quotas"):
-            quotas = shards[0].quotas()
-            assert sum(quotas.values()) == len(union)
-            drawn = Counter(labels[[i for i, _ in union]].tolist())
-            assert {c: n for c, n in quotas.items() if n} == dict(drawn)
-        if union and union[0][1] >= 0:  # Draw items: repeat numbers
-            assert len(set(union)) == len(union), f"R={world}: an (index, repeat) pair drawn twice"
-            by_image: dict[int, list[int]] = {}
-            for i, k in union:
-                by_image.setdefault(i, []).append(k)
-            assert all(sorted(v) == list(range(len(v))) for v in by_image.values())
+from augbal.testing import check_world_size_invariance
 
 
 LABELS = np.random.default_rng(11).permutation(np.repeat(np.arange(5), [300, 60, 20, 7, 2]))  # 389: prime
