@@ -21,6 +21,7 @@ import click
 
 from augbal import __version__
 
+from ._build import build_dataset
 from ._demo import demo
 from ._scan import scan
 
@@ -36,6 +37,7 @@ def cli() -> None:
 
 cli.add_command(scan)
 cli.add_command(demo)
+cli.add_command(build_dataset)
 
 
 def main() -> None:

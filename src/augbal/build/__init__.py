@@ -1,0 +1,23 @@
+"""Offline dataset builds: scan, split, plan per-class targets, write augmented copies atomically.
+
+>>> from augbal.build import build_dataset, BuildSummary
+"""
+
+from ._build import MANIFEST_COLUMNS, BuildOptionError, BuildSummary, OutputPathError, build_dataset, check_output
+from ._execute import Augmenter, augment_draw
+from ._plan import Item, Plan, copies_per_original, make_plan
+
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "Augmenter",
+    "BuildOptionError",
+    "BuildSummary",
+    "Item",
+    "OutputPathError",
+    "Plan",
+    "augment_draw",
+    "build_dataset",
+    "check_output",
+    "copies_per_original",
+    "make_plan",
+]

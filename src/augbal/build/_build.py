@@ -1,0 +1,328 @@
+"""``build_dataset``: scan, split, plan, then write a balanced, augmented copy of an image folder."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from augbal._atomic import atomic_write
+from augbal._validation import check_int, check_seed
+
+from ._execute import run_local
+from ._plan import SPLITS, Plan, make_plan, plan_rows
+
+MANIFEST_COLUMNS = ("path", "label", "split", "group", "source_path", "source_hash", "policy", "repeat", "seed")
+
+
+class OutputPathError(ValueError):
+    """The output folder cannot be used: inside the source, holding the source, or not empty."""
+
+
+class BuildOptionError(ValueError):
+    """An option the data cannot use (``option`` names it: ``"target"``, ``"policy"``, ``"split"``)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What a build did (or, with ``dry_run``, would do).
+
+    Attributes:
+        out: the output folder.
+        rows: per class and split: ``before``, ``after``, ``max_reuse``, ``augmented``.
+        short: ``{class: (target, reached)}`` for classes ``max_multiplier`` kept below target.
+        problems: files the scan did not keep, as ``{"path", "kind", "reason"}`` dicts.
+        config: the configuration that fixes the output; ``config_hash`` its sha256.
+        dry_run: nothing was written.
+        warnings: what the scan warned about (classes with 1 or 2 images, ...).
+        counts: ``{"before" | "after": {split: {class: images}}}``.
+    """
+
+    out: Path
+    rows: list[dict[str, Any]]
+    short: dict[str, tuple[int, int]]
+    problems: list[dict[str, str]]
+    config: dict[str, Any]
+    config_hash: str
+    dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)
+    counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+
+    @property
+    def written(self) -> int:
+        """Files in the dataset (originals and augmented copies, all splits)."""
+        return sum(r["after"] for r in self.rows)
+
+
+def check_output(source: Path, out: Path, *, overwrite: bool) -> None:
+    """Refuse an ``out`` inside ``source``, a ``source`` inside ``out``, or a non-empty ``out``.
+
+    Raises:
+        OutputPathError: naming both paths, or the folder and ``overwrite``.
+    """
+    src, dst = Path(os.path.realpath(source)), Path(os.path.realpath(out))
+    if dst == src or src in dst.parents:
+        raise OutputPathError(f"OUT must not be inside SOURCE; got OUT {out} inside SOURCE {source}")
+    if dst in src.parents:
+        raise OutputPathError(f"SOURCE must not be inside OUT; got SOURCE {source} inside OUT {out}")
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"OUT must be a folder; got a file {out}")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputPathError(f"OUT must be empty or missing (--overwrite, overwrite=True, replaces it); got non-empty {out}")
+    partial = _incomplete(out)
+    if partial.exists() and not overwrite:
+        raise OutputPathError(
+            f"an interrupted build left {partial}; --overwrite (overwrite=True) discards it; got {partial} present"
+        )
+
+
+def _incomplete(out: Path) -> Path:
+    return out.with_name(out.name + ".incomplete")
+
+
+def _parse_target(target: Any) -> Any:
+    """A ``sampling_strategy`` from a CLI string: a name, a JSON dict, or a float."""
+    if not isinstance(target, str):
+        return target
+    text = target.strip()
+    if text.startswith("{"):
+        return json.loads(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _policy_spec(policy: Any, *, seed: int, counts: list[int], classes: tuple[str, ...]) -> dict[str, Any]:
+    """The policy spec with the build seed (and, for ``rarity_scaled``, the training counts)."""
+    from augbal.augment import Policy, build_policy
+
+    if isinstance(policy, str) and policy.strip().startswith("{"):
+        policy = json.loads(policy)
+    if isinstance(policy, Policy):
+        policy = policy.to_dict()
+    spec = {"name": policy} if isinstance(policy, str) else dict(policy)
+    if spec.get("name") == "rarity_scaled" and spec.get("counts") is None:
+        spec.update(counts=counts, classes=list(classes))
+    spec["seed"] = seed
+    for key in ("mean", "std", "size"):  # the build sets these (uint8 output at the chosen size)
+        spec.pop(key, None)
+    return build_policy(spec).to_dict()
+
+
+def _available_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _config_hash(config: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("augbal", "numpy", "pillow", "albumentations", "torch", "imbalanced-learn"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def build_dataset(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    target: Any = "auto",
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    policy: Any = "light",
+    size: int | None = None,
+    max_multiplier: int | None = None,
+    seed: int = 0,
+    link: bool = False,
+    workers: int | None = None,
+    overwrite: bool = False,
+    dry_run: bool = False,
+) -> BuildSummary:
+    """Build a balanced, augmented copy of the image folder ``source`` in ``out``.
+
+    Scans ``source`` (problem files are reported, not copied), splits it (stratified,
+    duplicate-group-aware, seeded ``split`` ratios), brings each training class to its
+    ``target`` with augmented copies spread evenly over its originals, and writes
+    ``out/<split>/<class>/<file>`` (originals unchanged; copies as ``<stem>.aug<k>.png``),
+    ``manifest.csv`` / ``manifest.jsonl``, ``summary.json`` and ``problems.csv``. It builds
+    into ``<out>.incomplete`` and renames that at the end. Val and test are copied untouched.
+
+    An augmented image depends only on (``seed``, its source's content hash, its repeat
+    ``k``) and the configuration: not on ``workers``, nor on the other files of ``source``.
+
+    Args:
+        source: an image folder ``source/<class>/...`` (or a manifest, as for ``scan``).
+        out: the output folder (must be missing or empty unless ``overwrite``).
+        target: an imbalanced-learn ``sampling_strategy`` (``"auto"``, ``"not majority"``,
+            ``"all"``, ``{class: count}``, a float ratio, or a CLI string of one: JSON for a dict).
+        split: ``(train, val, test)`` ratios.
+        policy: a registered policy name, a spec dict (or its JSON), or ``"rarity_scaled"``
+            (its counts are the training counts).
+        size: side of augmented images (default: each source's shorter side).
+        max_multiplier: no original used more than this many times (itself + copies).
+        seed: seeds the split, the tie order and every augmentation.
+        link: hard-link originals instead of copying them (copied where links fail).
+        workers: augmentation processes (default: the CPUs available to this process).
+        overwrite: replace a non-empty ``out``.
+        dry_run: plan and return the summary without writing anything.
+
+    Raises:
+        OutputPathError: ``out`` inside ``source`` (or the reverse), or not empty.
+        ValueError: a bad option (the rule, then "got X").
+
+    Example:
+        >>> import tempfile, os
+        >>> from augbal.data import demo_dataset
+        >>> src = demo_dataset(tempfile.mkdtemp())
+        >>> s = build_dataset(src, os.path.join(tempfile.mkdtemp(), "out"), target={"cat": 60}, dry_run=True)
+        >>> [(r["class"], r["before"], r["after"]) for r in s.rows if r["split"] == "train"]
+        [('cat', 48, 60), ('deer', 480, 480), ('dog', 144, 144)]
+    """
+    from augbal.data import scan
+    from augbal.data import split as split_index
+    from augbal.sampling import check_sampling_strategy
+
+    source, out = Path(source), Path(out)
+    check_seed("seed", seed)
+    check_int("max_multiplier", max_multiplier, low=1, allow_none=True)
+    check_int("size", size, low=1, allow_none=True)
+    check_int("workers", workers, low=1, allow_none=True)
+    if not source.exists():
+        raise FileNotFoundError(f"SOURCE must be an image folder or a manifest; no such path: {source}")
+    check_output(source, out, overwrite=overwrite)
+    try:
+        ratios = tuple(float(r) for r in split)
+    except (TypeError, ValueError):
+        raise BuildOptionError("split", f"split must be three ratios (train, val, test); got {split!r}") from None
+    try:
+        strategy = _parse_target(target)
+    except json.JSONDecodeError as exc:
+        raise BuildOptionError("target", f"target must be a sampling_strategy name, a float or a JSON dict; "
+                               f"got {target!r} ({exc.msg})") from None
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        index = scan(source, allow_empty=True)
+    try:
+        sides = split_index(index, ratios=ratios, seed=seed)
+    except ValueError as exc:
+        raise BuildOptionError("split", str(exc)) from None
+    train_counts = np.bincount(index.labels[sides.train_indices], minlength=len(index.classes))
+    try:
+        targets = check_sampling_strategy(strategy, train_counts.tolist(), kind="over", classes=index.classes)
+    except (TypeError, ValueError) as exc:
+        raise BuildOptionError("target", str(exc)) from None
+    plan = make_plan(
+        index,
+        {"train": sides.train_indices, "val": sides.val_indices, "test": sides.test_indices},
+        targets,
+        seed=seed,
+        max_multiplier=max_multiplier,
+    )
+    try:
+        spec = _policy_spec(policy, seed=seed, counts=train_counts.tolist(), classes=index.classes)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BuildOptionError("policy", str(exc).strip("'\"")) from None
+    config = {
+        "source": os.path.abspath(source),
+        "target": strategy,
+        "split": list(ratios),
+        "policy": spec,
+        "size": size,
+        "max_multiplier": max_multiplier,
+        "seed": seed,
+        "link": link,
+        "format": "png",
+    }
+    summary = BuildSummary(
+        out=out,
+        rows=plan_rows(plan),
+        short=plan.short,
+        problems=[{"path": p.path, "kind": p.kind, "reason": p.reason} for p in index.problems],
+        config=config,
+        config_hash=_config_hash(config),
+        dry_run=dry_run,
+        warnings=[str(w.message) for w in caught],
+        counts={"before": plan.before, "after": plan.after()},
+    )
+    if dry_run:
+        return summary
+    staging = _incomplete(out)
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    n_workers = workers or _available_cpus()
+    run_local(plan.items, str(staging), spec=spec, size=size, link=link, workers=n_workers)
+    _write_outputs(staging, plan, summary, spec)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(staging, out)
+    return summary
+
+
+def _write_outputs(root: Path, plan: Plan, summary: BuildSummary, spec: dict[str, Any]) -> None:
+    """manifest.csv, manifest.jsonl, problems.csv and summary.json, each written atomically."""
+    spec_text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    seed = summary.config["seed"]
+    records = [
+        {
+            "path": item.out,
+            "label": plan.classes[item.label],
+            "split": item.split,
+            "group": item.group,
+            "source_path": item.source,
+            "source_hash": item.source_hash,
+            "policy": spec_text if item.repeat else "",
+            "repeat": item.repeat,
+            "seed": seed,
+        }
+        for item in plan.items
+    ]
+    with atomic_write(root / "manifest.csv", newline="", encoding="utf-8", errors="surrogateescape") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(MANIFEST_COLUMNS)
+        for r in records:
+            writer.writerow([r[c] for c in MANIFEST_COLUMNS])
+    with atomic_write(root / "manifest.jsonl", encoding="utf-8", errors="surrogateescape") as fh:
+        for r in records:
+            fh.write(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n")
+    with atomic_write(root / "problems.csv", newline="", encoding="utf-8", errors="surrogateescape") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["path", "kind", "reason"])
+        for p in summary.problems:
+            writer.writerow([p["path"], p["kind"], p["reason"]])
+    document = {
+        "counts": summary.counts,
+        "rows": summary.rows,
+        "short": {c: {"target": t, "reached": r} for c, (t, r) in summary.short.items()},
+        "problems": summary.problems,
+        "warnings": summary.warnings,
+        "config": summary.config,
+        "config_hash": summary.config_hash,
+        "versions": _versions(),
+        "splits": list(SPLITS),
+    }
+    with atomic_write(root / "summary.json", encoding="utf-8") as fh:
+        fh.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")

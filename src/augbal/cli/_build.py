@@ -1,0 +1,110 @@
+"""``augbal build-dataset SOURCE OUT``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from ._output import console
+from ._params import bad_parameter, os_error_text
+
+
+def _ratios(value: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(p) for p in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise bad_parameter("split", f"must be three comma-separated ratios train,val,test; got {value!r}")
+    return parts  # type: ignore[return-value]
+
+
+@click.command("build-dataset", short_help="Write a balanced, augmented, split copy of an image folder.")
+@click.argument("source", type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False, dir_okay=True, path_type=Path))
+@click.option(
+    "--target",
+    default="auto",
+    show_default=True,
+    metavar="STRATEGY",
+    help="Training-class targets, imbalanced-learn sampling_strategy forms: auto, 'not majority', all, "
+    "minority, 'not minority', a float ratio (two classes), or a JSON dict such as '{\"cat\": 500}'.",
+)
+@click.option("--split", "split", default="0.8,0.1,0.1", show_default=True, metavar="TRAIN,VAL,TEST",
+              help="Stratified, duplicate-group-aware split ratios (seeded).")
+@click.option("--policy", default="light", show_default=True, metavar="NAME|JSON",
+              help="Augmentation policy: a registered name (light, medium, heavy, rarity_scaled, ...) or a JSON spec.")
+@click.option("--size", type=click.IntRange(min=1), default=None, metavar="PX",
+              help="Side of augmented images (default: each source image's shorter side).")
+@click.option("--max-multiplier", type=click.IntRange(min=1), default=None, metavar="M",
+              help="No original used more than M times (itself + copies); classes left short are reported.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seeds the split, the tie order and every augmentation.")
+@click.option("--link", is_flag=True, help="Hard-link originals instead of copying them.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Augmentation processes (default: the CPUs available).")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+def build_dataset(
+    source: Path,
+    out: Path,
+    target: str,
+    split: str,
+    policy: str,
+    size: int | None,
+    max_multiplier: int | None,
+    seed: int,
+    link: bool,
+    workers: int | None,
+    overwrite: bool,
+    dry_run: bool,
+) -> None:
+    """Scan SOURCE (SOURCE/<class>/<image>), split it, bring each training class to its target
+    with augmented copies, and write OUT/<split>/<class>/<file>, manifest.csv, manifest.jsonl,
+    summary.json and problems.csv. The build is written to OUT.incomplete and renamed at the end.
+
+    Augmented copies are OUT/train/<class>/<stem>.aug<k>.png; each depends only on the seed,
+    its source file's content and k. Val and test are copied untouched.
+    """
+    from augbal.build import BuildOptionError, OutputPathError
+    from augbal.build import build_dataset as build
+
+    ratios = _ratios(split)
+    try:
+        summary = build(
+            source, out, target=target, split=ratios, policy=policy, size=size, max_multiplier=max_multiplier,
+            seed=seed, link=link, workers=workers, overwrite=overwrite, dry_run=dry_run,
+        )
+    except OutputPathError as exc:
+        raise click.UsageError(str(exc)) from None
+    except BuildOptionError as exc:
+        raise bad_parameter(exc.option, str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot build {out}: {os_error_text(exc)}") from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_summary(summary)
+
+
+def _print_summary(summary: Any) -> None:
+    out = console()
+    title = f"plan for {summary.out} (dry run: nothing written)" if summary.dry_run else f"built {summary.out}"
+    table = Table(title=Text(title), title_justify="left")
+    for name in ("class", "split", "before", "after", "max reuse", "augmented"):
+        table.add_column(name, justify="left" if name in ("class", "split") else "right")
+    for r in summary.rows:
+        table.add_row(Text(r["class"]), r["split"], str(r["before"]), str(r["after"]), str(r["max_reuse"]),
+                      str(r["augmented"]))
+    out.print(table)
+    for name, (want, reached) in summary.short.items():
+        out.print(f"short: {name} reaches {reached} of its target {want} (--max-multiplier caps it)",
+                  markup=False, highlight=False)
+    for message in summary.warnings:
+        out.print(f"warning: {message}", markup=False, highlight=False)
+    if summary.problems:
+        out.print(f"problems: {len(summary.problems)} files not used (see problems.csv)", markup=False, highlight=False)
+    out.print(f"config hash: {summary.config_hash}", markup=False, highlight=False)
