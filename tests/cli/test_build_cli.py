@@ -94,3 +94,15 @@ def test_help_documents_every_option() -> None:
     for flag in ("--target", "--split", "--policy", "--size", "--max-multiplier", "--seed", "--link", "--workers",
                  "--overwrite", "--dry-run"):
         assert flag in result.output
+
+
+def test_an_empty_class_stops_the_build_naming_it(source: Path, tmp_path: Path) -> None:
+    """Issue 9: an empty class stops the build with a message naming the class (it was built as 0 rows)."""
+    (source / "bird").mkdir()
+    out = tmp_path / "out"
+    result = _run(str(source), str(out), "--workers", "1")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: empty classes in {source}: bird (a build needs at least one image per class)"
+    )
+    assert not out.exists() and not Path(f"{out}.incomplete").exists()

@@ -191,6 +191,7 @@ def build_dataset(
     Raises:
         OutputPathError: ``out`` inside ``source`` (or the reverse), or not empty.
         ValueError: a bad option (the rule, then "got X").
+        augbal.data.EmptyClassError: a class folder without a usable image (named).
 
     Example:
         >>> import tempfile, os
@@ -224,7 +225,7 @@ def build_dataset(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        index = scan(source, allow_empty=True)
+        index = scan(source)  # an empty class stops the build (EmptyClassError names it)
     try:
         sides = split_index(index, ratios=ratios, seed=seed)
     except ValueError as exc:

@@ -71,6 +71,7 @@ def build_dataset(
     its source file's content and k. Val and test are copied untouched.
     """
     from augbal.build import BuildOptionError, OutputPathError
+    from augbal.data import EmptyClassError
     from augbal.build import build_dataset as build
 
     ratios = _ratios(split)
@@ -81,6 +82,10 @@ def build_dataset(
         )
     except OutputPathError as exc:
         raise click.UsageError(str(exc)) from None
+    except EmptyClassError as exc:
+        raise click.ClickException(
+            f"empty classes in {exc.root}: {', '.join(exc.classes)} (a build needs at least one image per class)"
+        ) from None
     except BuildOptionError as exc:
         raise bad_parameter(exc.option, str(exc)) from None
     except OSError as exc:
