@@ -233,3 +233,22 @@ def test_concurrent_loads_keep_pillows_limit_and_warning_filters(tmp_path):
     assert results.count((6, 8, 3)) == 160 and results.count("too-large") == 160
     assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS and warnings.filters == filters_before
 
+
+
+def test_loaded_arrays_are_writable_for_every_conversion_path(tmp_path):
+    # np.asarray(pil_image) is a read-only view of Pillow's bytes: in-place edits raised
+    # "assignment destination is read-only" and default_collate warned about non-writable arrays
+    cases = {
+        "rgb.png": Image.new("RGB", (4, 2), (1, 2, 3)),
+        "gray.png": Image.new("L", (4, 2), 9),
+        "rgba.png": Image.new("RGBA", (4, 2), (1, 2, 3, 4)),
+        "i16.png": Image.new("I;16", (4, 2), 257),
+        "f.tif": Image.new("F", (4, 2), 0.5),
+        "rgb.jpg": Image.new("RGB", (4, 2), (10, 20, 30)),
+    }
+    for name, im in cases.items():
+        im.save(tmp_path / name)
+        out = load_rgb(tmp_path / name)
+        assert out.flags.writeable, name
+        out[0, 0] = 0  # raised ValueError: assignment destination is read-only
+        assert out.dtype == np.uint8 and out.shape == (2, 4, 3), name

@@ -267,7 +267,9 @@ def to_rgb(im: Image.Image, *, background: tuple[int, int, int] = (255, 255, 255
     # EXIF (sub-IFDs are parsed lazily here) and other formats' conversions may warn: silenced
     section = _decoding_section(im) if not im.info.get("exif") else _pillow_unchecked()
     with section:
-        return _to_rgb(im, background)
+        out = _to_rgb(im, background)
+    # np.asarray of a Pillow image is a read-only view of its bytes: callers edit arrays in place
+    return out if out.flags.writeable else out.copy()
 
 
 def _to_rgb(im: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
