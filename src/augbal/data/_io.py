@@ -8,7 +8,7 @@ import re
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -38,6 +38,9 @@ class ImageLoadError(ValueError):
         self.path = path
         self.kind = kind
         self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled by worker processes: rebuilt from what it names
+        return type(self), (self.path, self.kind, self.reason), self.__dict__
 
 
 #: Common spellings of Pillow format names (file extensions), accepted in ``formats``.
