@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -252,3 +254,46 @@ def test_loaded_arrays_are_writable_for_every_conversion_path(tmp_path):
         assert out.flags.writeable, name
         out[0, 0] = 0  # raised ValueError: assignment destination is read-only
         assert out.dtype == np.uint8 and out.shape == (2, 4, 3), name
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_fork_while_another_thread_parses_a_header_leaves_the_child_a_free_lock(tmp_path):
+    # DataLoader workers are forked: a fork while another thread held the Pillow-limit lock
+    # gave the child a lock nobody releases (its first load_rgb hung) and Pillow's limit
+    # and warning filters as the section had set them
+    import multiprocessing
+    import threading
+    import time
+
+    from augbal.data import _io
+
+    _gradient().save(tmp_path / "ok.png")
+    inside, done = threading.Event(), threading.Event()
+
+    def hold():
+        with _io._pillow_unchecked(123):
+            inside.set()
+            time.sleep(0.5)
+        done.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    inside.wait()
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_load_in_child, args=(str(tmp_path / "ok.png"), queue))
+    child.start()  # forked while the holder thread is inside the section
+    child.join(timeout=20)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+        child.join()
+    holder.join()
+    assert not hung, "the forked child's load_rgb waited forever on the Pillow-limit lock"
+    assert queue.get(timeout=5) == ((6, 8, 3), DEFAULT_MAX_PIXELS)
+    assert done.is_set() and Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS
+
+
+def _load_in_child(path, queue):
+    limit = Image.MAX_IMAGE_PIXELS
+    queue.put((load_rgb(path).shape, limit))

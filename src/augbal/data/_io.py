@@ -22,6 +22,13 @@ DEFAULT_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
 DEFAULT_MAX_PIXELS = 89_478_485
 
 _PILLOW_LIMIT_LOCK = threading.RLock()
+if hasattr(os, "register_at_fork"):  # a fork (DataLoader workers) waits for the section to end, so a
+    # child never inherits the lock held by a thread it does not have, nor the section's Pillow state
+    os.register_at_fork(
+        before=_PILLOW_LIMIT_LOCK.acquire,
+        after_in_parent=_PILLOW_LIMIT_LOCK.release,
+        after_in_child=_PILLOW_LIMIT_LOCK.release,
+    )
 
 
 class ImageLoadError(ValueError):
