@@ -130,3 +130,21 @@ def test_bad_mode():
     with pytest.raises(ValueError, match=r"mode must be 'w' or 'wb'; got 'a'"):
         with atomic_write("x", "a"):
             pass
+
+
+def test_a_folder_that_refuses_new_files_is_reported_against_the_target(tmp_path, monkeypatch):
+    # the temporary name (".a.txt.<random>.part") is no name the caller gave: the CLI's
+    # one-line error read "Permission denied: /data/.a.txt.k2j3_x.part"
+    import tempfile
+
+    def refuse(*, dir, prefix, suffix):
+        name = os.path.join(dir, f"{prefix}k2j3_x{suffix}")
+        raise PermissionError(13, "Permission denied", name)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    target = tmp_path / "a.txt"
+    with pytest.raises(PermissionError) as info:
+        atomic_write_text(target, "x")
+    assert info.value.filename == str(target) and info.value.errno == 13
+    assert str(info.value) == f"[Errno 13] Permission denied: '{target}'"
+    assert os.listdir(tmp_path) == []

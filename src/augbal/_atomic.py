@@ -95,7 +95,10 @@ def atomic_write(
     target = Path(path)
     folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".part")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".part")
+    except OSError as exc:  # name the file the caller asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, os.fspath(target)) from exc
     try:
         if mode == "wb":
             fh = os.fdopen(fd, "wb")

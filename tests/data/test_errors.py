@@ -9,6 +9,7 @@ from PIL import Image
 from augbal.data import (
     DuplicateClassError,
     EmptyClassError,
+    ImageLoadError,
     NoClassFoldersError,
     ScanSourceError,
     UnknownFormatError,
@@ -77,3 +78,27 @@ def test_unknown_formats_from_check_formats_scan_and_load_rgb(tmp_path):
         scan(root, formats=["jepg"])
     with pytest.raises(UnknownFormatError):
         load_rgb(root / "a" / "0.png", formats="webpp")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        EmptyClassError("data", ["bird", "cow"]),
+        NoClassFoldersError("data"),
+        DuplicateClassError(["cat", "cat"]),
+        UnknownFormatError(["JPGG"], ["jpgg", "png"]),
+        ScanSourceError("notes.txt"),
+        ImageLoadError("data/cat/0001.jpg", "truncated", "cannot decode image: image file is truncated"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_errors_survive_pickling_as_worker_processes_send_them(error):
+    # multiprocessing / ProcessPoolExecutor pickle a worker's exception; unpickling called
+    # __init__(message) and raised TypeError (missing arguments) or doubled the message
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(error))
+    assert type(clone) is type(error)
+    assert str(clone) == str(error)
+    assert vars(clone) == vars(error)
+    assert clone.args == error.args

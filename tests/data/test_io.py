@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -233,3 +235,65 @@ def test_concurrent_loads_keep_pillows_limit_and_warning_filters(tmp_path):
     assert results.count((6, 8, 3)) == 160 and results.count("too-large") == 160
     assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS and warnings.filters == filters_before
 
+
+
+def test_loaded_arrays_are_writable_for_every_conversion_path(tmp_path):
+    # np.asarray(pil_image) is a read-only view of Pillow's bytes: in-place edits raised
+    # "assignment destination is read-only" and default_collate warned about non-writable arrays
+    cases = {
+        "rgb.png": Image.new("RGB", (4, 2), (1, 2, 3)),
+        "gray.png": Image.new("L", (4, 2), 9),
+        "rgba.png": Image.new("RGBA", (4, 2), (1, 2, 3, 4)),
+        "i16.png": Image.new("I;16", (4, 2), 257),
+        "f.tif": Image.new("F", (4, 2), 0.5),
+        "rgb.jpg": Image.new("RGB", (4, 2), (10, 20, 30)),
+    }
+    for name, im in cases.items():
+        im.save(tmp_path / name)
+        out = load_rgb(tmp_path / name)
+        assert out.flags.writeable, name
+        out[0, 0] = 0  # raised ValueError: assignment destination is read-only
+        assert out.dtype == np.uint8 and out.shape == (2, 4, 3), name
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_fork_while_another_thread_parses_a_header_leaves_the_child_a_free_lock(tmp_path):
+    # DataLoader workers are forked: a fork while another thread held the Pillow-limit lock
+    # gave the child a lock nobody releases (its first load_rgb hung) and Pillow's limit
+    # and warning filters as the section had set them
+    import multiprocessing
+    import threading
+    import time
+
+    from augbal.data import _io
+
+    _gradient().save(tmp_path / "ok.png")
+    inside, done = threading.Event(), threading.Event()
+
+    def hold():
+        with _io._pillow_unchecked(123):
+            inside.set()
+            time.sleep(0.5)
+        done.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    inside.wait()
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_load_in_child, args=(str(tmp_path / "ok.png"), queue))
+    child.start()  # forked while the holder thread is inside the section
+    child.join(timeout=20)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+        child.join()
+    holder.join()
+    assert not hung, "the forked child's load_rgb waited forever on the Pillow-limit lock"
+    assert queue.get(timeout=5) == ((6, 8, 3), DEFAULT_MAX_PIXELS)
+    assert done.is_set() and Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS
+
+
+def _load_in_child(path, queue):
+    limit = Image.MAX_IMAGE_PIXELS
+    queue.put((load_rgb(path).shape, limit))

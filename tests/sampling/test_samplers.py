@@ -438,3 +438,31 @@ def test_class_order_drawn_ahead_raises_the_threads_error(monkeypatch):
     monkeypatch.setattr(ClassAwareSampler, "_class_blocks", broken)
     with pytest.raises(RuntimeError, match="class order failed"):
         list(ClassAwareSampler(SKEW, seed=0))
+
+
+def test_no_thread_to_spare_falls_back_to_one_thread_with_the_same_draws(monkeypatch):
+    # a process at its thread limit (a container's pids.max, ulimit -u) cannot start the class
+    # index's or the class order's second thread: Thread.start raised "can't start new thread"
+    import types
+
+    from augbal.sampling import _base
+
+    labels = np.random.default_rng(3).integers(0, 6, 1 << 17)
+    monkeypatch.setattr(_base, "_cpus", lambda: 2)
+    want = ClassAwareSampler(labels, seed=2, weighting="sqrt")
+    want._fit()
+    expected_order, expected = want.order_.copy(), np.concatenate(list(want.batches(4096)))
+    assert want._plan(0).blocks is not None  # the drawn-ahead path (2^17 positions, 2 CPUs)
+
+    class Refusing:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def start(self):
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_base, "threading", types.SimpleNamespace(Thread=Refusing))
+    got = ClassAwareSampler(labels, seed=2, weighting="sqrt")
+    assert np.array_equal(np.concatenate(list(got.batches(4096))), expected)
+    assert np.array_equal(got.order_, expected_order)
+    assert got._plan(0).blocks is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any
 
 
 class NoClassFoldersError(ValueError):
@@ -26,6 +27,9 @@ class NoClassFoldersError(ValueError):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.fspath(root)
         super().__init__(f"no class folders found in {self.root} (expected root/<class>/<image>)")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled by worker processes: rebuilt from what it names
+        return type(self), (self.root,), self.__dict__
 
 
 class EmptyClassError(ValueError):
@@ -43,6 +47,9 @@ class EmptyClassError(ValueError):
             f"every class needs at least one image (pass allow_empty=True to keep empty classes); "
             f"empty classes in {self.root}: {', '.join(self.classes)}"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled by worker processes: rebuilt from what it names
+        return type(self), (self.root, self.classes), self.__dict__
 
 
 class DuplicateClassError(ValueError):
@@ -64,6 +71,9 @@ class DuplicateClassError(ValueError):
         self.duplicates = tuple(repeated)
         super().__init__(f"classes must be distinct names; got {list(self.classes)}")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled by worker processes: rebuilt from what it names
+        return type(self), (self.classes,), self.__dict__
+
 
 class UnknownFormatError(ValueError):
     """Image format names that Pillow cannot open (a typo would otherwise refuse every file).
@@ -81,6 +91,9 @@ class UnknownFormatError(ValueError):
             f"unknown: {', '.join(self.unknown)}; got {list(self.formats)}"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled by worker processes: rebuilt from what it names
+        return type(self), (self.unknown, self.formats), self.__dict__
+
 
 class ScanSourceError(ValueError):
     """A path that is neither an image folder nor a ``.csv`` / ``.jsonl`` manifest.
@@ -92,6 +105,9 @@ class ScanSourceError(ValueError):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         super().__init__(f"scan needs an image folder or a .csv/.jsonl manifest; got {self.path}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled by worker processes: rebuilt from what it names
+        return type(self), (self.path,), self.__dict__
 
 
 __all__ = ["DuplicateClassError", "EmptyClassError", "NoClassFoldersError", "ScanSourceError", "UnknownFormatError"]

@@ -8,7 +8,7 @@ import re
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -22,6 +22,13 @@ DEFAULT_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
 DEFAULT_MAX_PIXELS = 89_478_485
 
 _PILLOW_LIMIT_LOCK = threading.RLock()
+if hasattr(os, "register_at_fork"):  # a fork (DataLoader workers) waits for the section to end, so a
+    # child never inherits the lock held by a thread it does not have, nor the section's Pillow state
+    os.register_at_fork(
+        before=_PILLOW_LIMIT_LOCK.acquire,
+        after_in_parent=_PILLOW_LIMIT_LOCK.release,
+        after_in_child=_PILLOW_LIMIT_LOCK.release,
+    )
 
 
 class ImageLoadError(ValueError):
@@ -38,6 +45,9 @@ class ImageLoadError(ValueError):
         self.path = path
         self.kind = kind
         self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled by worker processes: rebuilt from what it names
+        return type(self), (self.path, self.kind, self.reason), self.__dict__
 
 
 #: Common spellings of Pillow format names (file extensions), accepted in ``formats``.
@@ -267,7 +277,9 @@ def to_rgb(im: Image.Image, *, background: tuple[int, int, int] = (255, 255, 255
     # EXIF (sub-IFDs are parsed lazily here) and other formats' conversions may warn: silenced
     section = _decoding_section(im) if not im.info.get("exif") else _pillow_unchecked()
     with section:
-        return _to_rgb(im, background)
+        out = _to_rgb(im, background)
+    # np.asarray of a Pillow image is a read-only view of its bytes: callers edit arrays in place
+    return out if out.flags.writeable else out.copy()
 
 
 def _to_rgb(im: Image.Image, background: tuple[int, int, int]) -> np.ndarray:

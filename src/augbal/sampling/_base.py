@@ -402,11 +402,17 @@ class ClassSampler(Sampler):
                     error.append(e)
 
             thread = threading.Thread(target=tail, name="augbal-class-index", daemon=True)
-            thread.start()
+            started = True
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to spare (a process at its thread limit): sorted here
+                started = False
+                tail()
             try:
                 _sort_into(order, labels, 0, split, dense_of, offsets[:-1].copy())
             finally:
-                thread.join()
+                if started:
+                    thread.join()
             if error:
                 raise error[0]
         self.classes_ = classes.astype(np.int64)
@@ -512,7 +518,10 @@ class ClassSampler(Sampler):
                 out[0] = error
 
         thread = threading.Thread(target=draw, name="augbal-class-order", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to spare (a process at its thread limit): drawn lazily, the same draws
+            return None
         return thread, out
 
     def _pad_streams(self, plan: _Plan, q: np.ndarray, final: np.ndarray) -> None:
