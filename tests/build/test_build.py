@@ -214,3 +214,21 @@ def test_rarity_scaled_policy_takes_the_training_counts(small_source: Path, tmp_
     s = build_dataset(small_source, tmp_path / "o", policy="rarity_scaled", split=ALL_TRAIN, dry_run=True)
     assert s.config["policy"]["name"] == "rarity_scaled" and s.config["policy"]["counts"] == [12, 5, 2]
     assert _train_before(s) == {"a": 12, "b": 5, "c": 2}
+
+
+@pytest.mark.parametrize("name", ["manifest.csv", "manifest.jsonl"])
+def test_read_manifest_reads_the_build_manifest_back(small_source: Path, tmp_path: Path, name: str) -> None:
+    """Issue 9: read_manifest(OUT/manifest.csv) reads a build back with labels and groups (extra columns
+    such as source_hash or repeat are ignored; the CSV header used to be refused)."""
+    from augbal.data import read_manifest
+
+    out = tmp_path / "out"
+    build_dataset(small_source, out, split=ALL_TRAIN, workers=1)
+    rows = read_manifest(out / name)
+    lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == len(lines) == 36
+    assert [(r.path, r.label, r.group) for r in rows] == [
+        (os.path.normpath(out / x["path"]), x["label"], x["group"]) for x in lines
+    ]
+    index = scan(out / name)
+    assert dict(zip(index.classes, index.class_counts().tolist())) == {"a": 12, "b": 12, "c": 12}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import unicodedata
 import warnings
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 PATH_WORDS = ("path", "file", "filename", "filepath", "file_path", "image", "image_path", "img")
 LABEL_WORDS = ("label", "class", "category", "target", "class_name", "classname")
 GROUP_WORDS = ("group", "group_id")
+_COLUMN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class LabelCaseWarning(UserWarning):
@@ -146,9 +148,20 @@ def _warn_case_only(path: Path, rows: list[ManifestRow]) -> None:
 
 
 def _header_columns(record: list[str]) -> dict[str, int] | None:
-    """Column positions when ``record`` is all header words; ``None`` when it is a data row."""
+    """Column positions when ``record`` is a header row; ``None`` when it is a data row.
+
+    A header is all header words, or names a path and a label column among other plain
+    column names (``source_hash``, ``repeat``, ...: a build manifest's extra columns), which
+    are then ignored."""
     words = [field.strip().lower() for field in record]
-    if not words or not all(w in PATH_WORDS or w in LABEL_WORDS or w in GROUP_WORDS for w in words):
+    known = [w in PATH_WORDS or w in LABEL_WORDS or w in GROUP_WORDS for w in words]
+    if not words or not any(known):
+        return None
+    if not all(known) and not (
+        any(w in PATH_WORDS for w in words)
+        and any(w in LABEL_WORDS for w in words)
+        and all(_COLUMN_NAME.fullmatch(w) for w in words)
+    ):
         return None
     columns = {}
     for name, vocabulary in (("path", PATH_WORDS), ("label", LABEL_WORDS), ("group", GROUP_WORDS)):
