@@ -56,7 +56,7 @@ def _ratios(value: str) -> tuple[float, float, float]:
 @click.option("--link", is_flag=True, help="Hard-link originals instead of copying them.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Augmentation processes (default: the CPUs available).")
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (and discard a leftover OUT.incomplete).")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (and, without --resume, discard a leftover OUT.incomplete).")
 @click.option("--resume", is_flag=True,
               help="Continue the interrupted build in OUT.incomplete, keeping the files it wrote; refused (naming "
               "the setting) unless it was started with the same configuration.")
