@@ -113,3 +113,28 @@ def test_resume_without_a_leftover_builds_from_scratch(small_source: Path, tree_
     build_dataset(small_source, tmp_path / "whole", split=ALL_TRAIN, workers=1)
     assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "whole")
     assert not (tmp_path / "out" / ".augbal-build.json").exists()
+
+
+def test_resume_after_a_stop_just_before_the_rename(small_source: Path, tree_bytes, tmp_path, monkeypatch) -> None:
+    """The state file is gone, summary.json is written: the leftover is still recognised and completed."""
+    out = tmp_path / "out"
+
+    real_replace = os.replace
+
+    def stop(src, dst, **kwargs):
+        if Path(dst) == out:  # only the final rename of OUT.incomplete fails
+            raise OSError(errno.EIO, "Input/output error", str(out))
+        return real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(build_module.os, "replace", stop)
+    with pytest.raises(OSError, match="Input/output error"):
+        build_dataset(small_source, out, split=ALL_TRAIN, workers=1)
+    monkeypatch.undo()
+    staging = tmp_path / "out.incomplete"
+    assert not (staging / ".augbal-build.json").exists() and (staging / "summary.json").is_file()
+    with pytest.raises(ResumeRefusedError, match="started with --seed 0, this run has --seed 2"):
+        build_dataset(small_source, out, split=ALL_TRAIN, workers=1, seed=2, resume=True)
+    s = build_dataset(small_source, out, split=ALL_TRAIN, workers=1, resume=True)
+    assert s.resumed == 17
+    build_dataset(small_source, tmp_path / "whole", split=ALL_TRAIN, workers=1)
+    assert tree_bytes(out) == tree_bytes(tmp_path / "whole")

@@ -157,8 +157,10 @@ def _setting_text(key: str, value: Any) -> str:
 
 def _check_resumable(staging: Path, config: Mapping[str, Any], config_hash: str) -> None:
     """Refuse to continue ``staging`` unless it was started with this configuration (names the setting)."""
+    # a build stopped between removing its state file and the rename has written summary.json
+    name = STATE_FILE if (staging / STATE_FILE).exists() else "summary.json"
     try:
-        state = json.loads((staging / STATE_FILE).read_text(encoding="utf-8"))
+        state = json.loads((staging / name).read_text(encoding="utf-8"))
         started, started_hash = state["config"], state["config_hash"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ResumeRefusedError(
@@ -424,7 +426,7 @@ def build_dataset(
         written = run_local(plan.items, str(staging), **options)
     resumed = sum(plan.augmented().values()) - written if resuming else 0
     _write_outputs(staging, plan, summary, spec)
-    (staging / STATE_FILE).unlink()
+    (staging / STATE_FILE).unlink(missing_ok=True)
     if out.exists():
         shutil.rmtree(out)
     os.replace(staging, out)
