@@ -92,7 +92,7 @@ def test_help_documents_every_option() -> None:
     result = CliRunner().invoke(cli, ["build-dataset", "--help"])
     assert result.exit_code == 0
     for flag in ("--target", "--split", "--policy", "--size", "--max-multiplier", "--seed", "--link", "--workers",
-                 "--overwrite", "--dry-run"):
+                 "--overwrite", "--dry-run", "--resume", "--undersample", "--progress / --no-progress"):
         assert flag in result.output
 
 
@@ -106,3 +106,68 @@ def test_an_empty_class_stops_the_build_naming_it(source: Path, tmp_path: Path) 
         f"Error: empty classes in {source}: bird (a build needs at least one image per class)"
     )
     assert not out.exists() and not Path(f"{out}.incomplete").exists()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _interrupted(source: Path, out: Path, monkeypatch, *args: str) -> None:
+    """Leave ``OUT.incomplete`` as a build that failed after its first 35 files (30 originals, 5 copies)."""
+    import errno
+
+    import augbal.build._build as build_module
+    from augbal.build._execute import run_local
+
+    def crash(items, root, **kwargs):
+        run_local(items[:35], root, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", root)
+
+    monkeypatch.setattr(build_module, "run_local", crash)
+    result = _run(str(source), str(out), "--split", "1,0,0", "--workers", "1", *args)
+    assert result.exit_code == 1 and "No space left on device" in result.output
+    monkeypatch.setattr(build_module, "run_local", run_local)
+
+
+def test_resume_continues_and_a_leftover_without_it_is_refused(source: Path, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    _interrupted(source, out, monkeypatch, "--seed", "0")
+    result = _run(str(source), str(out), "--split", "1,0,0", "--workers", "1")
+    assert result.exit_code == 2
+    assert f"an interrupted build left {out}.incomplete; --resume (resume=True) continues it" in result.output
+    result = _run(str(source), str(out), "--split", "1,0,0", "--workers", "1", "--seed", "1", "--resume")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: --resume refused: {out}.incomplete was started with --seed 0, this run has --seed 1"
+    )
+    result = _run(str(source), str(out), "--split", "1,0,0", "--workers", "1", "--resume")
+    assert result.exit_code == 0, result.output
+    assert "resumed: kept 5 augmented copies already written" in result.output
+    whole = _run(str(source), str(tmp_path / "whole"), "--split", "1,0,0", "--workers", "1")
+    assert whole.exit_code == 0 and "resumed" not in whole.output
+    assert _tree(out) == _tree(tmp_path / "whole")
+
+
+def test_undersample_drops_originals_before_oversampling(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _run(str(source), str(out), "--split", "1,0,0", "--workers", "1", "--undersample", '{"a": 15}')
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "│ a " in x and "train" in x)
+    assert [c.strip() for c in line.split("│")[3:7]] == ["20", "15", "1", "0"]
+    assert "undersampled: 5 training originals dropped (listed in summary.json)" in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["after"]["train"] == {"a": 15, "b": 15} and len(summary["dropped"]) == 5
+    bad = _run(str(source), str(tmp_path / "o2"), "--dry-run", "--undersample", '{"a": 99}')
+    assert bad.exit_code == 2 and "--undersample" in bad.output and "got 99 for class 'a'" in bad.output
+
+
+def test_progress_is_off_under_clirunner_and_changes_no_output_file(source: Path, tmp_path: Path) -> None:
+    args = ("--split", "0.6,0.2,0.2", "--workers", "1")
+    plain = _run(str(source), str(tmp_path / "plain"), *args)
+    assert plain.exit_code == 0 and "images/s" not in plain.stderr and "images/s" not in plain.output
+    shown = _run(str(source), str(tmp_path / "shown"), *args, "--progress")
+    assert shown.exit_code == 0, shown.output
+    assert "images/s" in shown.stderr and "ETA" in shown.stderr and "images/s" not in shown.stdout
+    assert _tree(tmp_path / "shown") == _tree(tmp_path / "plain")
+    dry = _run(str(source), str(tmp_path / "dry"), *args, "--progress", "--dry-run")
+    assert dry.exit_code == 0 and "images/s" not in dry.stderr

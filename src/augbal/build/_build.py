@@ -10,6 +10,7 @@ import shutil
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,20 @@ from augbal._validation import check_int, check_seed
 from ._execute import run_local
 from ._plan import SPLITS, Plan, make_plan, plan_rows
 
+STATE_FILE = ".augbal-build.json"
 MANIFEST_COLUMNS = ("path", "label", "split", "group", "source_path", "source_hash", "policy", "repeat", "seed")
 
 
 class OutputPathError(ValueError):
     """The output folder cannot be used: inside the source, holding the source, or not empty."""
+
+
+class ResumeRefusedError(OutputPathError):
+    """``resume`` found an ``OUT.incomplete`` started with another configuration (``setting`` names it)."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class BuildOptionError(ValueError):
@@ -49,6 +59,8 @@ class BuildSummary:
         dry_run: nothing was written.
         warnings: what the scan warned about (classes with 1 or 2 images, ...).
         counts: ``{"before" | "after": {split: {class: images}}}``.
+        dropped: training originals ``undersample`` left out, as ``{"path", "label", "source_hash"}``.
+        resumed: augmented copies an interrupted build had already written and this one kept.
     """
 
     out: Path
@@ -60,6 +72,8 @@ class BuildSummary:
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
     counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    dropped: list[dict[str, str]] = field(default_factory=list)
+    resumed: int = 0
 
     @property
     def written(self) -> int:
@@ -67,8 +81,11 @@ class BuildSummary:
         return sum(r["after"] for r in self.rows)
 
 
-def check_output(source: Path, out: Path, *, overwrite: bool) -> None:
+def check_output(source: Path, out: Path, *, overwrite: bool, resume: bool = False) -> None:
     """Refuse an ``out`` inside ``source``, a ``source`` inside ``out``, or a non-empty ``out``.
+
+    A leftover ``out.incomplete`` is refused too unless ``overwrite`` (discard it) or
+    ``resume`` (continue it; its configuration is checked later).
 
     Raises:
         OutputPathError: naming both paths, or the folder and ``overwrite``.
@@ -83,9 +100,10 @@ def check_output(source: Path, out: Path, *, overwrite: bool) -> None:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputPathError(f"OUT must be empty or missing (--overwrite, overwrite=True, replaces it); got non-empty {out}")
     partial = _incomplete(out)
-    if partial.exists() and not overwrite:
+    if partial.exists() and not overwrite and not resume:
         raise OutputPathError(
-            f"an interrupted build left {partial}; --overwrite (overwrite=True) discards it; got {partial} present"
+            f"an interrupted build left {partial}; --resume (resume=True) continues it, --overwrite "
+            f"(overwrite=True) discards it; got {partial} present"
         )
 
 
@@ -121,6 +139,83 @@ def _policy_spec(policy: Any, *, seed: int, counts: list[int], classes: tuple[st
     for key in ("mean", "std", "size"):  # the build sets these (uint8 output at the chosen size)
         spec.pop(key, None)
     return build_policy(spec).to_dict()
+
+
+_FLAGS = {"source": "SOURCE", "max_multiplier": "--max-multiplier"}
+
+
+def _setting_text(key: str, value: Any) -> str:
+    """``--seed 0``: a configuration value as the command-line flag that sets it."""
+    flag = _FLAGS.get(key, "--" + key.replace("_", "-"))
+    if isinstance(value, bool):
+        return flag if value else f"no {flag}"
+    if value is None:
+        return f"no {flag}"
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return f"{flag} {text}"
+
+
+def _check_resumable(staging: Path, config: Mapping[str, Any], config_hash: str) -> None:
+    """Refuse to continue ``staging`` unless it was started with this configuration (names the setting)."""
+    # a build stopped between removing its state file and the rename has written summary.json
+    name = STATE_FILE if (staging / STATE_FILE).exists() else "summary.json"
+    try:
+        state = json.loads((staging / name).read_text(encoding="utf-8"))
+        started, started_hash = state["config"], state["config_hash"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ResumeRefusedError(
+            f"--resume refused: {staging} has no readable {STATE_FILE} (not started by this version of "
+            f"build-dataset); --overwrite discards it", "state") from None
+    if started_hash == config_hash and started == dict(config):
+        return
+    # the policy spec carries the seed: a seed change is named as --seed, not as the policy it implies
+    for key in sorted(set(started) | set(config), key=lambda k: (k == "policy", k)):
+        if started.get(key) != config.get(key):
+            raise ResumeRefusedError(
+                f"--resume refused: {staging} was started with {_setting_text(key, started.get(key))}, "
+                f"this run has {_setting_text(key, config.get(key))}", key)
+    raise ResumeRefusedError(f"--resume refused: {staging} has configuration hash {started_hash}, "
+                             f"this run has {config_hash}", "config_hash")
+
+
+def undersample_train(index: Any, train: np.ndarray, keep: Mapping[int, int], *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep ``keep[c]`` training originals of each class ``c``: ``(kept, dropped)`` positions.
+
+    Which originals stay is fixed by a seeded order on ``(seed, content hash)`` (path breaks
+    ties), not by the listing, so adding another file moves at most the cut-off.
+
+    Example:
+        >>> import numpy as np
+        >>> from types import SimpleNamespace
+        >>> ix = SimpleNamespace(labels=np.array([0, 0, 0, 1]), hashes=np.array(["a", "b", "c", "d"]),
+        ...                      paths=np.array(["0", "1", "2", "3"]))
+        >>> kept, dropped = undersample_train(ix, np.arange(4), {0: 1, 1: 1}, seed=0)
+        >>> kept.tolist(), dropped.tolist()
+        ([0, 3], [1, 2])
+    """
+    labels, hashes, paths = index.labels, index.hashes, index.paths
+    kept: list[int] = []
+    dropped: list[int] = []
+    for c in sorted({int(labels[i]) for i in train}):
+        members = [int(i) for i in train if int(labels[i]) == c]
+        order = sorted(members, key=lambda i: (hashlib.sha256(f"{seed}:{hashes[i]}".encode()).hexdigest(),
+                                               str(paths[i])))
+        n = min(int(keep.get(c, len(members))), len(members))
+        kept.extend(order[:n])
+        dropped.extend(order[n:])
+    return np.array(sorted(kept), dtype=np.int64), np.array(sorted(dropped), dtype=np.int64)
+
+
+def _progress_bar(total: int) -> Any:
+    """A rich progress bar on stderr: images done of ``total``, images/s and the time left."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("writing"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} images/s"), TextColumn("ETA"), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=False,
+    ), total
 
 
 def _available_cpus() -> int:
@@ -159,6 +254,9 @@ def build_dataset(
     workers: int | None = None,
     overwrite: bool = False,
     dry_run: bool = False,
+    resume: bool = False,
+    undersample: Any = None,
+    progress: bool = False,
 ) -> BuildSummary:
     """Build a balanced, augmented copy of the image folder ``source`` in ``out``.
 
@@ -187,9 +285,17 @@ def build_dataset(
         workers: augmentation processes (default: the CPUs available to this process).
         overwrite: replace a non-empty ``out``.
         dry_run: plan and return the summary without writing anything.
+        resume: continue the interrupted build in ``<out>.incomplete`` (refused, naming the
+            setting, unless it was started with this configuration); files it wrote are kept.
+        undersample: an imbalanced-learn under-sampling ``sampling_strategy`` (``"auto"`` =
+            ``"not minority"``, ``"majority"``, ``{class: count}``, a float ratio, ...) applied to
+            the training split first; kept originals follow a seeded content-hash order, the
+            dropped ones are listed in ``summary.json`` and not copied.
+        progress: show a progress bar on stderr while writing (never in a dry run).
 
     Raises:
         OutputPathError: ``out`` inside ``source`` (or the reverse), or not empty.
+        ResumeRefusedError: ``resume`` with an ``<out>.incomplete`` of another configuration.
         ValueError: a bad option (the rule, then "got X").
         augbal.data.EmptyClassError: a class folder without a usable image (named).
 
@@ -212,7 +318,7 @@ def build_dataset(
     check_int("workers", workers, low=1, allow_none=True)
     if not source.exists():
         raise FileNotFoundError(f"SOURCE must be an image folder or a manifest; no such path: {source}")
-    check_output(source, out, overwrite=overwrite)
+    check_output(source, out, overwrite=overwrite, resume=resume)
     try:
         ratios = tuple(float(r) for r in split)
     except (TypeError, ValueError):
@@ -222,6 +328,11 @@ def build_dataset(
     except json.JSONDecodeError as exc:
         raise BuildOptionError("target", f"target must be a sampling_strategy name, a float or a JSON dict; "
                                f"got {target!r} ({exc.msg})") from None
+    try:
+        under = _parse_target(undersample)
+    except json.JSONDecodeError as exc:
+        raise BuildOptionError("undersample", f"undersample must be a sampling_strategy name, a float or a JSON "
+                               f"dict; got {undersample!r} ({exc.msg})") from None
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -230,14 +341,22 @@ def build_dataset(
         sides = split_index(index, ratios=ratios, seed=seed)
     except ValueError as exc:
         raise BuildOptionError("split", str(exc)) from None
-    train_counts = np.bincount(index.labels[sides.train_indices], minlength=len(index.classes))
+    train = sides.train_indices
+    dropped = np.array([], dtype=np.int64)
+    if under is not None:
+        try:
+            keep = check_sampling_strategy(under, np.bincount(index.labels[train], minlength=len(index.classes)).tolist(), kind="under", classes=index.classes)
+        except (TypeError, ValueError) as exc:
+            raise BuildOptionError("undersample", str(exc)) from None
+        train, dropped = undersample_train(index, train, keep, seed=seed)
+    train_counts = np.bincount(index.labels[train], minlength=len(index.classes))
     try:
         targets = check_sampling_strategy(strategy, train_counts.tolist(), kind="over", classes=index.classes)
     except (TypeError, ValueError) as exc:
         raise BuildOptionError("target", str(exc)) from None
     plan = make_plan(
         index,
-        {"train": sides.train_indices, "val": sides.val_indices, "test": sides.test_indices},
+        {"train": train, "val": sides.val_indices, "test": sides.test_indices},
         targets,
         seed=seed,
         max_multiplier=max_multiplier,
@@ -249,6 +368,7 @@ def build_dataset(
     config = {
         "source": os.path.abspath(source),
         "target": strategy,
+        "undersample": under,
         "split": list(ratios),
         "policy": spec,
         "size": size,
@@ -257,29 +377,61 @@ def build_dataset(
         "link": link,
         "format": "png",
     }
+    rows = plan_rows(plan)
+    before = {s: dict(plan.before[s]) for s in SPLITS}
+    for i in dropped.tolist():  # "before" counts the split as it was, "after" what is written
+        before["train"][index.classes[int(index.labels[i])]] += 1
+    for r in rows:
+        r["before"] = before[r["split"]][r["class"]]
     summary = BuildSummary(
         out=out,
-        rows=plan_rows(plan),
+        rows=rows,
         short=plan.short,
         problems=[{"path": p.path, "kind": p.kind, "reason": p.reason} for p in index.problems],
         config=config,
         config_hash=_config_hash(config),
         dry_run=dry_run,
         warnings=[str(w.message) for w in caught],
-        counts={"before": plan.before, "after": plan.after()},
+        counts={"before": before, "after": plan.after()},
+        dropped=[{"path": str(index.paths[i]), "label": index.classes[int(index.labels[i])],
+                  "source_hash": str(index.hashes[i])} for i in dropped.tolist()],
     )
     if dry_run:
         return summary
     staging = _incomplete(out)
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    config_hash = summary.config_hash
+    resuming = resume and staging.exists()
+    if resuming:
+        _check_resumable(staging, config, config_hash)
+    else:
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        with atomic_write(staging / STATE_FILE, encoding="utf-8") as fh:
+            fh.write(json.dumps({"config": config, "config_hash": config_hash}, indent=2, sort_keys=True) + "\n")
     n_workers = workers or _available_cpus()
-    run_local(plan.items, str(staging), spec=spec, size=size, link=link, workers=n_workers)
+    options: dict[str, Any] = dict(spec=spec, size=size, link=link, workers=n_workers, resume=resuming)
+    if progress:
+        bar, total = _progress_bar(len(plan.items))
+        with bar:
+            task = bar.add_task("writing", total=total, rate="0.0")
+
+            def advance(n: int) -> None:
+                bar.advance(task, n)
+                speed = bar.tasks[task].speed
+                bar.update(task, rate=f"{speed or 0.0:.1f}")
+
+            written = run_local(plan.items, str(staging), advance=advance, **options)
+    else:
+        written = run_local(plan.items, str(staging), **options)
+    resumed = sum(plan.augmented().values()) - written if resuming else 0
     _write_outputs(staging, plan, summary, spec)
+    (staging / STATE_FILE).unlink(missing_ok=True)
     if out.exists():
         shutil.rmtree(out)
     os.replace(staging, out)
+    if resuming:
+        return replace(summary, resumed=resumed)
     return summary
 
 
@@ -319,6 +471,7 @@ def _write_outputs(root: Path, plan: Plan, summary: BuildSummary, spec: dict[str
         "rows": summary.rows,
         "short": {c: {"target": t, "reached": r} for c, (t, r) in summary.short.items()},
         "problems": summary.problems,
+        "dropped": summary.dropped,
         "warnings": summary.warnings,
         "config": summary.config,
         "config_hash": summary.config_hash,

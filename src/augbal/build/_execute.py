@@ -6,12 +6,13 @@ import io
 import multiprocessing
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 import numpy as np
 
+from augbal._atomic import atomic_write_bytes
 from augbal._draw import Draw
 
 from ._plan import Item
@@ -76,23 +77,69 @@ class Augmenter:
         return buf.getvalue()
 
 
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
 def _write_bytes(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as fh:
-        fh.write(data)
+    """Write atomically (a temporary file renamed into place): a file present is complete."""
+    atomic_write_bytes(path, data, fsync=False)
+
+
+def is_done(item: Item, root: str) -> bool:
+    """Whether ``root/item.out`` is already written completely (checked cheaply, for ``resume``).
+
+    Every output is written atomically, so a present file is whole; this still checks that an
+    original has its source's size and that an augmented PNG ends with its ``IEND`` chunk.
+    """
+    target = os.path.join(root, item.out)
+    try:
+        size = os.path.getsize(target)
+    except OSError:
+        return False
+    if item.repeat == 0:
+        try:
+            return size == os.path.getsize(item.source)
+        except OSError:
+            return False
+    if size < len(_PNG_END):
+        return False
+    with open(target, "rb") as fh:
+        fh.seek(-len(_PNG_END), os.SEEK_END)
+        return fh.read() == _PNG_END
+
+
+def remove_partial_files(root: str) -> int:
+    """Delete the temporary ``.<name>.<random>.part`` files an interrupted build left under ``root``."""
+    removed = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if name.startswith(".") and name.endswith(".part"):
+                os.remove(os.path.join(folder, name))
+                removed += 1
+    return removed
 
 
 def copy_original(item: Item, root: str, *, link: bool) -> None:
-    """Copy (or hard-link) an original to ``root/item.out`` unchanged."""
+    """Copy (or hard-link) an original to ``root/item.out`` unchanged, atomically."""
     target = os.path.join(root, item.out)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
     if link:
         try:
-            os.link(item.source, target)
+            if os.path.lexists(target):
+                os.remove(target)
+            os.link(item.source, target)  # a link is whole or absent
             return
         except OSError:  # another file system, or links not allowed: copy instead
             pass
-    shutil.copyfile(item.source, target)
+    temp = os.path.join(folder, f".{os.path.basename(target)}.{os.getpid()}.part")
+    try:
+        shutil.copyfile(item.source, temp)
+        os.replace(temp, target)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
 
 
 def _augment_chunk(items: Sequence[Item], root: str, spec: Any, size: int | None) -> int:
@@ -125,32 +172,53 @@ def _context() -> Any:
 
 
 def run_local(
-    items: Sequence[Item], root: str, *, spec: Any, size: int | None, link: bool, workers: int
+    items: Sequence[Item],
+    root: str,
+    *,
+    spec: Any,
+    size: int | None,
+    link: bool,
+    workers: int,
+    resume: bool = False,
+    advance: Callable[[int], None] | None = None,
 ) -> int:
     """Write every item of a plan under ``root``: originals here, augmented copies in ``workers`` processes.
 
     At most ``2 * workers`` chunks are in flight (a bounded queue), so memory does not grow
     with the number of images. Every output depends only on its item, so the files are the
-    same for any ``workers``.
+    same for any ``workers``. With ``resume``, items already complete under ``root`` (see
+    ``is_done``) are kept and not redone. ``advance(n)`` is called as ``n`` more items are done
+    (kept ones included). Returns the number of augmented copies written by this call.
     """
+    step = advance or (lambda n: None)
+    if resume:
+        remove_partial_files(root)
+    todo: list[Item] = []
     for item in items:
-        if item.repeat == 0:
+        if resume and is_done(item, root):
+            step(1)
+        elif item.repeat == 0:
             copy_original(item, root, link=link)
-    augmented = [item for item in items if item.repeat > 0]
-    if workers <= 1 or len(augmented) <= _CHUNK:
-        for chunk in _chunks(augmented, _CHUNK):
-            _augment_chunk(chunk, root, spec, size)
-        return len(augmented)
+            step(1)
+        else:
+            todo.append(item)
+    if workers <= 1 or len(todo) <= _CHUNK:
+        for chunk in _chunks(todo, _CHUNK):
+            step(_augment_chunk(chunk, root, spec, size))
+        return len(todo)
     done = 0
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         pending: set[Future[int]] = set()
-        for chunk in _chunks(augmented, _CHUNK):
+        for chunk in _chunks(todo, _CHUNK):
             if len(pending) >= 2 * workers:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                done += sum(f.result() for f in finished)
+                for f in finished:
+                    done += f.result()
+                    step(f.result())
             pending.add(pool.submit(_augment_chunk, chunk, root, spec, size))
         for future in pending:
             done += future.result()
+            step(future.result())
     return done
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,14 @@ def _ratios(value: str) -> tuple[float, float, float]:
     help="Training-class targets, imbalanced-learn sampling_strategy forms: auto, 'not majority', all, "
     "minority, 'not minority', a float ratio (two classes), or a JSON dict such as '{\"cat\": 500}'.",
 )
+@click.option(
+    "--undersample",
+    default=None,
+    metavar="STRATEGY",
+    help="First drop training originals, imbalanced-learn under-sampling forms: auto (= 'not minority'), "
+    "majority, 'not minority', 'not majority', all, a float ratio (two classes) or a JSON dict of counts. "
+    "Which originals stay is seeded by (seed, content hash); the dropped ones are listed in summary.json.",
+)
 @click.option("--split", "split", default="0.8,0.1,0.1", show_default=True, metavar="TRAIN,VAL,TEST",
               help="Stratified, duplicate-group-aware split ratios (seeded).")
 @click.option("--policy", default="light", show_default=True, metavar="NAME|JSON",
@@ -47,7 +56,12 @@ def _ratios(value: str) -> tuple[float, float, float]:
 @click.option("--link", is_flag=True, help="Hard-link originals instead of copying them.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Augmentation processes (default: the CPUs available).")
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT.")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (and, without --resume, discard a leftover OUT.incomplete).")
+@click.option("--resume", is_flag=True,
+              help="Continue the interrupted build in OUT.incomplete, keeping the files it wrote; refused (naming "
+              "the setting) unless it was started with the same configuration.")
+@click.option("--progress/--no-progress", default=None,
+              help="Show a progress bar (images/s, ETA) on stderr while writing [default: when stderr is a terminal].")
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
 def build_dataset(
     source: Path,
@@ -61,7 +75,10 @@ def build_dataset(
     link: bool,
     workers: int | None,
     overwrite: bool,
+    resume: bool,
+    progress: bool | None,
     dry_run: bool,
+    undersample: str | None,
 ) -> None:
     """Scan SOURCE (SOURCE/<class>/<image>), split it, bring each training class to its target
     with augmented copies, and write OUT/<split>/<class>/<file>, manifest.csv, manifest.jsonl,
@@ -69,6 +86,10 @@ def build_dataset(
 
     Augmented copies are OUT/train/<class>/<stem>.aug<k>.png; each depends only on the seed,
     its source file's content and k. Val and test are copied untouched.
+
+    An interrupted build leaves OUT.incomplete: --resume continues it (the result is byte-identical
+    to an uninterrupted build), --overwrite discards it. Exit codes: 2 bad arguments or a refused
+    OUT / --resume, 1 a build that failed.
     """
     from augbal.build import BuildOptionError, OutputPathError
     from augbal.data import EmptyClassError
@@ -78,7 +99,8 @@ def build_dataset(
     try:
         summary = build(
             source, out, target=target, split=ratios, policy=policy, size=size, max_multiplier=max_multiplier,
-            seed=seed, link=link, workers=workers, overwrite=overwrite, dry_run=dry_run,
+            seed=seed, link=link, workers=workers, overwrite=overwrite, dry_run=dry_run, resume=resume,
+            undersample=undersample, progress=(sys.stderr.isatty() if progress is None else progress) and not dry_run,
         )
     except OutputPathError as exc:
         raise click.UsageError(str(exc)) from None
@@ -110,6 +132,11 @@ def _print_summary(summary: Any) -> None:
                   markup=False, highlight=False)
     for message in summary.warnings:
         out.print(f"warning: {message}", markup=False, highlight=False)
+    if summary.dropped:
+        out.print(f"undersampled: {len(summary.dropped)} training originals dropped (listed in summary.json)",
+                  markup=False, highlight=False)
+    if summary.resumed:
+        out.print(f"resumed: kept {summary.resumed} augmented copies already written", markup=False, highlight=False)
     if summary.problems:
         out.print(f"problems: {len(summary.problems)} files not used (see problems.csv)", markup=False, highlight=False)
     out.print(f"config hash: {summary.config_hash}", markup=False, highlight=False)
