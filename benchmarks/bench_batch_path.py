@@ -23,15 +23,7 @@ import sys
 import time
 
 import numpy as np
-
-
-def skewed_labels(n: int, classes: int = 10, ratio: float = 100.0) -> np.ndarray:
-    shares = ratio ** (-np.arange(classes) / (classes - 1))
-    counts = np.floor(shares / shares.sum() * n).astype(np.int64)
-    counts[0] += n - counts.sum()
-    labels = np.repeat(np.arange(classes, dtype=np.int64), counts)
-    np.random.default_rng(0).shuffle(labels)
-    return labels
+from bench_samplers import skewed_labels  # the same labels as the item-mode benchmark (this folder is on sys.path)
 
 
 def worker(kind: str, n: int, batch: int) -> dict:
