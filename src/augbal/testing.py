@@ -529,9 +529,8 @@ def check_sampler(sampler_or_factory: Any, *, checks: Iterable[str] | None = Non
         for yield_draws in (False, True):
             s = build(seed=8, yield_draws=yield_draws)
             s.set_epoch(1)
-            unit = len(next(iter(s))) if isinstance(next(iter(s), None), list) else 1
-            size = 3 * unit
             items = list(s)
+            size = 3 * (len(items[0]) if items and isinstance(items[0], list) else 1)  # 3 units
             flat_items = [x for item in items for x in (item if isinstance(item, list) else [item])]
             expected = [list(b) for b in BatchSampler(flat_items, size, False)]
             got = [list(b) for b in s.batches(size)]

@@ -43,7 +43,7 @@ from torch.utils.data import Sampler
 from augbal._draw import Draw, DrawBatch
 from augbal._rounding import apportion
 from augbal._registry import Registry
-from augbal._validation import check_int
+from augbal._validation import check_int, check_seed
 
 SAMPLERS: Registry[Any] = Registry("sampler")
 """Every augbal sampler, by name (``SAMPLERS.from_spec(sampler.to_dict(), labels=...)``)."""
@@ -107,10 +107,6 @@ class _Plan:
     blocks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] | None = None  # class order drawn ahead (_class_blocks)
 
 
-def _check_int(name: str, value: Any, *, low: int = 0, allow_none: bool = False) -> None:
-    check_int(name, value, low=low, allow_none=allow_none)  # the shared check (augbal._validation)
-
-
 def _generator(key: list[int]) -> np.random.Generator:
     """The generator of one part of a plan: SFC64 seeded by ``SeedSequence(key)`` (SFC64 shuffles
     ~25% faster than numpy's default PCG64; every draw is still an exact uniform one)."""
@@ -172,9 +168,9 @@ class ClassSampler(Sampler):
         drop_last: bool = False,
         yield_draws: bool = False,
     ) -> None:
-        _check_int("seed", seed)
-        _check_int("num_replicas", num_replicas, low=1, allow_none=True)
-        _check_int("rank", rank, allow_none=True)
+        check_seed("seed", seed)
+        check_int("num_replicas", num_replicas, low=1, allow_none=True)
+        check_int("rank", rank, allow_none=True)
         if num_replicas is None or rank is None:
             world, me = _dist_world()
             num_replicas = world if num_replicas is None else num_replicas
@@ -198,7 +194,7 @@ class ClassSampler(Sampler):
         A position loaded for this epoch (``load_state_dict``, unpickling) and not yet
         iterated is kept, so a loop that calls ``set_epoch`` at the top of every epoch resumes.
         """
-        _check_int("epoch", epoch)
+        check_int("epoch", epoch)
         if epoch == self.epoch and self._cursor is None:
             return
         self.epoch = int(epoch)
@@ -242,7 +238,7 @@ class ClassSampler(Sampler):
         u = self._unit
         if batch_size is None and u > 1:
             batch_size = u
-        _check_int("batch_size", batch_size, low=1)
+        check_int("batch_size", batch_size, low=1)
         if batch_size % u:
             raise ValueError(f"batch_size must be a multiple of this sampler's batch of {u} items; got {batch_size}")
         if not isinstance(drop_last, bool):
@@ -267,13 +263,13 @@ class ClassSampler(Sampler):
                 "(a position in another world size's shards cannot be resumed exactly)"
             )
         self.set_epoch(state["epoch"])
-        _check_int("yielded", state["yielded"])
+        check_int("yielded", state["yielded"])
         self._resume = int(state["yielded"])
 
     def report(self, epoch: int | None = None) -> SamplerReport:
         """Realised class counts, unique fraction and max repeats of this replica's shard."""
         epoch = self.epoch if epoch is None else epoch
-        _check_int("epoch", epoch)
+        check_int("epoch", epoch)
         self._fit()
         plan = self._plan(epoch)
         idx, cls = self._shard_arrays(plan)
@@ -300,7 +296,7 @@ class ClassSampler(Sampler):
         """Global draws per class label in ``epoch`` (default: the current one), all replicas
         together, padding (or, with ``drop_last``, cutting) to equal shards included."""
         epoch = self.epoch if epoch is None else epoch
-        _check_int("epoch", epoch)
+        check_int("epoch", epoch)
         self._fit()
         q = self._epoch_quotas(epoch)[1]
         return dict(zip(self.classes_.tolist(), q.tolist()))
@@ -308,7 +304,7 @@ class ClassSampler(Sampler):
     def target_frequencies(self, epoch: int | None = None) -> dict[int, float]:
         """The class frequencies this sampler aims for in ``epoch`` (before rounding), by class label."""
         epoch = self.epoch if epoch is None else epoch
-        _check_int("epoch", epoch)
+        check_int("epoch", epoch)
         self._fit()
         p = np.asarray(self._target(epoch), dtype=np.float64)
         return dict(zip(self.classes_.tolist(), (p / p.sum()).tolist()))

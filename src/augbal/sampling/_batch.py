@@ -8,7 +8,9 @@ import numpy as np
 
 from augbal._rounding import apportion
 
-from ._base import SAMPLERS, ClassSampler, _check_int, _small_uint
+from augbal._validation import check_int
+
+from ._base import SAMPLERS, ClassSampler, _small_uint
 from ._class_aware import _check_explicit_fits, _class_probs
 from ._weighting import resolve_weighting
 
@@ -59,9 +61,9 @@ class BalancedBatchSampler(ClassSampler):
         super().__init__(
             labels, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last, yield_draws=yield_draws
         )
-        _check_int("classes_per_batch", classes_per_batch, low=1)
-        _check_int("samples_per_class", samples_per_class, low=1)
-        _check_int("num_batches", num_batches, low=1, allow_none=True)
+        check_int("classes_per_batch", classes_per_batch, low=1)
+        check_int("samples_per_class", samples_per_class, low=1)
+        check_int("num_batches", num_batches, low=1, allow_none=True)
         self.classes_per_batch = int(classes_per_batch)
         self.samples_per_class = int(samples_per_class)
         self.num_batches = num_batches

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from augbal._rounding import apportion
-from augbal._validation import check_choice
+from augbal._validation import check_choice, check_int
 
-from ._base import SAMPLERS, ClassSampler, _check_int
+from ._base import SAMPLERS, ClassSampler
 from ._weighting import Deferred, Explicit, Weighting, resolve_weighting
 
 _ROUNDINGS = ("largest_remainder", "stochastic")
@@ -115,7 +115,7 @@ class ClassAwareSampler(ClassSampler):
         super().__init__(
             labels, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last, yield_draws=yield_draws
         )
-        _check_int("num_samples", num_samples, low=1, allow_none=True)
+        check_int("num_samples", num_samples, low=1, allow_none=True)
         check_choice("rounding", rounding, _ROUNDINGS)
         self.weighting = resolve_weighting(weighting)
         _check_explicit_fits(labels, self.weighting)
