@@ -48,10 +48,6 @@ __all__ = [
     "resolve_weighting",
 ]
 
-#: The named exponents of :class:`Power`.
-NAMED_POWERS = {"instance": 0.0, "sqrt": 0.5, "balanced": 1.0}
-
-
 # --------------------------------------------------------------------------- validation
 
 
