@@ -234,13 +234,7 @@ SAMPLER_CHECKS = (
 
 def _flat(items: Iterable[Any]) -> np.ndarray:
     """Dataset indices of a sampler's output (ints, Draws, or batches of either)."""
-    from augbal._draw import Draw
-
-    out = []
-    for item in items:
-        for x in item if isinstance(item, (list, tuple)) and not isinstance(item, Draw) else [item]:
-            out.append(x.index if isinstance(x, Draw) else int(x))
-    return np.array(out, dtype=np.int64)
+    return np.array([i for i, _ in _epoch_keys(items)[0]], dtype=np.int64)
 
 
 def _sampler_factory(obj: Any) -> tuple[Callable[..., Any], Any]:
@@ -261,16 +255,17 @@ def _sampler_factory(obj: Any) -> tuple[Callable[..., Any], Any]:
     )
 
 
-def _epoch_keys(sampler: Any) -> tuple[list[tuple[int, int]], int]:
-    """(index, repeat) of every item of one epoch (repeat -1 for plain ints), and the items
+def _epoch_keys(items: Iterable[Any]) -> tuple[list[tuple[int, int]], int]:
+    """(index, repeat) of every item a sampler yields (repeat -1 for plain ints), and the items
     per unit (a batch sampler's batch size, else 1)."""
     from augbal._draw import Draw
 
     out, unit = [], 1
-    for item in sampler:
-        if isinstance(item, list):
+    for item in items:
+        batch = isinstance(item, (list, tuple)) and not isinstance(item, Draw)
+        if batch:
             unit = len(item)
-        for x in item if isinstance(item, list) else [item]:
+        for x in item if batch else [item]:
             out.append((int(x.index), int(x.repeat)) if isinstance(x, Draw) else (int(x), -1))
     return out, unit
 
