@@ -87,15 +87,7 @@ def check_int(
     if value is None and allow_none:
         return None
     if not is_int(value) or (low is not None and value < low) or (high is not None and value > high):
-        if low is not None and high is not None:
-            rule = f"an int in [{low}, {high}]"
-        elif low is not None:
-            rule = f"an int >= {low}"
-        elif high is not None:
-            rule = f"an int <= {high}"
-        else:
-            rule = "an int"
-        raise _fail(name, rule + (" or None" if allow_none else ""), value)
+        raise _fail(name, _range_rule("an int", "an int", low, high) + (" or None" if allow_none else ""), value)
     return int(value)
 
 
@@ -129,16 +121,26 @@ def check_real(
         if high is not None and (v >= high if high_open else v > high):
             ok = False
     if not ok:
-        if low is not None and high is not None:
-            rule = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        elif low is not None:
-            rule = f"a number {'>' if low_open else '>='} {low:g}"
-        elif high is not None:
-            rule = f"a number {'<' if high_open else '<='} {high:g}"
-        else:
-            rule = "a finite number"
+        rule = _range_rule("a number", "a finite number", low, high, low_open, high_open)
         raise _fail(name, rule + (" or None" if allow_none else ""), value)
     return float(value)
+
+
+def _range_rule(
+    kind: str, unbounded: str, low: float | None, high: float | None, low_open: bool = False, high_open: bool = False
+) -> str:
+    """``"an int in [0, 63]"``, ``"a number > 0"``, ...: the rule a bounded check states."""
+
+    def show(v: float) -> str:
+        return str(v) if isinstance(v, int) else f"{v:g}"
+
+    if low is not None and high is not None:
+        return f"{kind} in {'(' if low_open else '['}{show(low)}, {show(high)}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{kind} {'>' if low_open else '>='} {show(low)}"
+    if high is not None:
+        return f"{kind} {'<' if high_open else '<='} {show(high)}"
+    return unbounded
 
 
 def check_probability(name: str, value: Any) -> float:
