@@ -72,6 +72,7 @@ class _FakeRay(types.ModuleType):
         super().__init__("ray")
         self.calls: list[tuple] = []
         self.waited: list[int] = []
+        self.sent: list[tuple] = []
         self.initialized = initialized
         self.exceptions = types.SimpleNamespace(RayTaskError=type("RayTaskError", (Exception,), {}),
                                                 RayError=type("RayError", (Exception,), {}))
@@ -92,7 +93,14 @@ class _FakeRay(types.ModuleType):
 
     def remote(self, **options):
         self.calls.append(("remote", options))
-        return lambda fn: types.SimpleNamespace(remote=lambda *args: _Ref(fn(*args)))
+        def submit(fn):
+            def call(*args):
+                self.sent.append(args)
+                return _Ref(fn(*args))
+
+            return types.SimpleNamespace(remote=call)
+
+        return submit
 
     def wait(self, refs, num_returns):
         self.waited.append(len(refs))
@@ -162,3 +170,15 @@ def test_a_ray_task_error_surfaces_as_the_build_task_error_it_carries(make_folde
     with pytest.raises(BuildTaskError, match=r"^cannot write train/a/000.aug1.png .. train/a/000.aug2.png \(2 files\) "
                        r"from their sources: the worker failed: RayError: worker died$"):
         run_ray(_copies(src / "a" / "000.png", 2), str(tmp_path / "o2"), spec=SPEC, size=8, link=False)
+
+
+def test_ray_tasks_get_absolute_paths(make_folder, tmp_path: Path, monkeypatch) -> None:
+    """A Ray worker on another node (or cwd) cannot resolve the driver's relative SOURCE and OUT."""
+    fake = _FakeRay(initialized=True)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    make_folder(tmp_path / "src", {"a": 1})
+    monkeypatch.chdir(tmp_path)
+    n = run_ray(_copies(Path("src/a/000.png"), 2), "out", spec=SPEC, size=8, link=False)
+    assert n == 2 and (tmp_path / "out" / "train" / "a" / "000.aug2.png").is_file()
+    ((items, root, spec, size),) = fake.sent
+    assert root == str(tmp_path / "out") and [i.source for i in items] == [str(tmp_path / "src/a/000.png")] * 2

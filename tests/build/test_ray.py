@@ -82,3 +82,16 @@ def test_a_build_stopped_locally_resumes_on_ray_to_the_same_bytes(source, whole,
     s = build_dataset(source, tmp_path / "out", executor="ray", resume=True, **OPTIONS)
     assert s.resumed == 11
     assert tree_bytes(tmp_path / "out") == tree_bytes(whole)
+
+
+def test_the_cli_executor_ray_uses_the_ray_of_this_process(source, whole, tmp_path, tree_bytes) -> None:
+    from click.testing import CliRunner
+
+    from augbal.cli import cli
+
+    result = CliRunner().invoke(cli, [
+        "build-dataset", str(source), str(tmp_path / "out"), "--executor", "ray", "--policy", "medium",
+        "--target", '{"b": 40, "c": 40}', "--seed", "5", "--split", "0.6,0.2,0.2"])
+    assert result.exit_code == 0, result.output
+    assert ray.is_initialized()  # not shut down: the connection was not the build's
+    assert tree_bytes(tmp_path / "out") == tree_bytes(whole)

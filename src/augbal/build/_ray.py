@@ -7,6 +7,7 @@ Ray is imported only when this executor runs; without it, ``import_ray`` raises
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -75,7 +76,8 @@ def run_ray(
     same chunks, so the bytes are the same as with any ``workers``. At most ``max_in_flight``
     tasks (default: twice the cluster's CPUs) are pending at once (``ray.wait``), so memory
     does not grow with the number of images. ``root`` must be a folder every Ray node can
-    write (a shared file system) and augbal must be installed on the nodes. A Ray already
+    write (a shared file system; relative paths are sent as absolute ones) and augbal must be
+    installed on the nodes. A Ray already
     initialised in this process is used as it is; otherwise see ``address``. ``resume`` and
     ``advance`` behave as in ``run_local``. Returns the augmented copies written.
 
@@ -123,7 +125,9 @@ def run_ray(
                 if len(pending) >= bound:
                     ready, _ = ray.wait(list(pending), num_returns=1)
                     collect(ready)
-                pending[task.remote(chunk, root, spec, size)] = chunk
+                # workers run elsewhere (another node, another cwd): paths travel absolute
+                sent = [replace(item, source=os.path.abspath(item.source)) for item in chunk]
+                pending[task.remote(sent, os.path.abspath(root), spec, size)] = chunk
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 collect(ready)
