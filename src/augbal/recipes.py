@@ -691,11 +691,14 @@ _SIMPLE_RULES = {
 }
 
 
-def _translate(exc: ValidationError) -> RecipeError:
-    """One ``recipe key PATH: RULE; got VALUE`` line per pydantic error (never pydantic's raw dump)."""
+def _translate(exc: ValidationError, prefix: tuple[str, ...] = ()) -> RecipeError:
+    """One ``recipe key PATH: RULE; got VALUE`` line per pydantic error (never pydantic's raw dump).
+
+    ``prefix`` is the key path of the model validated (``("data",)`` for a lone ``DataSection``).
+    """
     lines, keys = [], []
     for err in exc.errors(include_url=False):
-        loc = tuple(str(p) for p in err["loc"])
+        loc = prefix + tuple(str(p) for p in err["loc"])
         path = ".".join(loc) or "recipe"
         cause = (err.get("ctx") or {}).get("error")
         kind, value = err["type"], err.get("input")

@@ -7,8 +7,9 @@ parameters (tests use miniature CIFAR-like folders).
 
 Example:
     >>> import os, tempfile
-    >>> os.environ["AUGBAL_CACHE_DIR"] = tempfile.mkdtemp()
-    >>> splits = resolve_data({"source": "demo", "val_fraction": 0.2, "test_fraction": 0.2}, seed=0)
+    >>> from augbal.data import demo_dataset
+    >>> folder = demo_dataset(tempfile.mkdtemp())
+    >>> splits = resolve_data({"source": str(folder), "val_fraction": 0.2, "test_fraction": 0.2}, seed=0)
     >>> splits.classes, len(splits.train), len(splits.val), len(splits.test)
     (('cat', 'deer', 'dog'), 504, 168, 168)
 """
@@ -105,9 +106,11 @@ def cache_root() -> Path:
 
     Example:
         >>> import os
+        >>> saved = os.environ.pop("AUGBAL_CACHE_DIR", None)
         >>> os.environ["AUGBAL_CACHE_DIR"] = "/tmp/augbal-cache"
         >>> str(cache_root())
         '/tmp/augbal-cache'
+        >>> _ = os.environ.pop("AUGBAL_CACHE_DIR") if saved is None else os.environ.update(AUGBAL_CACHE_DIR=saved)
     """
     env = os.environ.get("AUGBAL_CACHE_DIR")
     if env:
@@ -315,7 +318,7 @@ def resolve_data(data_section: Any, *, seed: int, recipe_dir: str | os.PathLike[
             from augbal.recipes import _translate
 
             if isinstance(exc, ValidationError):
-                raise _translate(exc) from None
+                raise _translate(exc, ("data",)) from None
             raise
     if not isinstance(data_section, DataSection):
         raise TypeError(f"data_section must be a DataSection or a mapping; got {type(data_section).__name__}")
