@@ -265,6 +265,7 @@ def test_recipe_level_rules():
         ({"source": "demo", "val_fraction": 0.5, "test_fraction": 0.5}, "recipe key data.val_fraction: plus test_fraction must be < 1; got 0.5 + 0.5"),
         ({"source": "demo", "val_fraction": 0}, "recipe key data.val_fraction: must be > 0; got 0"),
         ({"source": "demo", "classes": ["a", "a"]}, "recipe key data.classes: must name each class once; got ['a', 'a']"),
+        ({"source": "/x", "splits": "existing", "test_fraction": 0.2}, "recipe key data.test_fraction: applies to splits: split only (existing sides are used as they are); got 0.2"),
     ],
 )
 def test_data_section_rules(data, message):

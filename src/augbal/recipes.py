@@ -189,6 +189,9 @@ class DataSection(_Section):
                     raise _fail(f"data.{key}", f"applies to a task only (with source, the images are the source); got {getattr(self, key)!r}")
             if self.task_options:
                 raise _fail("data.task_options", f"applies to a task only; got {self.task_options!r}")
+            given = sorted({"val_fraction", "test_fraction"} & self.model_fields_set)
+            if self.splits == "existing" and given:
+                raise _fail(f"data.{given[0]}", f"applies to splits: split only (existing sides are used as they are); got {getattr(self, given[0])!r}")
             if self.val_fraction + self.test_fraction >= 1:
                 raise _fail("data.val_fraction", f"plus test_fraction must be < 1; got {self.val_fraction:g} + {self.test_fraction:g}")
             if self.classes is not None and len(set(self.classes)) != len(self.classes):
@@ -372,6 +375,9 @@ class Recipe(_Section):
 
 def recipe_hash(recipe: Recipe) -> str:
     """sha256 of the recipe's canonical JSON (sorted keys, no spaces): the key of a run.
+
+    Paths are stored absolute, so the same recipe file checked out in two places hashes
+    differently: a hash keys runs on one machine (a benchmark grid), not across machines.
 
     Example:
         >>> a = load_recipe({"data": {"source": "demo"}, "loss": "ce"})
