@@ -250,3 +250,17 @@ def test_verdict_bad_input(args, kwargs, message):
     with pytest.raises(ValueError) as info:
         worry_verdict(*args, **kwargs)
     assert message in str(info.value)
+
+
+def test_verdict_context_from_n_and_class_names():
+    v = worry_verdict(0.14, 0.08, n=558)
+    assert "(volatility 0.14 vs noise floor 0.08, from 558 validation images): worry" in v.sentence
+    logits, labels = _val_logits()
+    nf = noise_floor(logits, labels, n_boot=50, weights=1 / np.array(TRAIN))  # classes "0", "1", "2"
+    v = worry_verdict(0.5, nf, n=558, classes=CLASSES)
+    share = round(100 * nf.per_class_share["2"])
+    assert f"from 558 validation images, {share}% of it from class cat with 18 images" in v.sentence
+    with pytest.raises(ValueError, match=r"n must equal the noise floor's number of validation samples \(558\); got 20"):
+        worry_verdict(0.5, nf, n=20)
+    with pytest.raises(ValueError, match="classes must be 3 class names"):
+        worry_verdict(0.5, nf, classes=["a"])

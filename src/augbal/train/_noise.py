@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,7 @@ def volatility(values: Any) -> float:
     """The standard deviation (``ddof=1``) of the epoch-to-epoch differences of ``values``.
 
     Returns ``nan`` for fewer than 3 values (fewer than 2 differences), and ``nan`` when a
-    value is ``nan`` (a diverged epoch).
+    value is ``nan`` or ``None`` (a diverged or missing epoch).
 
     Example:
         >>> volatility([1.0, 2.0, 4.0, 7.0])  # differences 1, 2, 3
@@ -348,6 +348,8 @@ def worry_verdict(
     *,
     levers: Mapping[str, float] | None = None,
     threshold: float = WORRY_RATIO,
+    n: int | None = None,
+    classes: Sequence[Any] | None = None,
 ) -> Verdict:
     """Set a run's validation-loss volatility against its noise floor, in one sentence.
 
@@ -366,6 +368,10 @@ def worry_verdict(
             validation set (``{"halving the LR on plateau": 0.06}``); the sentence says how
             much each moved the volatility, the largest move first.
         threshold: the ratio above which the verdict is "worry" (> 0).
+        n: the number of validation images, for the sentence when ``floor`` is a number
+            (with a :class:`NoiseFloor` it must equal the floor's own count).
+        classes: class names for a :class:`NoiseFloor` computed without them (its
+            classes are then ``"0", "1", ...``).
 
     Example:
         >>> worry_verdict(0.14, 0.08).sentence
@@ -386,11 +392,26 @@ def worry_verdict(
     if not all(isinstance(k, str) and is_real(x) for k, x in levers.items()):
         raise ValueError(f"levers must map a lever (a string) to its run's volatility (a number); got {levers!r}")
     levers = {k: float(x) for k, x in levers.items()}
-    return _verdict(v, f, nf, levers, threshold)
+    if n is not None:
+        n = check_int("n", n, low=1)  # type: ignore[assignment]
+        if nf is not None and n != nf.total:
+            raise ValueError(f"n must equal the noise floor's number of validation samples ({nf.total}); got {n}")
+    if classes is not None and nf is not None:
+        names = [str(c) for c in classes] if not isinstance(classes, (str, bytes)) else []
+        if len(names) != len(nf.classes):
+            raise ValueError(f"classes must be {len(nf.classes)} class names (the noise floor's classes); got {classes!r}")
+        nf = replace(
+            nf,
+            classes=tuple(names),
+            per_class_share={new: nf.per_class_share.get(old, 0.0) for old, new in zip(nf.classes, names)},
+        )
+    return _verdict(v, f, nf, n, levers, threshold)
 
 
-def _verdict(v: float, f: float, nf: NoiseFloor | None, levers: dict[str, float], threshold: float) -> Verdict:
-    context = ""
+def _verdict(
+    v: float, f: float, nf: NoiseFloor | None, n: int | None, levers: dict[str, float], threshold: float
+) -> Verdict:
+    context = f", from {n} validation images" if n is not None else ""
     if nf is not None:
         name, share, count = nf.dominant()
         context = f", from {nf.total} validation images, {round(100 * share)}% of it from class {name} with {count} images"
