@@ -270,9 +270,9 @@ class CrtSection(_Section):
 
 
 class TauNormSection(_Section):
-    """tau-normalisation of the head's weights (Kang et al. 2020)."""
+    """tau-normalisation of the head's weights (Kang et al. 2020); ``tau`` ``None``: chosen on validation."""
 
-    tau: Real = Field(1.0, ge=0)
+    tau: Real | None = Field(None, ge=0)
 
 
 class DrsSection(_Section):
