@@ -312,3 +312,13 @@ def test_recipe_constructed_directly_validates_too():
     assert Recipe(data={"source": "demo"}, loss="focal").loss == {"name": "focal"}
     with pytest.raises(pydantic.ValidationError, match="recipe key sampler.name: must be a registered sampler"):
         Recipe(data={"source": "demo"}, sampler="nope")
+
+
+def test_parameters_passed_up_the_class_tree_are_known():
+    pytest.importorskip("augbal.train._freeze")
+    r = load_recipe(DEMO, ["freeze={name: two_stage, head_epochs: 2, lr_mult: {layer4: 0.1}}"])
+    assert r.freeze == {"name": "two_stage", "head_epochs": 2, "lr_mult": {"layer4": 0.1}}
+    assert _error(DEMO, ["freeze={name: two_stage, head_epoch: 2}"]) == (
+        "recipe key freeze.head_epoch: unknown key; valid keys at freeze (freeze policy 'two_stage'): "
+        "head_epochs, then, lr_mult, reinit, bn, seed"
+    )

@@ -430,18 +430,30 @@ def _registry(kind: str) -> Any:
 
 
 def _parameters(factory: Callable[..., Any]) -> tuple[list[str], bool]:
-    """Keyword parameters of ``factory`` (a class: its ``__init__``) and whether it takes ``**kwargs``."""
-    try:
-        sig = inspect.signature(factory)
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        return [], True
-    names, var = [], False
-    for p in sig.parameters.values():
-        if p.kind is p.VAR_KEYWORD:
-            var = True
-        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            names.append(p.name)
-    return names, var
+    """Keyword parameters of ``factory`` and whether it takes any other keyword.
+
+    A class whose ``__init__`` passes ``**kwargs`` on to its parent's gets the parameters
+    of every ``__init__`` up its MRO that does, so ``FreezePolicy(**common)`` subclasses list
+    ``lr_mult``, ``reinit``, ... and still refuse a misspelt key.
+    """
+    inits = [factory]
+    if isinstance(factory, type):
+        inits = [c.__dict__["__init__"] for c in factory.__mro__ if "__init__" in c.__dict__ and c is not object]
+    names: list[str] = []
+    for init in inits or [factory]:
+        try:
+            sig = inspect.signature(init)
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            return names, True
+        var = False
+        for p in sig.parameters.values():
+            if p.kind is p.VAR_KEYWORD:
+                var = True
+            elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self" and p.name not in names:
+                names.append(p.name)
+        if not var:
+            return names, False
+    return names, True
 
 
 def _check_kwargs(path: str, given: Mapping[str, Any], factory: Callable[..., Any], *, skip: Iterable[str] = ()) -> None:

@@ -334,3 +334,19 @@ def test_lr_finder_plot_writes_a_png(tmp_path):
     path = result.plot(tmp_path / "lr.png")
     assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path == tmp_path / "lr.png"
     assert result.to_dict()["suggestion"] == 1e-3
+
+
+def test_freeze_policy_groups_keep_their_stage_rates_through_optimizer_and_schedule():
+    freeze = pytest.importorskip("augbal.train._freeze")
+    model_mod = pytest.importorskip("augbal.train._model")
+    model, _ = model_mod.build_model(3, cifar_stem=True)
+    policy = freeze.FREEZE_POLICIES.from_spec({"name": "two_stage", "head_epochs": 1, "lr_mult": {"layer4": 0.1}})
+    groups = policy.param_groups(model, lr=1e-3)
+    opt = build_optimizer(groups, {"name": "sgd", "lr": 1e-3, "weight_decay": 5e-4, "no_decay_bn_bias": True})
+    table = [(g["stage"], g["lr"], g["weight_decay"]) for g in opt.param_groups]
+    assert table == [("layer4", 1e-4, 5e-4), ("layer4", 1e-4, 0.0), ("head", 1e-3, 5e-4), ("head", 1e-3, 0.0)]
+    head_bias = [g for g in opt.param_groups if g["stage"] == "head" and g["weight_decay"] == 0.0][0]
+    assert [p is model.fc.bias for p in head_bias["params"]] == [True]
+    sched = build_scheduler(opt, {"name": "cosine", "min_lr_ratio": 0.5}, epochs=1, steps_per_epoch=2)
+    _run(sched, opt, 1, 2)
+    assert sched.lrs == pytest.approx([5e-5, 5e-5, 5e-4, 5e-4])  # every stage to half its own rate
