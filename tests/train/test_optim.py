@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import math
 
 import numpy as np
@@ -213,6 +214,7 @@ def test_plateau_warms_up_per_batch_and_waits():
     "spec",
     [
         {"name": "cosine", "warmup_epochs": 1},
+        {"name": "cosine", "warmup_epochs": 1, "min_lr_ratio": 0.2},
         {"name": "step", "milestones": [3], "gamma": 0.5, "warmup_epochs": 1},
         {"name": "onecycle"},
         {"name": "plateau", "patience": 0, "factor": 0.5, "warmup_epochs": 1},
@@ -228,7 +230,10 @@ def test_resume_from_state_dict_continues_exactly(spec):
     opt = _opt((0.1, 0.03))
     first = build_scheduler(opt, spec, epochs=6, steps_per_epoch=3)
     _run(first, opt, 3, 3, metrics)
-    saved = copy.deepcopy({"opt": opt.state_dict(), "sched": first.state_dict()})
+    buffer = io.BytesIO()  # a checkpoint as the loop writes it, read back with weights_only
+    torch.save({"opt": opt.state_dict(), "sched": first.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
 
     opt2 = _opt((0.1, 0.03))
     second = build_scheduler(opt2, spec, epochs=6, steps_per_epoch=3)
