@@ -355,3 +355,15 @@ def test_freeze_policy_groups_keep_their_stage_rates_through_optimizer_and_sched
     sched = build_scheduler(opt, {"name": "cosine", "min_lr_ratio": 0.5}, epochs=1, steps_per_epoch=2)
     _run(sched, opt, 1, 2)
     assert sched.lrs == pytest.approx([5e-5, 5e-5, 5e-4, 5e-4])  # every stage to half its own rate
+
+
+def test_find_lr_gives_back_torchs_generator_state():
+    torch.manual_seed(7)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    data = [(torch.randn(4, 3), torch.zeros(4, dtype=torch.long))]
+    state = torch.random.get_rng_state()
+    expected = torch.rand(3)
+    torch.random.set_rng_state(state)
+    find_lr(net, data, torch.nn.functional.cross_entropy, opt, num_iter=5)
+    assert torch.equal(torch.rand(3), expected)
