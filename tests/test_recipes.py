@@ -15,7 +15,8 @@ from augbal import recipes as R
 from augbal.recipes import Recipe, RecipeError, load_recipe, recipe_hash
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE_FILES = sorted((REPO / "recipes").glob("*.yaml"))
+# train recipes; bench recipes (recipes/*-bench.yaml, a base recipe plus a grid) are augbal.bench's
+RECIPE_FILES = sorted(p for p in (REPO / "recipes").glob("*.yaml") if not p.name.endswith("-bench.yaml"))
 DEMO = {"data": {"source": "demo"}}
 
 
