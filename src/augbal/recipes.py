@@ -172,35 +172,52 @@ class DataSection(_Section):
     @model_validator(mode="after")
     def _rules(self) -> DataSection:
         if (self.source is None) == (self.task is None):
-            raise _fail("data", "needs exactly one of source (a folder, a manifest or 'demo') or task; "
-                        f"got source={self.source!r}, task={self.task!r}")
+            raise _fail(
+                "data",
+                "needs exactly one of source (a folder, a manifest or 'demo') or task; "
+                f"got source={self.source!r}, task={self.task!r}",
+            )
         if self.task is not None:
-            if self.root is None:
-                raise _fail("data.root", f"is required with task {self.task!r} (the CIFAR-10 jpg folder or .tar.gz); got None")
-            for key in ("classes", "skew"):
-                if getattr(self, key) is not None:
-                    raise _fail(f"data.{key}", f"does not apply to task {self.task!r} (its classes and counts are fixed); got {getattr(self, key)!r}")
-            if self.ratio is not None and self.task != "cifar10-lt":
-                raise _fail("data.ratio", f"applies to task 'cifar10-lt' only; got {self.ratio!r}")
-            _check_kwargs("data.task_options", self.task_options, _task_function(self.task), skip=("root", "seed", "ratio", "extract_dir"))
+            self._task_rules()
         else:
-            for key in ("root", "ratio"):
-                if getattr(self, key) is not None:
-                    raise _fail(f"data.{key}", f"applies to a task only (with source, the images are the source); got {getattr(self, key)!r}")
-            if self.task_options:
-                raise _fail("data.task_options", f"applies to a task only; got {self.task_options!r}")
-            given = sorted({"val_fraction", "test_fraction"} & self.model_fields_set)
-            if self.splits == "existing" and given:
-                raise _fail(f"data.{given[0]}", f"applies to splits: split only (existing sides are used as they are); got {getattr(self, given[0])!r}")
-            if self.val_fraction + self.test_fraction >= 1:
-                raise _fail("data.val_fraction", f"plus test_fraction must be < 1; got {self.val_fraction:g} + {self.test_fraction:g}")
-            if self.classes is not None and len(set(self.classes)) != len(self.classes):
-                raise _fail("data.classes", f"must name each class once; got {self.classes!r}")
-            if self.skew is not None:
-                from augbal.data import skew
-
-                _check_kwargs("data.skew", self.skew, skew, skip=("index", "exclude"))
+            self._source_rules()
         return self
+
+    def _task_rules(self) -> None:
+        task = self.task
+        if self.root is None:
+            raise _fail("data.root", f"is required with task {task!r} (the CIFAR-10 jpg folder or .tar.gz); got None")
+        for key in ("classes", "skew"):
+            value = getattr(self, key)
+            if value is not None:
+                rule = f"does not apply to task {task!r} (its classes and counts are fixed)"
+                raise _fail(f"data.{key}", f"{rule}; got {value!r}")
+        if self.ratio is not None and task != "cifar10-lt":
+            raise _fail("data.ratio", f"applies to task 'cifar10-lt' only; got {self.ratio!r}")
+        skip = ("root", "seed", "ratio", "extract_dir")  # set from the section itself
+        _check_kwargs("data.task_options", self.task_options, _task_function(task), skip=skip)  # type: ignore[arg-type]
+
+    def _source_rules(self) -> None:
+        for key in ("root", "ratio"):
+            value = getattr(self, key)
+            if value is not None:
+                rule = "applies to a task only (with source, the images are the source)"
+                raise _fail(f"data.{key}", f"{rule}; got {value!r}")
+        if self.task_options:
+            raise _fail("data.task_options", f"applies to a task only; got {self.task_options!r}")
+        given = sorted({"val_fraction", "test_fraction"} & self.model_fields_set)
+        if self.splits == "existing" and given:
+            rule = "applies to splits: split only (existing sides are used as they are)"
+            raise _fail(f"data.{given[0]}", f"{rule}; got {getattr(self, given[0])!r}")
+        if self.val_fraction + self.test_fraction >= 1:
+            got = f"{self.val_fraction:g} + {self.test_fraction:g}"
+            raise _fail("data.val_fraction", f"plus test_fraction must be < 1; got {got}")
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise _fail("data.classes", f"must name each class once; got {self.classes!r}")
+        if self.skew is not None:
+            from augbal.data import skew
+
+            _check_kwargs("data.skew", self.skew, skew, skip=("index", "exclude"))
 
     def num_classes(self) -> int | None:
         """The number of classes when the recipe alone tells it (a task, ``classes``, the demo set)."""
