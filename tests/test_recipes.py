@@ -323,3 +323,17 @@ def test_parameters_passed_up_the_class_tree_are_known():
         "recipe key freeze.head_epoch: unknown key; valid keys at freeze (freeze policy 'two_stage'): "
         "head_epochs, then, lr_mult, reinit, bn, seed"
     )
+
+
+def test_the_resolved_recipe_saved_in_a_run_folder_loads_back_equal(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "r.yaml").write_text("data: {source: images, classes: [b, a]}\nmodel: {weights: w.pth}\nloss: focal\n")
+    recipe = load_recipe(folder / "r.yaml", ["optim.lr=3e-4"])
+    run = tmp_path / "elsewhere" / "run"
+    run.mkdir(parents=True)
+    (run / "recipe.yaml").write_text(recipe.to_yaml())
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    again = load_recipe(run / "recipe.yaml")
+    assert again == recipe and recipe_hash(again) == recipe_hash(recipe)
+    assert again.data.source == str(folder / "images") and again.model.weights == str(folder / "w.pth")
