@@ -425,3 +425,18 @@ def test_to_moves_nothing_and_keeps_working() -> None:
 
 def test_repr_names_the_parameters() -> None:
     assert repr(FocalLoss(gamma=1.0)) == "FocalLoss(gamma=1.0, weighting=None, label_smoothing=0.0)"
+
+
+def test_under_autocast_the_weights_keep_full_precision() -> None:
+    # autocast runs matmuls in bf16; the per-sample weights must not be rounded by one
+    loss = LOSSES.from_spec("wce").fit([4500, 450, 45])
+    head = torch.nn.Linear(4, 3)
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    mix = torch.rand(64, 3, generator=torch.Generator().manual_seed(1))
+    targets = mix / mix.sum(1, keepdim=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = head(x)
+        inside = loss(z, targets)
+    assert z.dtype == torch.bfloat16 and inside.dtype == torch.float32
+    outside = loss(z.float(), targets)
+    assert math.isclose(inside.item(), outside.item(), rel_tol=1e-6)

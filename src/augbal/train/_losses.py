@@ -186,7 +186,14 @@ class Loss(torch.nn.Module):
         return {**self._params(), "weighting": self.weighting, "label_smoothing": self.label_smoothing}
 
     def _weighting(self) -> Any:
-        return None if self.weighting is None else resolve_weighting(self.weighting)
+        """The weighting built from the stored spec (built once; ``None``: uniform)."""
+        if self.weighting is None:
+            return None
+        built = self.__dict__.get("_built_weighting")
+        if built is None or built[0] != self.weighting:
+            built = (self.weighting, resolve_weighting(self.weighting))
+            self.__dict__["_built_weighting"] = built
+        return built[1]
 
     def _fitted(self) -> np.ndarray:
         counts = getattr(self, "counts_", None)
@@ -206,11 +213,10 @@ class Loss(torch.nn.Module):
         return value
 
     def _sample_weights(self, soft: torch.Tensor, epoch: int) -> torch.Tensor | None:
-        weighting = self._weighting()
-        if weighting is None:
+        if self.weighting is None:
             return None
         w = self._tensor(("weights", epoch), soft, lambda: self.class_weights(epoch=epoch))
-        return soft @ w
+        return (soft * w).sum(dim=1)  # not soft @ w: autocast would run a matmul in half precision
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self._all_params().items())
