@@ -440,3 +440,20 @@ def test_under_autocast_the_weights_keep_full_precision() -> None:
     assert z.dtype == torch.bfloat16 and inside.dtype == torch.float32
     outside = loss(z.float(), targets)
     assert math.isclose(inside.item(), outside.item(), rel_tol=1e-6)
+
+
+def test_changing_the_weighting_attribute_rebuilds_the_weights() -> None:
+    loss = LOSSES.from_spec("wce").fit(COUNTS)
+    before = value(loss, labels())
+    loss.weighting = {"name": "power", "q": 0.0}
+    assert math.isclose(value(loss, labels()), nll(Z, Y).mean(), rel_tol=1e-12) and before != value(loss, labels())
+
+
+def test_an_unregistered_subclass_is_named_by_its_class_in_errors() -> None:
+    class Mine(Loss):
+        def _loss(self, logits: torch.Tensor, targets: torch.Tensor, epoch: int) -> torch.Tensor:
+            return -(targets * logits.log_softmax(1)).sum(1)
+
+    with pytest.raises(RuntimeError, match="the Mine loss is not fitted"):
+        Mine()(logits(), labels())
+    assert math.isclose(value(Mine().fit(COUNTS), labels()), nll(Z, Y).mean(), rel_tol=1e-12)

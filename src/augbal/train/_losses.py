@@ -193,12 +193,14 @@ class Loss(torch.nn.Module):
         if built is None or built[0] != self.weighting:
             built = (self.weighting, resolve_weighting(self.weighting))
             self.__dict__["_built_weighting"] = built
+            self._cache = {}  # weights made from another spec
         return built[1]
 
     def _fitted(self) -> np.ndarray:
         counts = getattr(self, "counts_", None)
         if counts is None:
-            raise RuntimeError(f"the {self.name} loss is not fitted: call fit(class_counts) first")
+            name = getattr(type(self), "name", type(self).__name__)
+            raise RuntimeError(f"the {name} loss is not fitted: call fit(class_counts) first")
         return counts
 
     def _tensor(self, key: tuple[Any, ...], like: torch.Tensor, make: Any) -> torch.Tensor:
@@ -213,7 +215,7 @@ class Loss(torch.nn.Module):
         return value
 
     def _sample_weights(self, soft: torch.Tensor, epoch: int) -> torch.Tensor | None:
-        if self.weighting is None:
+        if self._weighting() is None:  # (re)builds the weighting, and drops stale weights, if its spec changed
             return None
         w = self._tensor(("weights", epoch), soft, lambda: self.class_weights(epoch=epoch))
         return (soft * w).sum(dim=1)  # not soft @ w: autocast would run a matmul in half precision
@@ -234,7 +236,7 @@ LOSSES: Registry[Loss] = Registry("loss", base=Loss)
 def _check_batch(logits: Any, targets: Any, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Validated logits (float32/float64) and targets as soft rows ``(N, C)`` in their dtype."""
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim != 2:
-        what = f"{type(logits).__name__}" if not isinstance(logits, torch.Tensor) else f"{logits.dtype} {tuple(logits.shape)}"
+        what = f"{logits.dtype} {tuple(logits.shape)}" if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"logits must be a floating point tensor of shape (N, C); got {what}")
     n, c = logits.shape
     if n == 0 or c != num_classes:
@@ -244,10 +246,13 @@ def _check_batch(logits: Any, targets: Any, num_classes: int) -> tuple[torch.Ten
         )
     x = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
     if not isinstance(targets, torch.Tensor):
-        raise ValueError(f"targets must be a tensor of class labels (N,) or soft targets (N, C); got {type(targets).__name__}")
+        raise ValueError(
+            f"targets must be a tensor of class labels (N,) or soft targets (N, C); got {type(targets).__name__}"
+        )
     if targets.device != logits.device:
         raise ValueError(f"targets must be on the logits' device ({logits.device}); got {targets.device}")
-    if targets.ndim == 1 and not targets.is_floating_point() and not targets.is_complex() and targets.dtype != torch.bool:
+    integer = not (targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool)
+    if targets.ndim == 1 and integer:
         if targets.shape[0] != n:
             raise ValueError(f"targets must have one label per row of logits ({n}); got shape {tuple(targets.shape)}")
         bad = (targets < 0) | (targets >= c)
@@ -300,8 +305,9 @@ def _sigmoid_focal(logits: torch.Tensor, targets: torch.Tensor, gamma: float) ->
 def _positive_counts(loss: Loss, counts: np.ndarray, why: str) -> None:
     empty = np.flatnonzero(counts == 0)
     if empty.size:
+        name = getattr(type(loss), "name", type(loss).__name__)
         raise ValueError(
-            f"class_counts must be positive for the {loss.name} loss ({why}); "
+            f"class_counts must be positive for the {name} loss ({why}); "
             f"got {counts.tolist()} (class {int(empty[0])} is empty)"
         )
 
