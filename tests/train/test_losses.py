@@ -500,3 +500,18 @@ def test_rebalancing_losses_recover_the_rare_classes_that_ce_gives_up() -> None:
     for spec in ("wce", "logit_adjusted", {"name": "class_balanced", "beta": 0.999},
                  {"name": "ldam", "s": 1.0, "max_margin": 1.0, "weighting": drw}):
         assert score(spec) > ce + 0.15, spec
+
+
+def test_the_recipe_spec_in_the_module_docstring_builds_ldam_drw() -> None:
+    import textwrap
+
+    import yaml
+
+    import augbal.train._losses as module
+
+    block = module.__doc__.split(".. code-block:: yaml")[1].split("Conventions")[0]
+    spec = yaml.safe_load(textwrap.dedent(block))["loss"]
+    loss = LOSSES.from_spec(spec).fit(COUNTS)
+    assert isinstance(loss, LDAMLoss) and loss.s == 30.0 and loss.max_margin == 0.5
+    assert loss.class_weights(epoch=159).tolist() == [1.0, 1.0, 1.0]
+    assert loss.class_weights(epoch=160)[2] > 2.5

@@ -32,11 +32,13 @@ Conventions shared by every loss here:
   ``cross_entropy(weight=...)`` convention, so the weighting changes which samples count,
   not the scale of the loss. (With label smoothing, torch weights each smoothed class term
   by its own class weight; here the whole sample weighs ``w_i``. Without label smoothing
-  the two agree.) A batch whose weights are all 0 gives 0.
+  the two agree.) A batch whose weights are all 0 gives 0. Under DDP each rank normalises
+  by its own ``Σ w_i``, as ``cross_entropy(weight=...)`` does.
 - Classes with no training sample (a 0 in ``class_counts``): the losses built on log
   priors or margins (``ldam``, ``logit_adjusted``, ``balanced_softmax``) refuse them in
   ``fit`` (their adjustment is infinite); the others fit, and such a class weighs 0 under
   any weighting (1 with ``weighting=None``), so the loss stays finite.
+- ``forward`` checks the labels' range (or the soft rows) with one device sync per batch.
 - Logits in half precision are computed in float32 (as autocast does for cross entropy);
   float32 and float64 logits keep their dtype. Per-class tensors are made on the logits'
   device and dtype, so ``loss.to(device)`` needs nothing moved.
