@@ -79,6 +79,8 @@ def test_best_loss_is_minimised_by_default_and_dotted_paths() -> None:
     assert train.selected_epoch == 0 and train.reason().startswith("epoch 0: best training loss_unweighted (0.4")
     flat = Best()  # the val dict of evaluate_logits alone
     assert [flat.update(e, row["val"]) for e, row in enumerate(HISTORY)] == _run(Best())
+    flat = Best(metric="val.loss")
+    assert [flat.update(e, row["val"]) for e, row in enumerate(HISTORY)] == _run(Best(metric="loss"))
 
 
 def test_smoothed_trailing_mean_ties_go_to_the_later_epoch() -> None:

@@ -173,7 +173,7 @@ def _flat(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def _lookup(metrics: Mapping[str, Any], metric: str) -> float:
     """The value of ``metric`` in ``metrics`` (see the module doc); KeyError listing the names otherwise."""
     flat = _flat(metrics)
-    for key in (metric, f"val.{metric}"):
+    for key in (metric, f"val.{metric}", metric[len("val.") :] if metric.startswith("val.") else metric):
         if key in flat:
             value = flat[key]
             return math.nan if value is None else float(value)
