@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import pickle
 import re
 
 import pytest
@@ -195,6 +196,19 @@ def test_spec_round_trip(spec: dict) -> None:
     assert selector.averages is isinstance(selector, Averager)
 
 
+@pytest.mark.parametrize("name", SELECTIONS.names())
+def test_every_selection_builds_from_its_name_and_pickles(name: str) -> None:
+    selector = SELECTIONS.from_spec(name)
+    assert isinstance(selector, Selector) and selector.to_dict()["name"] == name
+    assert pickle.loads(pickle.dumps(selector)).to_dict() == selector.to_dict()
+    if not selector.averages:
+        _run(selector)
+        again = pickle.loads(pickle.dumps(selector))
+        assert again.selected_epoch == selector.selected_epoch and again.reason() == selector.reason()
+    else:
+        assert selector.update(0, HISTORY[0]) is False and selector.selected_epoch is None
+
+
 @pytest.mark.parametrize("spec", [{"name": "best"}, {"name": "smoothed", "window": 3}, {"name": "last"}])
 def test_a_resumed_selection_continues_exactly(spec: dict) -> None:
     whole = SELECTIONS.from_spec(spec)
@@ -247,7 +261,8 @@ def test_swa_of_three_known_weight_sets_is_their_mean() -> None:
     # start_epoch=1: streaming from epoch 1 on
     swa3 = SWA(start_epoch=1)
     swa3.update(sets[0], 0)
-    with pytest.raises(RuntimeError, match=r"SWA\(start_epoch=1\) has averaged no weights yet"):
+    assert swa3.selected_epoch is None and swa3.reason() == "no epoch selected yet (swa selection)"
+    with pytest.raises(RuntimeError, match=r"SWA has averaged no weights yet: .*\(it averages the epochs from 1 on\)"):
         swa3.averaged_model()
     for epoch, model in enumerate(sets[1:], start=1):
         swa3.update(model, epoch)

@@ -361,17 +361,18 @@ class Averager(Selector):
             last = getattr(self, "averaged_epoch_", None)
             if last is not None and epoch < last:
                 raise ValueError(f"epoch must be >= the last epoch averaged ({last}); got {epoch}")
-            self._average(_unwrap(first), epoch)
-            self.first_epoch_ = getattr(self, "first_epoch_", epoch)
-            self.averaged_epoch_ = self.selected_epoch_ = epoch
-            self.bn_batches_ = None  # the statistics of a finalized average are stale again
+            if self._average(_unwrap(first), epoch):
+                self.first_epoch_ = getattr(self, "first_epoch_", epoch)
+                self.averaged_epoch_ = self.selected_epoch_ = epoch
+                self.bn_batches_ = None  # the statistics of a finalized average are stale again
             return None
         return super().update(first, second)
 
     def _update(self, epoch: int, metrics: Mapping[str, Any]) -> bool:
         return False
 
-    def _average(self, model: nn.Module, epoch: int) -> None:
+    def _average(self, model: nn.Module, epoch: int) -> bool:
+        """Average ``model`` in; False when this epoch is not averaged."""
         raise NotImplementedError
 
     def averaged_model(self) -> nn.Module:
@@ -381,11 +382,16 @@ class Averager(Selector):
             RuntimeError: before the first ``update(model, epoch)``.
         """
         if getattr(self, "averaged_epoch_", None) is None:
-            raise RuntimeError(f"{type(self).__name__} has averaged no weights yet: call update(model, epoch) first")
+            raise RuntimeError(
+                f"{type(self).__name__} has averaged no weights yet: call update(model, epoch) first{self._empty_hint()}"
+            )
         return self._averaged()
 
     def _averaged(self) -> nn.Module:
         raise NotImplementedError
+
+    def _empty_hint(self) -> str:
+        return ""
 
     def finalize(
         self, loader: Iterable[Any], device: torch.device | str | None = None, *, frozen_through: str | None = None
@@ -479,15 +485,23 @@ class EMA(Averager):
 
     Args:
         decay: the weight of the average so far, in ``[0, 1)``.
+
+    Example:
+        >>> net, ema = nn.Linear(1, 1, bias=False), EMA(decay=0.5)
+        >>> for w in (4.0, 0.0, 2.0):
+        ...     _ = net.weight.data.fill_(w); ema.update(net, 0)
+        >>> ema.averaged_model().weight.item()  # 4 -> 0.5 * 4 + 0.5 * 0 -> 0.5 * 2 + 0.5 * 2
+        2.0
     """
 
     def __init__(self, *, decay: float = 0.999) -> None:
         self.decay = check_real("decay", decay, low=0, high=1, high_open=True)
 
-    def _average(self, model: nn.Module, epoch: int) -> None:
+    def _average(self, model: nn.Module, epoch: int) -> bool:
         if getattr(self, "module_", None) is None:
             self.module_ = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
         self.module_.update_parameters(model)
+        return True
 
     def _averaged(self) -> nn.Module:
         return self.module_.module
@@ -543,17 +557,17 @@ class SWA(Averager):
             if self.last_k is None:
                 raise ValueError("SWA needs last_k (an int >= 1) or start_epoch; got neither")
 
-    def _average(self, model: nn.Module, epoch: int) -> None:
+    def _average(self, model: nn.Module, epoch: int) -> bool:
+        if self.start_epoch is not None and epoch < self.start_epoch:
+            return False
         self.average_ = None  # rebuilt on request
         if self.start_epoch is not None:
-            if epoch < self.start_epoch:
-                return
             if getattr(self, "module_", None) is None:
                 self.module_ = AveragedModel(model)
             self.module_.update_parameters(model)
             self.module_.module.load_state_dict(_buffers(model), strict=False)
             self.averaged_epochs_ = [*getattr(self, "averaged_epochs_", []), epoch]
-            return
+            return True
         if getattr(self, "template_", None) is None:
             self.template_ = copy.deepcopy(model)
         snapshots = getattr(self, "snapshots_", None)
@@ -561,14 +575,10 @@ class SWA(Averager):
             snapshots = self.snapshots_ = collections.deque(maxlen=self.last_k)
         snapshots.append((epoch, _cpu_state(model)))
         self.averaged_epochs_ = [e for e, _ in snapshots]
+        return True
 
-    def averaged_model(self) -> nn.Module:
-        if self.start_epoch is not None and getattr(self, "module_", None) is None and hasattr(self, "averaged_epoch_"):
-            raise RuntimeError(
-                f"SWA(start_epoch={self.start_epoch}) has averaged no weights yet: the last epoch updated is "
-                f"{self.averaged_epoch_}"
-            )
-        return super().averaged_model()
+    def _empty_hint(self) -> str:
+        return "" if self.start_epoch is None else f" (it averages the epochs from {self.start_epoch} on)"
 
     def _averaged(self) -> nn.Module:
         if self.start_epoch is not None:
