@@ -336,6 +336,18 @@ def test_finalize_recomputes_batchnorm_and_keeps_frozen_stages() -> None:
     after = model.state_dict()
     assert all(torch.equal(after[k], v) for k, v in before.items() if not k.startswith(("layer4", "fc")))
     assert not torch.equal(after["layer4.1.bn2.running_mean"], before["layer4.1.bn2.running_mean"])
+    assert ema.reason().endswith("BatchNorm statistics recomputed on 1 batch")
+
+    # head only: nothing to recompute, and the loader (cached features here) is never read
+    def unreadable():
+        raise AssertionError("the loader was read")
+        yield
+
+    head = EMA(decay=0.5)
+    head.update(net, 0)
+    kept = head.finalize(unreadable(), frozen_through=FREEZE_POLICIES.from_spec("head").frozen_through(10))
+    assert torch.equal(kept.layer4[1].bn2.running_mean, net.layer4[1].bn2.running_mean)
+    assert head.reason().endswith("BatchNorm statistics kept (no BatchNorm layer trained)")
 
 
 @pytest.mark.parametrize("spec", [{"name": "ema", "decay": 0.5}, {"name": "swa", "last_k": 2}, {"name": "swa", "start_epoch": 1}])

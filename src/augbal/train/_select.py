@@ -401,6 +401,8 @@ class Averager(Selector):
         ``loader`` yields image batches or ``(images, labels, ...)`` tuples. The model is moved
         to ``device``. ``frozen_through`` (a freeze policy's ``frozen_through(epochs)``) keeps the
         statistics of the stages frozen for the whole run: training used them as they were.
+        When that leaves no BatchNorm layer to recompute (head-only training), the loader is
+        not read at all, so a run trained on cached features need not build an image loader.
 
         Example:
             >>> swa = SWA(last_k=2)
@@ -427,6 +429,12 @@ class Averager(Selector):
             }
         else:
             kept = {}
+        trained = [
+            m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in kept
+        ]
+        if not trained:  # e.g. a head-only run: every BatchNorm is frozen, the loader is not read
+            self.bn_batches_ = 0
+            return model
         count = [0]
 
         def counted() -> Iterator[Any]:
@@ -445,6 +453,8 @@ class Averager(Selector):
         n = getattr(self, "bn_batches_", None)
         if n is None:
             return "BatchNorm statistics not recomputed (finalize was not called)"
+        if n == 0:
+            return "BatchNorm statistics kept (no BatchNorm layer trained)"
         return f"BatchNorm statistics recomputed on {n} batch{'es' if n != 1 else ''}"
 
     def state_dict(self) -> dict[str, Any]:
