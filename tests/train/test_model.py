@@ -348,3 +348,13 @@ def test_imagenet_download_only_when_asked(tmp_path: Path, monkeypatch: pytest.M
     assert info.input_size == 160 and info.mean == IMAGENET_MEAN  # an explicit size overrides the weights' 224
     build_model(3, weights="imagenet", download=True)  # cached now: no second download
     assert len(calls) == 1
+
+
+@pytest.mark.filterwarnings("ignore::augbal.train._model.HeadDroppedWarning")
+def test_file_sidecar_comes_before_stem_sidecar(file7: Path, tmp_path: Path) -> None:
+    path = _copy(file7, tmp_path / "both.pth")
+    (tmp_path / "both.json").write_text(json.dumps({**META, "input_size": 32}))
+    (tmp_path / "both.pth.json").write_text(json.dumps({**META, "input_size": 96}))
+    assert build_model(3, weights=path)[1].input_size == 96
+    (tmp_path / "both.pth.json").unlink()
+    assert build_model(3, weights=path)[1].input_size == 32
