@@ -242,6 +242,35 @@ def test_partial_writes_are_ignored_and_bad_chunks_recomputed(index, tmp_path: P
     assert again.report["computed"] == 12 and torch.equal(again.data, views.data)
 
 
+def test_concurrent_runs_on_one_root_agree(index, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = _model()
+
+    def run(_):
+        return FeatureCache(tmp_path).views(model, W, index, upto="features", batch_size=3)
+
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(run, range(2))
+    assert torch.equal(a.data, b.data)
+    c = FeatureCache(tmp_path).views(model, W, index, upto="features")
+    assert c.report["computed"] == 0 and torch.equal(c.data, a.data)
+    vdir = Path(c.report["folder"]) / "view-000"
+    assert not list(vdir.glob(".*part"))  # no temporary file is left behind
+    assert {p.suffix for p in vdir.iterdir()} == {".npy", ".json"}
+
+
+def test_an_index_without_hashes_and_a_policy_by_spec(index, tmp_path: Path) -> None:
+    from augbal.data import ImageIndex
+
+    model = _model()
+    bare = ImageIndex.from_arrays(index.paths, index.labels, index.classes)  # hashes ""
+    spec = {"name": "none", "size": 32}
+    a = FeatureCache(tmp_path).views(model, W, bare, upto="features", policy=spec)
+    b = FeatureCache(tmp_path).views(model, W, index, upto="features", policy=build_policy(spec))
+    assert a.report["key"] == b.report["key"] and b.report["computed"] == 0 and torch.equal(a.data, b.data)
+
+
 def test_progress_bar_runs(index, tmp_path: Path) -> None:
     views = FeatureCache(tmp_path).views(_model(), W, index, upto="features", progress=True)
     assert views.report["computed"] == 12
