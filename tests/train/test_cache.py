@@ -92,8 +92,20 @@ def test_tail_keeps_a_dropout_head() -> None:
 def test_trunk_errors() -> None:
     with pytest.raises(ValueError, match=r"upto must be one of 'stem', .*'features'; got 'layer4'"):
         trunk(_model(), "layer4")
-    with pytest.raises(TypeError, match="Linear lacks conv1, bn1"):
+    with pytest.raises(TypeError, match="stages are defined for a torchvision ResNet; Linear has no conv1, bn1"):
         trunk(nn.Linear(2, 2), "features")
+    model = _model()
+    del model.avgpool
+    with pytest.raises(TypeError, match="ResNet with avgpool; ResNet has none"):
+        tail(model, "layer3")
+
+
+def test_a_wrapped_model_is_looked_through() -> None:
+    from torch.optim.swa_utils import AveragedModel
+
+    averaged = AveragedModel(_model())
+    assert trunk(averaged, "layer3")[6] is averaged.module.layer3
+    assert tail(averaged, "features")[0] is averaged.module.fc
 
 
 # --------------------------------------------------------------------------- cache: hits and misses

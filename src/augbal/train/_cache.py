@@ -51,21 +51,24 @@ UPTO = ("stem", "layer1", "layer2", "layer3", "features")
 
 _LAYOUT_VERSION = 1
 _DTYPES = ("float16", "float32")
-_RESNET_PARTS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc")
 
 
 # --------------------------------------------------------------------------- trunk / tail
 
 
-def _parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The ResNet's modules in forward order, checked to exist (torchvision naming)."""
-    missing = [name for name in _RESNET_PARTS if not isinstance(getattr(model, name, None), nn.Module)]
-    if missing:
-        raise TypeError(
-            "trunk/tail need a torchvision-style ResNet (conv1, bn1, relu, maxpool, layer1..4, avgpool, fc); "
-            f"{type(model).__name__} lacks {', '.join(missing)}"
-        )
-    return [(name, getattr(model, name)) for name in _RESNET_PARTS]
+def _parts(model: nn.Module) -> list[nn.Module]:
+    """The ResNet's modules in forward order: the stages of ``stage_modules`` with avgpool before the head.
+
+    A DDP / ``AveragedModel`` / ``torch.compile`` wrapper is looked through, as ``stage_modules`` does.
+    """
+    from augbal.train._model import _unwrap, stage_modules
+
+    stages = stage_modules(model)  # TypeError for a model without a ResNet's stages
+    avgpool = getattr(_unwrap(model), "avgpool", None)
+    if not isinstance(avgpool, nn.Module):
+        raise TypeError(f"trunk/tail need a torchvision ResNet with avgpool; {type(model).__name__} has none")
+    body = [m for name in ("stem", "layer1", "layer2", "layer3", "layer4") for m in stages[name]]
+    return [*body, avgpool, *stages["head"]]
 
 
 def _split_at(upto: str) -> int:
@@ -76,6 +79,9 @@ def _split_at(upto: str) -> int:
 
 def trunk(model: nn.Module, upto: str) -> nn.Sequential:
     """The frozen front of ``model``, through stage ``upto``, sharing its modules.
+
+    Stages as in ``augbal.train.stage_modules`` (stem = conv1 + bn1 + relu + maxpool; a
+    DDP / ``AveragedModel`` / ``torch.compile`` wrapper is looked through).
 
     ``upto="features"``: stem .. layer4 + avgpool + flatten, ``(N, 512)``; ``"layer3"``:
     stem .. layer3, ``(N, 256, h, w)``; also ``"stem"``, ``"layer1"``, ``"layer2"``.
@@ -91,8 +97,7 @@ def trunk(model: nn.Module, upto: str) -> nn.Sequential:
         True
     """
     n = _split_at(upto)
-    parts = _parts(model)
-    modules = [module for _, module in parts[:n]]
+    modules = _parts(model)[:n]
     if upto == "features":
         modules.append(nn.Flatten(1))
     return nn.Sequential(*modules)
@@ -113,8 +118,8 @@ def tail(model: nn.Module, start: str) -> nn.Sequential:
     n = _split_at(start)
     parts = _parts(model)
     if start == "features":
-        return nn.Sequential(parts[-1][1])
-    modules = [module for _, module in parts[n:-1]] + [nn.Flatten(1), parts[-1][1]]
+        return nn.Sequential(parts[-1])
+    modules = [*parts[n:-1], nn.Flatten(1), parts[-1]]
     return nn.Sequential(*modules)
 
 
