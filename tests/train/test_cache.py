@@ -283,6 +283,29 @@ def test_an_index_without_hashes_and_a_policy_by_spec(index, tmp_path: Path) -> 
     assert a.report["key"] == b.report["key"] and b.report["computed"] == 0 and torch.equal(a.data, b.data)
 
 
+def test_memory_mapped_views_read_the_same_rows(index, tmp_path: Path) -> None:
+    import pickle
+
+    model = _model()
+    policy = build_policy("light", size=32, seed=3)
+    cache = FeatureCache(tmp_path, chunk_rows=5)  # three chunks per view
+    mem = cache.views(model, W, index, upto="layer3", policy=policy, num_views=2)
+    mapped = cache.views(model, W, index.subset(range(12)), upto="layer3", policy=policy, num_views=2, in_memory=False)
+    assert mapped.report["computed"] == 0 and not isinstance(mapped.data, torch.Tensor)
+    assert repr(mapped).endswith("device=cpu, memory-mapped)")
+    assert mapped.data.shape == mem.data.shape and mapped.data.dtype == torch.float16
+    batch = DrawBatch(np.array([11, 0, 5, 5]), np.array([0, 1, 0, 1]), epoch=1)
+    for a, b in zip(mapped.__getitems__(batch), mem.__getitems__(batch)):
+        assert torch.equal(a, b)
+    assert torch.equal(mapped[Draw(7, 1, 0)][0], mem[Draw(7, 1, 0)][0])
+    assert torch.equal(mapped.features(1), mem.features(1))
+    assert torch.equal(mapped.to("cpu").data, mem.data)
+    again = pickle.loads(pickle.dumps(mapped))
+    assert torch.equal(again.__getitems__(batch)[0], mem.__getitems__(batch)[0])
+    one = cache.views(model, W, index, upto="features", policy=build_policy("none", size=32), num_views=3, in_memory=False)
+    assert one.num_views == 3 and torch.equal(one.features(2), one.features(0))
+
+
 def test_progress_bar_runs(index, tmp_path: Path) -> None:
     views = FeatureCache(tmp_path).views(_model(), W, index, upto="features", progress=True)
     assert views.report["computed"] == 12
