@@ -264,3 +264,15 @@ def test_verdict_context_from_n_and_class_names():
         worry_verdict(0.5, nf, n=20)
     with pytest.raises(ValueError, match="classes must be 3 class names"):
         worry_verdict(0.5, nf, classes=["a"])
+
+
+def test_weights_give_the_same_loss_variants_as_evaluate_logits():
+    from augbal.train import evaluate_logits
+
+    logits, labels = _val_logits(6)
+    m = evaluate_logits(logits, labels, train_counts=TRAIN)
+    assert noise_floor(logits, labels, n_boot=10).loss == pytest.approx(m["loss"], abs=1e-12)
+    weighted = noise_floor(logits, labels, n_boot=10, weights=1 / np.array(TRAIN))
+    assert weighted.loss == pytest.approx(m["loss_weighted"], abs=1e-12)
+    uniform = noise_floor(logits, labels, n_boot=10, weights=1 / np.array(VAL))
+    assert uniform.loss == pytest.approx(m["loss_uniform_prior"], abs=1e-12)
