@@ -225,6 +225,7 @@ def test_levers_say_what_moved_it():
     )
     v = worry_verdict(0.07, 0.08, levers={"label smoothing": 0.071})
     assert v.sentence.endswith("of the levers tried, label smoothing left it unchanged (0.071).")
+    assert worry_verdict(0.07, 0.08, levers={"x": 0.0}).sentence.endswith("of the levers tried, x cut it to 0.")
 
 
 def test_too_few_epochs():
@@ -244,6 +245,8 @@ def test_too_few_epochs():
         ((0.1, -0.08), {}, "floor must be a number >= 0; got -0.08"),
         ((0.1, 0.08), {"threshold": 0}, "threshold must be a number > 0; got 0"),
         ((0.1, 0.08), {"levers": {"x": "fast"}}, "levers must map a lever (a string) to its run's volatility"),
+        ((0.1, 0.08), {"levers": {"x": -0.1}}, "levers must map a lever (a string) to its run's volatility (a number >= 0)"),
+        ((0.1, 0.08), {"levers": {"x": float("nan")}}, "levers must map a lever"),
     ],
 )
 def test_verdict_bad_input(args, kwargs, message):

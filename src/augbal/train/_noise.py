@@ -271,7 +271,11 @@ def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) 
 
 
 def _bootstrap_ratio(num: np.ndarray, den: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``Σ num / Σ den`` over ``n_boot`` resamples of the sample indices (a weighted mean)."""
+    """``Σ num / Σ den`` over ``n_boot`` resamples of the sample indices (a weighted mean).
+
+    A resample whose samples all weigh 0 has no loss: it is left out (possible only
+    when some classes weigh 0 and the set is tiny).
+    """
     size = num.shape[0]
     out = np.empty(n_boot)
     step = max(1, _CHUNK // size)
@@ -281,7 +285,7 @@ def _bootstrap_ratio(num: np.ndarray, den: np.ndarray, n_boot: int, rng: np.rand
         d = den[idx].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[start:stop] = num[idx].sum(axis=1) / d
-    return out[np.isfinite(out)] if not np.all(np.isfinite(out)) else out
+    return out[np.isfinite(out)]
 
 
 # --------------------------------------------------------------------------- verdict
@@ -327,13 +331,12 @@ def _num(x: float) -> str:
 def _lever_clause(vol: float, levers: Mapping[str, float]) -> str:
     """'; of the levers tried, halving the LR on plateau cut it 2.3x (to 0.06), ...'."""
     parts = []
-    for name, other in levers.items():
-        if not math.isfinite(other) or other < 0:
-            raise ValueError(f"levers must map a lever to its run's volatility (a number >= 0); got {name!r}: {other!r}")
     order = sorted(levers.items(), key=lambda kv: -abs(math.log(max(kv[1], 1e-300) / vol)))
     for name, other in order:
         factor = vol / other if other > 0 else math.inf
-        if 1 / 1.05 <= factor <= 1.05:
+        if math.isinf(factor):
+            parts.append(f"{name} cut it to 0")
+        elif 1 / 1.05 <= factor <= 1.05:
             parts.append(f"{name} left it unchanged ({_num(other)})")
         elif factor > 1:
             parts.append(f"{name} cut it {factor:.1f}x (to {_num(other)})")
@@ -389,8 +392,8 @@ def worry_verdict(
     v = float(volatility)
     threshold = check_real("threshold", threshold, low=0, low_open=True)  # type: ignore[assignment]
     levers = dict(levers or {})
-    if not all(isinstance(k, str) and is_real(x) for k, x in levers.items()):
-        raise ValueError(f"levers must map a lever (a string) to its run's volatility (a number); got {levers!r}")
+    if not all(isinstance(k, str) and is_real(x) and math.isfinite(float(x)) and x >= 0 for k, x in levers.items()):
+        raise ValueError(f"levers must map a lever (a string) to its run's volatility (a number >= 0); got {levers!r}")
     levers = {k: float(x) for k, x in levers.items()}
     if n is not None:
         n = check_int("n", n, low=1)  # type: ignore[assignment]
