@@ -212,7 +212,9 @@ def noise_floor(
     w = np.ones(num_classes) if weights is None else _check_weights(weights, num_classes)
     n = np.bincount(y, minlength=num_classes)
     if not np.any(n * w > 0):
-        raise ValueError(f"weights must give some validation sample a weight > 0; got {w.tolist()} for counts {n.tolist()}")
+        raise ValueError(
+            f"weights must give some validation sample a weight > 0; got {w.tolist()} for counts {n.tolist()}"
+        )
     return _noise_floor(_per_sample_ce(z, y), y, n, w, n_boot, seed, stratified, names, weights is not None)
 
 
@@ -381,8 +383,11 @@ def worry_verdict(
             classes are then ``"0", "1", ...``).
 
     Example:
-        >>> worry_verdict(0.14, 0.08).sentence
-        'Validation loss fluctuates 1.8x more than its sampling noise (volatility 0.14 vs noise floor 0.08): worry — it is the training, not the finite validation set.'
+        >>> v = worry_verdict(0.14, 0.08)
+        >>> v.exceeds, round(v.ratio, 2)
+        (True, 1.75)
+        >>> v.sentence.split(": ")[0]
+        'Validation loss fluctuates 1.8x more than its sampling noise (volatility 0.14 vs noise floor 0.08)'
         >>> worry_verdict(0.07, 0.08).exceeds
         False
 
@@ -391,7 +396,7 @@ def worry_verdict(
     """
     nf = floor if isinstance(floor, NoiseFloor) else None
     f = check_real("floor", nf.floor if nf is not None else floor, low=0)
-    if not is_real(volatility) or (math.isfinite(float(volatility)) and float(volatility) < 0) or math.isinf(float(volatility)):
+    if not is_real(volatility) or math.isinf(float(volatility)) or float(volatility) < 0:  # nan passes
         raise ValueError(f"volatility must be a number >= 0 or nan (too few epochs); got {volatility!r}")
     v = float(volatility)
     threshold = check_real("threshold", threshold, low=0, low_open=True)  # type: ignore[assignment]
@@ -406,7 +411,9 @@ def worry_verdict(
     if classes is not None and nf is not None:
         names = [str(c) for c in classes] if not isinstance(classes, (str, bytes)) else []
         if len(names) != len(nf.classes):
-            raise ValueError(f"classes must be {len(nf.classes)} class names (the noise floor's classes); got {classes!r}")
+            raise ValueError(
+                f"classes must be {len(nf.classes)} class names (the noise floor's classes); got {classes!r}"
+            )
         nf = replace(
             nf,
             classes=tuple(names),
@@ -421,7 +428,9 @@ def _verdict(
     context = f", from {n} validation images" if n is not None else ""
     if nf is not None:
         name, share, count = nf.dominant()
-        context = f", from {nf.total} validation images, {round(100 * share)}% of it from class {name} with {count} images"
+        context = (
+            f", from {nf.total} validation images, {round(100 * share)}% of it from class {name} with {count} images"
+        )
     if math.isnan(v):
         sentence = (
             "Cannot tell yet whether validation loss fluctuates more than its sampling noise: its volatility "

@@ -54,7 +54,9 @@ class _Selection:
 
 def _check_history(history: Any) -> list[Mapping[str, Any]]:
     if isinstance(history, (str, bytes, Mapping)) or not isinstance(history, Sequence) or not history:
-        raise ValueError(f"history must be a non-empty list of metrics.jsonl rows (one dict per epoch); got {history!r}")
+        raise ValueError(
+            f"history must be a non-empty list of metrics.jsonl rows (one dict per epoch); got {history!r}"
+        )
     for i, row in enumerate(history):
         if not isinstance(row, Mapping):
             raise ValueError(f"history row {i} must be a dict; got {row!r}")
@@ -85,7 +87,9 @@ def _check_selection(selection: Any) -> _Selection:
             f"got {selection!r}"
         )
     if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or not isinstance(reason, str):
-        raise ValueError(f"selection must name an int 'epoch' and a str 'reason'; got epoch={epoch!r}, reason={reason!r}")
+        raise ValueError(
+            f"selection must name an int 'epoch' and a str 'reason'; got epoch={epoch!r}, reason={reason!r}"
+        )
     if val is not None and not isinstance(val, Mapping):
         raise ValueError(f"selection 'val' must be an evaluate_logits dict; got {val!r}")
     return _Selection(int(epoch), reason, None if name is None else str(name), val, extra)
@@ -192,9 +196,12 @@ def write_run_report(
         selected = at[-1]["val"]
     for what, m in (("selection", selected), ("test", test)):
         if m is not None and len(m.get("confusion", names)) != len(names):
-            raise ValueError(f"classes must name the {len(m['confusion'])} classes of the {what} metrics; got {names!r}")
+            count = len(m["confusion"])
+            raise ValueError(f"classes must name the {count} classes of the {what} metrics; got {names!r}")
     if (y_true is None) != (y_pred is None):
-        raise ValueError("y_true and y_pred must be given together (the selected checkpoint's validation labels and predictions)")
+        raise ValueError(
+            "y_true and y_pred must be given together (the selected checkpoint's validation labels and predictions)"
+        )
     report_text = None
     if y_true is not None:
         report_text = _classification_report(y_true, y_pred, names, sel.epoch)
@@ -330,7 +337,8 @@ def _markdown(
     out += ["", "## Should I worry?", "", sentence]
     if verdict is not None:
         out.append(
-            f"\nVolatility {_fmt(verdict.volatility)}, noise floor {_fmt(verdict.floor)}, ratio {_fmt(verdict.ratio, 2)} "
+            f"\nVolatility {_fmt(verdict.volatility)}, noise floor {_fmt(verdict.floor)}, "
+            f"ratio {_fmt(verdict.ratio, 2)} "
             f"(\"worry\" above {verdict.threshold:g})."
         )
     if nf is not None:
@@ -346,7 +354,8 @@ def _markdown(
     out += ["", f"## Validation at the selected checkpoint (epoch {sel.epoch})", ""]
     out += _class_table(selected, names)
     if test is not None:
-        out += ["", "## Test", "", "Evaluated once, after the selection; it played no part in choosing the checkpoint.", ""]
+        out += ["", "## Test", ""]
+        out += ["Evaluated once, after the selection; it played no part in choosing the checkpoint.", ""]
         out += _class_table(test, names)
     out += ["", "## Epochs", ""]
     out.append(
