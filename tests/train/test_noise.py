@@ -279,3 +279,30 @@ def test_weights_give_the_same_loss_variants_as_evaluate_logits():
     assert weighted.loss == pytest.approx(m["loss_weighted"], abs=1e-12)
     uniform = noise_floor(logits, labels, n_boot=10, weights=1 / np.array(VAL))
     assert uniform.loss == pytest.approx(m["loss_uniform_prior"], abs=1e-12)
+
+
+def test_an_early_descent_is_not_instability():
+    # a converging run: big early drops, then changes within the noise
+    curve = [1.2, 0.8, 0.6, 0.52, 0.5, 0.51, 0.49, 0.5, 0.495, 0.505]
+    vol = volatility(curve)
+    v = worry_verdict(vol, 0.02, values=curve)
+    late = volatility(curve[-5:])
+    assert v.exceeds is True and v.late_epochs == 5
+    assert v.late_ratio == pytest.approx(late / 0.02)
+    assert v.sentence == (
+        f"Validation loss fluctuates {vol / 0.02:.1f}x more than its sampling noise (volatility {vol:.2g} vs noise "
+        f"floor 0.02), but only {late / 0.02:.1f}x over the last 5 epochs (volatility {late:.2g}): the excess is the "
+        "early descent, not instability; no need to worry; pick the checkpoint on a smoothed metric."
+    )
+    # jumping to the end: still worry, and the late ratio says so
+    jumpy = [1.2, 0.8, 0.6, 0.7, 0.5, 0.65, 0.45, 0.7, 0.5, 0.68]
+    v = worry_verdict(volatility(jumpy), 0.02, values=jumpy)
+    assert v.sentence.endswith(
+        f"worry — it is the training, not the finite validation set (still {volatility(jumpy[-5:]) / 0.02:.1f}x over "
+        "the last 5 epochs)."
+    )
+    # too short a curve for a late window: the whole-run sentence, no late numbers
+    v = worry_verdict(volatility(curve[:4]), 0.02, values=curve[:4])
+    assert v.late_epochs == 0 and math.isnan(v.late_ratio) and "last" not in v.sentence
+    with pytest.raises(ValueError, match="values must be a 1-d sequence of numbers"):
+        worry_verdict(0.1, 0.02, values="abc")

@@ -102,6 +102,7 @@ def test_run_md_holds_the_sentence_and_the_history_numbers(run):
     assert "Evaluated once, after the selection; it played no part in choosing the checkpoint." in text
     assert f"balanced accuracy {test['balanced_accuracy']:.4f}" in text
     assert "```yaml\nepochs: 6\nloss:\n  name: wce\n" in text
+    assert "- Recipe: loss wce, optimiser adam (lr 0.001)." in text
     assert "Training time: 1.5 s (0.25 s per epoch)." in text
 
 
@@ -202,3 +203,28 @@ def test_bad_input(tmp_path, change, message):
         write_run_report(tmp_path, **kwargs)
     assert message in str(info.value)
     assert not (Path(tmp_path) / "run.md").exists()
+
+
+def test_recipe_summary_and_late_ratio_line(tmp_path):
+    history = _history(8)
+    curve = [r["val"]["loss"] for r in history]
+    verdict = worry_verdict(volatility(curve), 0.05, values=curve)
+    recipe = {
+        "model": {"weights": "imagenet", "input_size": 224},
+        "loss": {"name": "wce", "weighting": "balanced", "label_smoothing": 0.0},
+        "sampler": None,
+        "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
+        "epochs": 8,
+        "seed": 3,
+    }
+    write_run_report(
+        tmp_path, history=history, classes=CLASSES, verdict=verdict, selection={"epoch": 7, "reason": "last"},
+        recipe=recipe,
+    )  # fmt: skip
+    text = (tmp_path / "run.md").read_text()
+    assert (
+        "- Recipe: weights imagenet, loss wce (weighting balanced, label_smoothing 0), "
+        "optimiser sgd (lr 0.01, momentum 0.9), seed 3." in text
+    )
+    assert f"; over the last 4 epochs ratio {verdict.late_ratio:.2f}." in text
+    assert verdict.sentence in text

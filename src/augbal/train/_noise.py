@@ -302,6 +302,8 @@ class Verdict:
         exceeds: True when ``ratio > threshold``: the fluctuation is the training's.
         sentence: one sentence with the numbers.
         volatility, floor, threshold: the inputs.
+        late_ratio: the volatility of the last ``late_epochs`` values over the floor, when
+            the curve was given (``values=``) and long enough (else ``nan`` and 0).
     """
 
     ratio: float
@@ -310,6 +312,8 @@ class Verdict:
     volatility: float
     floor: float
     threshold: float
+    late_ratio: float = math.nan
+    late_epochs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (``nan`` kept as a float)."""
@@ -320,6 +324,8 @@ class Verdict:
             "volatility": self.volatility,
             "floor": self.floor,
             "threshold": self.threshold,
+            "late_ratio": self.late_ratio,
+            "late_epochs": self.late_epochs,
         }
 
 
@@ -355,6 +361,7 @@ def worry_verdict(
     threshold: float = WORRY_RATIO,
     n: int | None = None,
     classes: Sequence[Any] | None = None,
+    values: Any = None,
 ) -> Verdict:
     """Set a run's validation-loss volatility against its noise floor, in one sentence.
 
@@ -381,6 +388,11 @@ def worry_verdict(
             (with a :class:`NoiseFloor` it must equal the floor's own count).
         classes: class names for a :class:`NoiseFloor` computed without them (its
             classes are then ``"0", "1", ...``).
+        values: the loss curve itself (one value per epoch). A volatility counts every
+            change, the early descent of a converging run too; with the curve (6 epochs
+            or more) the verdict also measures the last half of the run (at least 3
+            epochs), and a run whose excess is only early (late ratio within the
+            threshold) is told so instead of "worry". ``exceeds`` stays the whole-run test.
 
     Example:
         >>> v = worry_verdict(0.14, 0.08)
@@ -419,11 +431,32 @@ def worry_verdict(
             classes=tuple(names),
             per_class_share={new: nf.per_class_share.get(old, 0.0) for old, new in zip(nf.classes, names)},
         )
-    return _verdict(v, f, nf, n, levers, threshold)
+    late = _late(values)
+    return _verdict(v, f, nf, n, levers, threshold, late)
+
+
+def _late(values: Any) -> tuple[float, int]:
+    """``(volatility of the last half of the curve, its length)``; ``(nan, 0)`` under 6 values."""
+    if values is None:
+        return math.nan, 0
+    curve = _to_numpy(values).tolist() if hasattr(values, "shape") else values
+    if isinstance(curve, (str, bytes, Mapping)) or not isinstance(curve, Sequence):
+        raise ValueError(f"values must be a 1-d sequence of numbers (one loss per epoch); got {values!r}")
+    if len(curve) < 6:
+        volatility(curve)  # validates
+        return math.nan, 0
+    k = max(3, len(curve) // 2)
+    return volatility(curve[-k:]), k
 
 
 def _verdict(
-    v: float, f: float, nf: NoiseFloor | None, n: int | None, levers: dict[str, float], threshold: float
+    v: float,
+    f: float,
+    nf: NoiseFloor | None,
+    n: int | None,
+    levers: dict[str, float],
+    threshold: float,
+    late: tuple[float, int],
 ) -> Verdict:
     context = f", from {n} validation images" if n is not None else ""
     if nf is not None:
@@ -437,14 +470,23 @@ def _verdict(
             f"needs at least 3 epochs (noise floor {_num(f)}{context})."
         )
         return Verdict(math.nan, False, sentence, v, f, threshold)
-    ratio = v / f if f > 0 else (math.inf if v > 0 else 1.0)
+    ratio = _ratio(v, f)
+    late_v, late_k = late
+    late_ratio = _ratio(late_v, f) if late_k else math.nan
     numbers = f"volatility {_num(v)} vs noise floor {_num(f)}"
     lever = _lever_clause(v, levers) if levers and v > 0 else ""
     exceeds = ratio > threshold
-    if exceeds:
+    if exceeds and late_ratio <= threshold:  # False for nan
+        sentence = (
+            f"Validation loss fluctuates {ratio:.1f}x more than its sampling noise ({numbers}{context}), but only "
+            f"{late_ratio:.1f}x over the last {late_k} epochs (volatility {_num(late_v)}): the excess is the early "
+            f"descent, not instability; no need to worry; pick the checkpoint on a smoothed metric{lever}."
+        )
+    elif exceeds:
+        still = f" (still {late_ratio:.1f}x over the last {late_k} epochs)" if late_k else ""
         sentence = (
             f"Validation loss fluctuates {ratio:.1f}x more than its sampling noise ({numbers}{context}): "
-            f"worry — it is the training, not the finite validation set{lever}."
+            f"worry — it is the training, not the finite validation set{still}{lever}."
         )
     elif ratio <= 1:
         sentence = (
@@ -457,4 +499,10 @@ def _verdict(
             f"this short cannot tell from noise ({numbers}{context}): no need to worry; pick the checkpoint "
             f"on a smoothed metric{lever}."
         )
-    return Verdict(ratio, exceeds, sentence, v, f, threshold)
+    return Verdict(ratio, exceeds, sentence, v, f, threshold, late_ratio, late_k)
+
+
+def _ratio(v: float, f: float) -> float:
+    if math.isnan(v):
+        return math.nan
+    return v / f if f > 0 else (math.inf if v > 0 else 1.0)

@@ -113,11 +113,10 @@ def _check_noise(noise: Any) -> NoiseFloor | None:
     raise ValueError(f"noise must be a NoiseFloor, its to_dict() or None; got {noise!r}")
 
 
-def _recipe_yaml(recipe: Any) -> str | None:
+def _recipe(recipe: Any) -> tuple[str, Mapping[str, Any]] | None:
+    """``(YAML text, plain dict)`` of a ``Recipe`` (its ``to_yaml``/``to_dict``) or a dict."""
     if recipe is None:
         return None
-    if callable(getattr(recipe, "to_yaml", None)):
-        return str(recipe.to_yaml())
     import yaml
 
     from .._registry import plain_data
@@ -125,7 +124,48 @@ def _recipe_yaml(recipe: Any) -> str | None:
     data = recipe.to_dict() if callable(getattr(recipe, "to_dict", None)) else recipe
     if not isinstance(data, Mapping):
         raise ValueError(f"recipe must be a Recipe, a dict or None; got {recipe!r}")
-    return yaml.safe_dump(plain_data(dict(data), what="recipe"), sort_keys=False)
+    data = plain_data(dict(data), what="recipe")
+    text = str(recipe.to_yaml()) if callable(getattr(recipe, "to_yaml", None)) else None
+    return (text or yaml.safe_dump(data, sort_keys=False)), data
+
+
+#: (label, recipe path) of the settings the "what ran" line names, when the recipe has them
+_SUMMARY = (
+    ("weights", ("model", "weights")),
+    ("freeze", ("freeze",)),
+    ("loss", ("loss",)),
+    ("sampler", ("sampler",)),
+    ("augmentation", ("augmentation",)),
+    ("mixer", ("mixer",)),
+    ("optimiser", ("optim",)),
+    ("schedule", ("schedule",)),
+    ("batch size", ("batch_size",)),
+    ("selection", ("selection",)),
+    ("seed", ("seed",)),
+)
+
+
+def _summary(data: Mapping[str, Any]) -> str:
+    """``loss wce (weighting balanced), optimiser adam (lr 0.001), ...``: the recipe in one line."""
+    parts = []
+    for label, path in _SUMMARY:
+        value = _get(data, *path)
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            name = value.get("name")
+            params = [f"{k} {_short(v)}" for k, v in value.items() if k != "name" and v is not None]
+            value = f"{name} ({', '.join(params)})" if params and name is not None else (name or _short(value))
+        parts.append(f"{label} {_short(value)}")
+    return ", ".join(parts)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return str(value.get("name", "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 # --------------------------------------------------------------------------- public API
@@ -205,9 +245,8 @@ def write_run_report(
     report_text = None
     if y_true is not None:
         report_text = _classification_report(y_true, y_pred, names, sel.epoch)
-    return _write(
-        Path(run_dir), rows, names, sel, selected, sentence, verdict_obj, nf, test, _recipe_yaml(recipe), report_text
-    )
+    recipe_parts = _recipe(recipe)
+    return _write(Path(run_dir), rows, names, sel, selected, sentence, verdict_obj, nf, test, recipe_parts, report_text)
 
 
 def _write(
@@ -220,7 +259,7 @@ def _write(
     verdict: Verdict | None,
     nf: NoiseFloor | None,
     test: Mapping[str, Any] | None,
-    recipe_yaml: str | None,
+    recipe: tuple[str, Mapping[str, Any]] | None,
     report_text: str | None,
 ) -> dict[str, Path]:
     run.mkdir(parents=True, exist_ok=True)
@@ -234,7 +273,7 @@ def _write(
         paths[name] = atomic_write_bytes(run / name, _render(draw))
     if report_text is not None:
         paths["classification_report.txt"] = atomic_write_text(run / "classification_report.txt", report_text)
-    text = _markdown(rows, names, sel, selected, sentence, verdict, nf, test, recipe_yaml, sorted(paths))
+    text = _markdown(rows, names, sel, selected, sentence, verdict, nf, test, recipe, sorted(paths))
     paths["run.md"] = atomic_write_text(run / "run.md", text)
     return paths
 
@@ -313,7 +352,7 @@ def _markdown(
     verdict: Verdict | None,
     nf: NoiseFloor | None,
     test: Mapping[str, Any] | None,
-    recipe_yaml: str | None,
+    recipe: tuple[str, Mapping[str, Any]] | None,
     files: list[str],
 ) -> str:
     epochs = [row["epoch"] for row in rows]
@@ -326,8 +365,12 @@ def _markdown(
     times = [row.get("time_s") for row in rows if isinstance(row.get("time_s"), (int, float))]
     if times:
         out.append(f"- Training time: {sum(times):.1f} s ({sum(times) / len(times):.2f} s per epoch).")
-    if recipe_yaml is not None:
-        out += ["", "Resolved recipe:", "", "```yaml", recipe_yaml.rstrip("\n"), "```"]
+    if recipe is not None:
+        summary = _summary(recipe[1])
+        if summary:
+            out.append(f"- Recipe: {summary}.")
+        out += ["", "<details><summary>Resolved recipe</summary>", "", "```yaml", recipe[0].rstrip("\n"), "```", ""]
+        out.append("</details>")
     out += ["", "## Selected checkpoint", ""]
     which = f" ({sel.name})" if sel.name else ""
     out.append(f"Epoch {sel.epoch}{which}: {sel.reason}")
@@ -336,10 +379,11 @@ def _markdown(
     out.append("\nThe checkpoint was chosen on validation metrics only.")
     out += ["", "## Should I worry?", "", sentence]
     if verdict is not None:
+        late = f"; over the last {verdict.late_epochs} epochs ratio {_fmt(verdict.late_ratio, 2)}"
         out.append(
             f"\nVolatility {_fmt(verdict.volatility)}, noise floor {_fmt(verdict.floor)}, "
-            f"ratio {_fmt(verdict.ratio, 2)} "
-            f"(\"worry\" above {verdict.threshold:g})."
+            f"ratio {_fmt(verdict.ratio, 2)} (\"worry\" above {verdict.threshold:g})"
+            f"{late if verdict.late_epochs else ''}."
         )
     if nf is not None:
         variant = "class-weighted" if nf.weighted else "unweighted"
