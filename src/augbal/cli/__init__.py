@@ -21,6 +21,7 @@ import click
 
 from augbal import __version__
 
+from ._bench import bench
 from ._build import build_dataset
 from ._demo import demo
 from ._scan import scan
@@ -38,6 +39,7 @@ def cli() -> None:
 cli.add_command(scan)
 cli.add_command(demo)
 cli.add_command(build_dataset)
+cli.add_command(bench)
 
 
 def main() -> None:
