@@ -98,7 +98,7 @@ def evaluate_test(run_dir: str | os.PathLike[str], *, device: str = "cpu") -> di
     run = Path(run_dir)
     selection = _selection(run)
     recipe = load_recipe(run / "recipe.yaml")
-    splits = resolve_data(recipe.data, seed=int(recipe.seed), recipe_dir=getattr(recipe, "recipe_dir", None))
+    splits = resolve_data(recipe.data, seed=int(recipe.seed))
     if splits.test is None:
         raise ValueError(f"the recipe's data has no test split ({run / 'recipe.yaml'}): nothing to evaluate")
     result = _score(run, selection, splits.test, checkpoint="selected", prior=None, device=device)
@@ -168,9 +168,11 @@ def _score(run: Path, selection: dict[str, Any], index: Any, *, checkpoint: str,
     train_prior = np.asarray(selection["train_prior"], dtype=np.float64)
     own = state.get("posthoc") if checkpoint == "selected" else None
     applied: dict[str, Any] | None = None
+    tau = 1.0
     if prior is None and own:
         applied = dict(own)
         target: Any = np.asarray(own["target_prior"], dtype=np.float64)
+        tau = float(own.get("tau", 1.0))
     elif prior == "uniform":
         target = "uniform"
         applied = {"prior": "uniform"}
@@ -180,7 +182,7 @@ def _score(run: Path, selection: dict[str, Any], index: Any, *, checkpoint: str,
     else:
         target = None
     if target is not None:
-        logits = torch.as_tensor(np.asarray(adjust_logits(logits.numpy(), train_prior=train_prior, target_prior=target)),
+        logits = torch.as_tensor(np.asarray(adjust_logits(logits.numpy(), train_prior=train_prior, target_prior=target, tau=tau)),
                                  dtype=torch.float32)  # fmt: skip
     counts = np.asarray(selection.get("train_counts") or np.round(train_prior * 1e6), dtype=np.int64)
     metrics = evaluate_logits(logits, labels, train_counts=counts, classes=classes)

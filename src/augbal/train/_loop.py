@@ -148,7 +148,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     saved = _open_run_folder(run, recipe, rhash, resume, ctx)
 
     # ---- data ----------------------------------------------------------------------------
-    data = resolve_data(recipe.data, seed=seed, recipe_dir=getattr(recipe, "recipe_dir", None))
+    data = resolve_data(recipe.data, seed=seed)
     classes = list(data.classes)
     C = len(classes)
     train_labels = np.asarray(data.train.labels, dtype=np.int64)
@@ -158,12 +158,10 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
 
     # ---- model, freeze policy, loss ------------------------------------------------------
     m = recipe.model
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model, weights = build_model(
-            C, weights=m.weights, cifar_stem=m.cifar_stem, dropout=m.dropout, head=m.head,
-            input_size=m.input_size, mean=m.mean, std=m.std,
-        )  # fmt: skip
+    model, weights = build_model(
+        C, weights=m.weights, cifar_stem=m.cifar_stem, dropout=m.dropout, head=m.head,
+        input_size=m.input_size, mean=m.mean, std=m.std, download=m.download, seed=seed,
+    )  # fmt: skip
     freeze = FREEZE_POLICIES.from_spec(_spec(recipe.freeze))
     loss_fn = LOSSES.from_spec(_spec(recipe.loss)).fit(train_counts)
     train_policy, eval_policy = strategies.policies(recipe, weights, seed=seed)
@@ -205,7 +203,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     mixer = MIXERS.from_spec(_spec(recipe.mixer), num_classes=C) if recipe.mixer is not None else None
 
     # ---- optimiser, schedule, selection, averaging ---------------------------------------
-    optimizer = build_optimizer(freeze.param_groups(model, lr=float(recipe.optim.lr)), recipe.optim)
+    optimizer = build_optimizer(freeze.param_groups(model, lr=float(recipe.optim["lr"])), recipe.optim)
     scheduler = build_scheduler(optimizer, recipe.schedule, epochs=epochs, steps_per_epoch=len(batch_sampler))
     selector = SELECTIONS.from_spec(_spec(recipe.selection))
     averager = selector if getattr(selector, "averages", False) else None
@@ -331,12 +329,10 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     model.load_state_dict(chosen.state)
 
     # ---- should I worry? the volatility of the unweighted val loss against its noise floor ---
-    nf = getattr(recipe, "noise_floor", None)
-    floor = noise_floor(
-        chosen.logits, val_labels, n_boot=int(getattr(nf, "n_boot", 1000)), seed=int(getattr(nf, "seed", seed))
-    )
+    nf = recipe.noise_floor
+    floor = noise_floor(chosen.logits, val_labels, n_boot=int(nf.n_boot), seed=int(nf.seed), classes=classes)
     vol = volatility([row["val"]["loss"] for row in history])
-    verdict = worry_verdict(vol, floor, n=len(val_labels), classes=classes)
+    verdict = worry_verdict(vol, floor)
 
     # ---- outputs (rank 0) -------------------------------------------------------------------
     paths = {name: run / name for name in ("recipe.yaml", "metrics.jsonl", "last.pt", "selected.pt", "selection.json")}
@@ -660,3 +656,57 @@ def _predict(
     net.training = was_training
     mine = torch.cat(parts) if parts else torch.zeros((0, 0), device=device)
     return gather_rows(mine, n, ctx).cpu()
+
+
+def lr_find(recipe: Any, *, out: str | os.PathLike[str], **options: Any) -> Any:
+    """The LR range test (``augbal.train.find_lr``) on the recipe's model, loss and batches.
+
+    Builds what ``train`` builds for epoch 0 (cached inputs when the trunk stays frozen),
+    sweeps the learning rate, writes ``out/lr_find.png`` and returns the ``LRFinderResult``
+    (``suggestion``: fastai's steepest-descent point). Nothing is trained: the model and
+    optimiser are restored by ``find_lr``.
+    """
+    from augbal.data import ImageDataset
+    from augbal.recipes import Recipe, load_recipe
+
+    from . import _strategies as strategies
+    from ._data import resolve_data
+    from ._freeze import FREEZE_POLICIES
+    from ._losses import LOSSES
+    from ._model import build_model
+    from ._optim import build_optimizer, find_lr
+
+    recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    run = Path(out)
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=init_distributed(recipe.device).device)
+    seed, m = int(recipe.seed), recipe.model
+    data = resolve_data(recipe.data, seed=seed)
+    C = len(data.classes)
+    counts = np.bincount(np.asarray(data.train.labels, dtype=np.int64), minlength=C)
+    model, weights = build_model(
+        C, weights=m.weights, cifar_stem=m.cifar_stem, dropout=m.dropout, head=m.head,
+        input_size=m.input_size, mean=m.mean, std=m.std, download=m.download, seed=seed,
+    )  # fmt: skip
+    freeze = FREEZE_POLICIES.from_spec(_spec(recipe.freeze))
+    loss_fn = LOSSES.from_spec(_spec(recipe.loss)).fit(counts)
+    train_policy, eval_policy = strategies.policies(recipe, weights, seed=seed)
+    upto = strategies.cache_level(recipe, freeze, int(recipe.epochs))
+    if upto is not None:
+        key = weights.sha256 or _state_hash(model)
+        root = Path(recipe.cache.dir or run / "cache")
+        train_ds, _, net = strategies.cached_inputs(
+            recipe, model, key, data, upto=upto, train_policy=train_policy, eval_policy=eval_policy,
+            device=ctx.device, ctx=ctx, seed=seed, root=root,
+        )  # fmt: skip
+    else:
+        train_ds, net = ImageDataset(data.train, transform=train_policy), model
+    model.to(ctx.device)
+    freeze.apply(model, 0)
+    freeze.train_mode(model, 0)
+    batches = ShuffleBatches(len(train_ds), int(recipe.batch_size), seed=seed, ctx=ctx)
+    loader = _loader(recipe, train_ds, batches, upto is not None, seed)
+    optimizer = build_optimizer(freeze.param_groups(model, lr=float(recipe.optim["lr"])), recipe.optim)
+    result = find_lr(net, loader, lambda logits, y: loss_fn(logits, y), optimizer, **options)
+    run.mkdir(parents=True, exist_ok=True)
+    result.plot(run / "lr_find.png")
+    return result

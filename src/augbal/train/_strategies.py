@@ -177,8 +177,9 @@ def cached_inputs(
 
     cache = getattr(recipe, "cache", None)
     views = int(getattr(cache, "views", 1) or 1)
-    augmented = getattr(recipe, "augmentation", None) is not None and not getattr(train_policy, "deterministic", False)
-    store = FeatureCache(getattr(cache, "dir", None) or root)
+    augmented = not getattr(train_policy, "deterministic", False)
+    # features in float32: a cached run equals an uncached one; layer3 activations in float16 (memory)
+    store = FeatureCache(getattr(cache, "dir", None) or root, dtype="float32" if upto == "features" else "float16")
 
     def build() -> tuple[Any, Any]:
         tr = store.views(
@@ -232,14 +233,15 @@ def bn_loader(dataset: Any, batch: int, device: torch.device) -> list[tuple[torc
 # ======================================================================================
 
 
-def drs_weighting(switch_epoch: int) -> dict[str, Any]:
-    """The DRS sampler weighting: instance-balanced before ``switch_epoch``, class-balanced from it.
+def drs_weighting(switch_epoch: int, *, after: Any = "balanced") -> dict[str, Any]:
+    """The DRS sampler weighting: instance-balanced (the data as it is) before ``switch_epoch``,
+    the sampler's own weighting (class-balanced by default) from it.
 
     Example:
         >>> drs_weighting(4)
         {'name': 'deferred', 'switch_epoch': 4, 'before': 'instance', 'after': 'balanced'}
     """
-    return {"name": "deferred", "switch_epoch": int(switch_epoch), "before": "instance", "after": "balanced"}
+    return {"name": "deferred", "switch_epoch": int(switch_epoch), "before": "instance", "after": after}
 
 
 def sampler_spec(recipe: Any) -> Any:
@@ -248,11 +250,9 @@ def sampler_spec(recipe: Any) -> Any:
     drs = _strategy(recipe, "drs")
     if drs is None:
         return spec
-    weighting = drs_weighting(int(_get(drs, "switch_epoch")))
-    if spec is None:
-        return {"name": "class_aware", "weighting": weighting}
-    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
-    return {**spec, "weighting": weighting}
+    spec = {"name": "class_aware"} if spec is None else {"name": spec} if isinstance(spec, str) else dict(spec)
+    after = spec.get("weighting", "balanced")
+    return {**spec, "weighting": drs_weighting(int(_get(drs, "switch_epoch")), after=after)}
 
 
 # ======================================================================================
@@ -302,6 +302,7 @@ def after_training(
         from ._posthoc import adjust_logits, estimate_prior_em
 
         prior = str(_get(posthoc, "prior", "uniform"))
+        tau_p = float(_get(posthoc, "tau", 1.0))
         if prior == "uniform":
             target: Any = "uniform"
         elif prior == "val":
@@ -309,12 +310,12 @@ def after_training(
         else:  # "em": the validation prior estimated from the model's own posteriors
             target = estimate_prior_em(torch.softmax(chosen.logits.double(), 1).numpy(), train_prior)
         adjusted = torch.as_tensor(np.asarray(adjust_logits(chosen.logits.numpy(), train_prior=train_prior,
-                                                            target_prior=target)), dtype=torch.float32)  # fmt: skip
+                                                            target_prior=target, tau=tau_p)), dtype=torch.float32)  # fmt: skip
         target_list = [1.0 / len(classes)] * len(classes) if isinstance(target, str) else np.asarray(target).tolist()
         adj = Candidate(
             f"{chosen.name}+posthoc", chosen.epoch, f"{chosen.reason}; logits adjusted to the {prior} prior",
             adjusted, evaluate_logits(adjusted, val_labels, train_counts=train_counts, classes=classes), chosen.state,
-            posthoc={"prior": prior, "train_prior": train_prior.tolist(), "target_prior": target_list, "tau": 1.0},
+            posthoc={"prior": prior, "train_prior": train_prior.tolist(), "target_prior": target_list, "tau": tau_p},
         )  # fmt: skip
         candidates.append(adj)
         chosen = choose([chosen, adj], metric, mode)
@@ -334,7 +335,7 @@ def _features(
     from ._cache import FeatureCache
     from ._distributed import barrier
 
-    store = FeatureCache(root)
+    store = FeatureCache(root, dtype="float32")
     out: Any = None
     for turn in (0, 1):  # rank 0 fills the cache, then the others read it
         if (turn == 0) == bool(ctx.is_main):
@@ -365,8 +366,8 @@ def _tau_norm(
     from ._posthoc import tau_normalize
 
     head = head_linear(model)
-    grid = _get(spec, "grid", None) or _get(spec, "tau", None) or TAU_GRID
-    grid = [float(t) for t in (grid if isinstance(grid, (list, tuple)) else [grid])]
+    given = _get(spec, "tau", None)
+    grid = sorted(set(TAU_GRID) | ({float(given)} if given is not None else set()))
     scored = []
     with torch.no_grad():
         for t in grid:
@@ -412,15 +413,14 @@ def _crt(
 
     head = head_linear(model)
     epochs = int(_get(spec, "epochs", 10))
-    lr = float(_get(spec, "lr", getattr(recipe.optim, "lr", 1e-3)))
+    lr = float(_get(spec, "lr", None) or recipe.optim["lr"])
     sampler = SAMPLERS.from_spec(_spec(_get(spec, "sampler", None)) or {"name": "class_aware", "weighting": "balanced"},
                                  labels=train_y, seed=seed, num_replicas=1, rank=0)  # fmt: skip
     fresh = nn.Linear(head.in_features, head.out_features)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         fresh.reset_parameters()
-    optim_spec = _spec(recipe.optim)
-    optim_spec = {**(optim_spec if isinstance(optim_spec, dict) else {"name": optim_spec}), "lr": lr}
+    optim_spec = {**dict(recipe.optim), "lr": lr}
     optimizer = build_optimizer([{"params": list(fresh.parameters()), "lr": lr}], optim_spec)
     batch = int(recipe.batch_size)
     y_all = torch.from_numpy(np.asarray(train_y, dtype=np.int64))
