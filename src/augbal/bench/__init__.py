@@ -20,6 +20,7 @@ from ._aggregate import (
     recommend,
     shot_accuracy,
 )
+from ._report import Report, write_report
 from ._strategies import STRATEGIES, Strategy, apply_strategy, register_strategy, resolve_strategy
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "STRATEGIES",
     "Cell",
     "Comparison",
+    "Report",
     "RunRecord",
     "Strategy",
     "aggregate",
@@ -37,4 +39,5 @@ __all__ = [
     "register_strategy",
     "resolve_strategy",
     "shot_accuracy",
+    "write_report",
 ]

@@ -271,13 +271,14 @@ def _calmer(records: Sequence[RunRecord], split: str, best: str, baseline: str) 
 
 
 def recommend(
-    records: Sequence[RunRecord], split: str, *, baseline: str = "wce:inverse", metric: str = "balanced_accuracy",
-    level: float = 0.95, n_boot: int = 10_000, seed: int = 0,
+    records: Sequence[RunRecord], split: str, *, baseline: str | Sequence[str] = ("wce:inverse", "ce"),
+    metric: str = "balanced_accuracy", level: float = 0.95, n_boot: int = 10_000, seed: int = 0,
 ) -> str:
     """The data-driven recommendation for one split, in one sentence with numbers.
 
     The best strategy is the one with the highest mean ``metric`` over its seeds (the scores of
-    checkpoints selected on validation); it is set against ``baseline`` on the paired seeds.
+    checkpoints selected on validation); it is set against the first of ``baseline`` (a name or
+    names in order of preference) that is not itself and has runs on the split, on paired seeds.
 
     Example:
         >>> rs = [RunRecord.from_dict({"strategy": s, "split": "x", "seed": k, "volatility": vol,
@@ -294,6 +295,9 @@ def recommend(
     ranked = sorted(cells.items(), key=lambda kv: kv[1][metric].mean, reverse=higher)
     best = ranked[0][0][1]
     label = METRICS.get(metric, (metric, True))[0]
+    preferred = [baseline] if isinstance(baseline, str) else list(baseline)
+    present = {strategy for (_, strategy) in cells}
+    baseline = next((b for b in preferred if b != best and b in present), preferred[0] if preferred else best)
     if best == baseline:
         runner = ranked[1][0][1] if len(ranked) > 1 else None
         tail = "" if runner is None else f"; the runner-up, {runner}, does not beat it"
