@@ -170,7 +170,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     upto = strategies.cache_level(recipe, freeze, epochs)
     cache_root = Path(getattr(getattr(recipe, "cache", None), "dir", None) or run / "cache")
     if upto is not None:
-        trunk_key = weights.sha256 or _state_hash(model)
+        trunk_key = trunk_hash(model, upto)
         train_ds, val_ds, net = strategies.cached_inputs(
             recipe, model, trunk_key, data, upto=upto, train_policy=train_policy, eval_policy=eval_policy,
             device=device, ctx=ctx, seed=seed, root=cache_root,
@@ -508,6 +508,14 @@ def _state_hash(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+def trunk_hash(model: nn.Module, upto: str) -> str:
+    """The cache key of ``trunk(model, upto)``: the hash of exactly the weights and BatchNorm
+    statistics its outputs depend on (the same weights give the same key in every run)."""
+    from ._cache import trunk
+
+    return _state_hash(trunk(model, upto))
+
+
 def _floor_value(floor: Any) -> float:
     for attr in ("floor", "std"):
         value = getattr(floor, attr, None)
@@ -692,7 +700,7 @@ def lr_find(recipe: Any, *, out: str | os.PathLike[str], **options: Any) -> Any:
     train_policy, eval_policy = strategies.policies(recipe, weights, seed=seed)
     upto = strategies.cache_level(recipe, freeze, int(recipe.epochs))
     if upto is not None:
-        key = weights.sha256 or _state_hash(model)
+        key = trunk_hash(model, upto)
         root = Path(recipe.cache.dir or run / "cache")
         train_ds, _, net = strategies.cached_inputs(
             recipe, model, key, data, upto=upto, train_policy=train_policy, eval_policy=eval_policy,

@@ -323,9 +323,9 @@ def after_training(
 
 
 def _key(model: nn.Module) -> str:
-    from ._loop import _state_hash
+    from ._loop import trunk_hash
 
-    return _state_hash(model)
+    return trunk_hash(model, "features")
 
 
 def _features(
