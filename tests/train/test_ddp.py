@@ -95,3 +95,53 @@ def test_shuffle_batches_are_seeded_by_seed_and_epoch():
     assert epoch(0, 0) != epoch(0, 1) and epoch(0, 0) != epoch(1, 0)
     assert sorted(i for b in epoch(0, 2) for i in b) == list(range(20))
     assert np.diff([len(b) for b in epoch(0, 0)]).tolist() == [0, -4]
+
+
+def test_torchrun_with_two_gloo_processes_equals_one_process(tmp_path):
+    """``torchrun --nproc_per_node 2 -m augbal train``: per-rank batch 8 with gradient averaging
+    takes the steps of one process with batch 16; validation logits are gathered, so the
+    metrics and the weights after each epoch equal a single-process run's."""
+    import importlib.util
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("_loop_helpers", Path(__file__).with_name("test_loop.py"))
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    from augbal.train import train
+
+    torch.set_num_threads(1)
+    folder = helpers.make_folder(tmp_path / "data")
+    recipe = helpers.tiny_recipe(folder, epochs=2, **{"optim.lr": 1e-2})
+    single = train({**recipe, "cache": {"dir": str(tmp_path / "cache1")}}, out=tmp_path / "single")
+
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({**recipe, "cache": {"dir": str(tmp_path / "cache2")}}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "augbal", "train", "--recipe", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "ddp"), "--no-test"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("epoch 1/2") == 1  # rank 0 alone prints
+
+    a = [json.loads(x) for x in (single.run_dir / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert len(a) == len(b) == 2
+    for ra, rb in zip(a, b):
+        assert ra["val"]["confusion"] == rb["val"]["confusion"]
+        assert ra["val"]["n"] == rb["val"]["n"]
+        for key in ("loss", "loss_weighted", "loss_uniform_prior", "balanced_accuracy", "ece"):
+            assert rb["val"][key] == pytest.approx(ra["val"][key], abs=1e-6), key
+        assert rb["train"]["loss"] == pytest.approx(ra["train"]["loss"], abs=1e-6)
+    wa = torch.load(single.run_dir / "last.pt", weights_only=False)["model"]
+    wb = torch.load(tmp_path / "ddp" / "last.pt", weights_only=False)["model"]
+    assert wa.keys() == wb.keys()
+    from augbal.train import build_model
+
+    initial, _ = build_model(3, weights="none", input_size=32, mean=[0.5] * 3, std=[0.25] * 3, seed=0)
+    assert not torch.allclose(initial.fc.weight, wa["fc.weight"], atol=1e-3)  # the head did train
+    for key in wa:
+        assert torch.allclose(wa[key].float(), wb[key].float(), atol=1e-6), key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,8 @@ def train(
         rows.append(row)
         con.print(_epoch_line(row, epochs), highlight=False, markup=False)
 
+    # under torchrun every rank runs this command; rank 0 alone speaks and scores the test split
+    speaks = os.environ.get("RANK", "0") == "0"
     try:
         result = run_training(recipe, out=run, resume=resume, progress=progress)
     except RecipeError as exc:
@@ -83,6 +86,8 @@ def train(
     except (ValueError, KeyError, RuntimeError) as exc:
         raise click.ClickException(f"training failed: {exc}") from None
 
+    if not speaks:
+        return
     con.print(f"selected: {result.candidate} (epoch {result.selected_epoch}): {result.reason}", highlight=False, markup=False)
     con.print(_metrics_table("validation, selected model", result.val))
     con.print(result.verdict, highlight=False, markup=False)
