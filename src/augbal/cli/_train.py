@@ -153,7 +153,7 @@ def _metrics_table(title: str, metrics: dict[str, Any], *, classes: list[str] | 
             table.add_row(key, f"{float(metrics[key]):.4f}")
     recall = metrics.get("recall")
     if recall is not None:
-        names = classes or [str(i) for i in range(len(recall))]
+        names = classes or metrics.get("classes") or [str(i) for i in range(len(recall))]
         for name, r in zip(names, recall):
             table.add_row(Text(f"recall {name}"), f"{float(r):.4f}")
     return table
