@@ -345,7 +345,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         "metric": metric,
         "mode": mode,
         "posthoc": chosen.posthoc,
-        "candidates": {c.name: {"epoch": c.epoch, metric: c.metrics.get(metric)} for c in candidates},
+        "candidates": {c.name: {"epoch": c.epoch, metric: strategies.metric_value(c.metrics, metric)} for c in candidates},
         "val": chosen.metrics,
         "volatility": vol,
         "floor": _floor_value(floor),

@@ -41,8 +41,6 @@ __all__ = ["Candidate", "TensorViews", "choose", "drs_weighting"]
 
 #: the tau grid of tau-normalisation when the recipe gives none (Kang et al. search [0, 1])
 TAU_GRID = tuple(round(0.1 * i, 1) for i in range(11))
-#: metrics where smaller is better (everything else is maximised)
-_LOWER_IS_BETTER = ("loss", "loss_weighted", "loss_uniform_prior", "ece")
 
 
 @dataclass
@@ -63,19 +61,53 @@ def choose(candidates: Sequence[Candidate], metric: str, mode: str) -> Candidate
     """The best candidate by ``metric`` (``mode`` "max" or "min"); ties keep the earlier one."""
     if not candidates:
         raise ValueError("choose needs at least one candidate; got none")
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}")
     sign = 1.0 if mode == "max" else -1.0
+
+    def value(c: Candidate) -> float:
+        v = metric_value(c.metrics, metric)
+        return -np.inf if np.isnan(v) else sign * v  # a NaN never wins
+
     best = candidates[0]
     for c in candidates[1:]:
-        if sign * float(c.metrics[metric]) > sign * float(best.metrics[metric]):
+        if value(c) > value(best):
             best = c
     return best
 
 
+def metric_value(metrics: dict[str, Any], name: str) -> float:
+    """A validation metric by name: a key (``"loss"``), ``"val.<key>"``, or ``"<list key>.<class>"``
+    (``"recall.2"``).
+
+    Example:
+        >>> metric_value({"loss": 0.5, "recall": [0.1, 0.9]}, "val.recall.1")
+        0.9
+    """
+    key = name[4:] if name.startswith("val.") else name
+    if key in metrics:
+        return float(metrics[key])
+    head, _, index = key.rpartition(".")
+    if head in metrics and index.isdigit():
+        return float(metrics[head][int(index)])
+    raise KeyError(f"metric {name!r} is not among the validation metrics: {', '.join(sorted(metrics))}")
+
+
 def selection_metric(selector: Any) -> tuple[str, str]:
-    """The metric (and mode) candidates are compared by: the selector's, else balanced accuracy."""
-    metric = getattr(selector, "metric", None) or "balanced_accuracy"
-    mode = getattr(selector, "mode", None) or ("min" if metric in _LOWER_IS_BETTER else "max")
-    return str(metric), str(mode)
+    """The metric and mode ("max"/"min") candidates are compared by: the selector's, else
+    balanced accuracy; ``"auto"`` (or none) minimises losses and ECE, maximises the rest.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> selection_metric(SimpleNamespace(metric="val.loss", mode="auto"))
+        ('val.loss', 'min')
+    """
+    metric = str(getattr(selector, "metric", None) or "balanced_accuracy")
+    mode = getattr(selector, "mode", None)
+    if mode not in ("max", "min"):
+        base = metric[4:] if metric.startswith("val.") else metric
+        mode = "min" if base.startswith("loss") or base == "ece" else "max"
+    return metric, str(mode)
 
 
 # ======================================================================================
