@@ -117,7 +117,7 @@ def _selection(run: Path) -> dict[str, Any]:
 
 def _index(data: Any, classes: list[str]) -> Any:
     """The images of ``data`` as an ImageIndex with the run's class numbering."""
-    from augbal.data import ImageIndex, read_manifest, scan
+    from augbal.data import ImageIndex, scan
 
     if isinstance(data, ImageIndex):
         index = data
@@ -125,7 +125,7 @@ def _index(data: Any, classes: list[str]) -> Any:
         path = Path(data)
         if not path.exists():
             raise FileNotFoundError(f"data {path} does not exist")
-        index = read_manifest(path) if path.is_file() else scan(path)
+        index = scan(path)  # a folder of class folders, or a manifest
     unknown = [c for c in index.classes if c not in classes]
     if unknown:
         raise ValueError(f"data classes must be among the run's classes {classes}; got {', '.join(map(repr, unknown))}")
