@@ -20,11 +20,15 @@ from ._aggregate import (
     recommend,
     shot_accuracy,
 )
+from ._grid import BenchResult, BenchSpec, GridRun, expand_grid, grid_table, load_bench, run_grid, strategies_help
 from ._report import Report, write_report
 from ._strategies import STRATEGIES, Strategy, apply_strategy, register_strategy, resolve_strategy
 
 __all__ = [
     "METRICS",
+    "BenchResult",
+    "BenchSpec",
+    "GridRun",
     "STRATEGIES",
     "Cell",
     "Comparison",
@@ -35,9 +39,14 @@ __all__ = [
     "apply_strategy",
     "bootstrap_interval",
     "compare",
+    "expand_grid",
+    "grid_table",
+    "load_bench",
     "recommend",
     "register_strategy",
     "resolve_strategy",
+    "run_grid",
     "shot_accuracy",
+    "strategies_help",
     "write_report",
 ]

@@ -75,8 +75,15 @@ def _fail(message: str) -> ValueError:
     return RecipeError(message)
 
 
-def load_bench(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str] = ()) -> BenchSpec:
-    """Read a bench recipe (a YAML file or a mapping); ``overrides`` apply to the base recipe.
+def load_bench(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    overrides: Sequence[str] = (),
+    *,
+    strategies: Sequence[str] | None = None,
+    seeds: int | Sequence[int] | None = None,
+) -> BenchSpec:
+    """Read a bench recipe (a YAML file or a mapping); ``overrides`` apply to the base recipe,
+    ``strategies`` and ``seeds`` (a list, or a count N for 0..N-1) replace the recipe's.
 
     Raises:
         augbal.recipes.RecipeError: naming the key, the rule and the value.
@@ -101,6 +108,10 @@ def load_bench(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Se
         raise _fail(f"bench recipe key {unknown[0]}: unknown key; valid keys: base, strategies, seeds, splits, report")
     if "base" not in raw:
         raise _fail("bench recipe key base: required (a train recipe file or mapping); got nothing")
+    if strategies is not None:
+        raw["strategies"] = list(strategies)
+    if seeds is not None:
+        raw["seeds"] = seeds if isinstance(seeds, int) else list(seeds)
     base_src = raw["base"]
     if isinstance(base_src, str):
         base_src = (base_dir / base_src) if not os.path.isabs(base_src) else Path(base_src)

@@ -21,6 +21,7 @@ import click
 
 from augbal import __version__
 
+from ._bench import bench
 from ._build import build_dataset
 from ._demo import demo
 from ._scan import scan
@@ -41,6 +42,7 @@ cli.add_command(demo)
 cli.add_command(build_dataset)
 cli.add_command(train)
 cli.add_command(evaluate)
+cli.add_command(bench)
 
 
 def main() -> None:
