@@ -31,27 +31,28 @@ class MergeRefusedError(ValueError):
 
 
 def shard_of(item: Item, num_shards: int) -> int:
-    """The shard (``0 .. num_shards - 1``) that writes ``item``: fixed by its source's content hash.
+    """The shard (``0 .. num_shards - 1``) that writes ``item``: fixed by (source content hash, repeat k).
 
-    An original and all its augmented copies land in one shard (its image is decoded once),
-    in every split; the partition does not depend on paths, workers or the executor.
+    Keyed on each output rather than on its source, so a minority original with 99 copies
+    spreads its work over the shards instead of loading one; paths, splits, workers and the
+    executor play no part.
 
     Example:
         >>> item = Item("train", 0, "/src/a/1.png", "0f3a", "g0", "train/a/1.png", 0)
         >>> shard_of(item, 1), shard_of(item, 4)
-        (0, 1)
+        (0, 2)
     """
-    digest = hashlib.sha256(item.source_hash.encode("utf-8", "surrogateescape")).digest()
-    return int.from_bytes(digest[:8], "big") % num_shards
+    key = f"{item.source_hash}:{item.repeat}".encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % num_shards
 
 
 def shard_positions(items: Sequence[Item], num_shards: int, index: int) -> list[int]:
     """Positions in ``items`` (the plan's order) of the items shard ``index`` of ``num_shards`` writes.
 
     Example:
-        >>> items = [Item("train", 0, f"/s/{h}.png", h, "g", f"train/a/{h}.png", 0) for h in ("0a", "0b", "0c")]
+        >>> items = [Item("train", 0, f"/s/{h}.png", h, "g", f"train/a/{h}.png", 0) for h in ("0a", "0b", "0c", "0d")]
         >>> shard_positions(items, 2, 0), shard_positions(items, 2, 1)
-        ([2], [0, 1])
+        ([0, 1], [2, 3])
     """
     return [p for p, item in enumerate(items) if shard_of(item, num_shards) == index]
 
