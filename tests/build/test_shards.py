@@ -106,6 +106,14 @@ def test_merge_refuses_shards_that_do_not_make_one_build(small_source: Path, tmp
         merge_shards(tmp_path / "full", dirs)
     with pytest.raises(OutputPathError, match="OUT must be outside every shard folder"):
         merge_shards(dirs[0] / "inner", dirs)
+    manifest = dirs[1] / "manifest.jsonl"
+    manifest.write_text("".join(manifest.read_text().splitlines(keepends=True)[:-1]))  # a row lost
+    with pytest.raises(MergeRefusedError) as info:
+        merge_shards(tmp_path / "out", dirs)
+    assert str(info.value).startswith(f"SHARD_DIRS must be finished shard builds; {manifest} must hold the ")
+    assert str(info.value).endswith(f" rows {dirs[1] / 'shard.json'} lists; got {len(manifest.read_text().splitlines())}")
+    assert info.value.shards == (str(dirs[1]),)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.incomplete").exists()
 
 
 def test_a_failed_merge_leaves_no_out_and_the_shards_whole(small_source: Path, tmp_path: Path, tree_bytes, monkeypatch) -> None:

@@ -208,17 +208,22 @@ def merge_shards(
     if len(problems) > 1:
         raise MergeRefusedError(f"shards must come from one scan; their problems.csv differ ({', '.join(map(str, dirs))})",
                                 dirs)
+    for shard, ps in zip(dirs, positions):
+        try:
+            with open(shard / "manifest.jsonl", "rb") as fh:
+                rows_there = sum(1 for _ in fh)
+        except OSError:
+            rows_there = -1
+        if rows_there != len(ps):
+            raise MergeRefusedError(f"SHARD_DIRS must be finished shard builds; {shard / 'manifest.jsonl'} must hold "
+                                    f"the {len(ps)} rows {shard / SHARD_FILE} lists; got {rows_there}", [shard])
     staging = _incomplete(out)
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     for shard, ps in zip(dirs, positions):
-        try:
-            for _, record in _records(shard, ps):
-                _link_or_copy(shard / record["path"], staging / record["path"])
-        except ValueError:  # zip(strict=True): the manifest and shard.json disagree
-            raise MergeRefusedError(f"SHARD_DIRS must be finished shard builds; {shard / 'manifest.jsonl'} does not "
-                                    f"hold the {len(ps)} rows {shard / SHARD_FILE} lists", [shard]) from None
+        for _, record in _records(shard, ps):
+            _link_or_copy(shard / record["path"], staging / record["path"])
     write_manifests(staging, rows)
     atomic_write_bytes(staging / "problems.csv", problems.pop())
     document = {**wholes[0], "merged": {"shards": k}}
