@@ -15,9 +15,12 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._plan import Item
+
+if TYPE_CHECKING:
+    from ._build import BuildSummary
 
 SHARD_FILE = "shard.json"
 
@@ -110,7 +113,7 @@ def merge_shards(
     shards: Sequence[str | os.PathLike[str]],
     *,
     overwrite: bool = False,
-) -> Any:
+) -> BuildSummary:
     """Join the outputs of the shard builds ``shards`` into one dataset in ``out``.
 
     Every shard index ``0 .. K-1`` of one configuration must be given once. Files are
@@ -145,11 +148,13 @@ def merge_shards(
         >>> merged.merged, merged.written
         (2, 12)
     """
-    from augbal._atomic import atomic_write_bytes
-
-    from ._build import _incomplete, _summary_from_document, write_manifests, write_summary
-
     out, dirs = Path(out), [Path(s) for s in shards]
+    document, positions, problems = _check_shards(out, dirs, overwrite=overwrite)
+    return _join(out, dirs, document, positions, problems)
+
+
+def _check_shards(out: Path, dirs: list[Path], *, overwrite: bool) -> tuple[dict[str, Any], list[list[int]], bytes]:
+    """Validate a merge: the whole build's summary document, each shard's plan positions, problems.csv."""
     if not dirs:
         raise MergeRefusedError("SHARD_DIRS must name at least one shard folder; got none")
     for shard in dirs:
@@ -198,12 +203,6 @@ def merge_shards(
     if sorted(p for ps in positions for p in ps) != list(range(total)):
         raise MergeRefusedError(f"shards must together hold each of the {total} planned files once; got "
                                 f"{sum(map(len, positions))} positions in {', '.join(map(str, dirs))}", dirs)
-
-    def rows() -> Iterator[dict[str, Any]]:
-        streams = [_records(shard, ps) for shard, ps in zip(dirs, positions)]
-        for _, record in heapq.merge(*streams, key=lambda pr: pr[0]):
-            yield record
-
     problems = {(shard / "problems.csv").read_bytes() for shard in dirs}
     if len(problems) > 1:
         raise MergeRefusedError(f"shards must come from one scan; their problems.csv differ ({', '.join(map(str, dirs))})",
@@ -217,6 +216,21 @@ def merge_shards(
         if rows_there != len(ps):
             raise MergeRefusedError(f"SHARD_DIRS must be finished shard builds; {shard / 'manifest.jsonl'} must hold "
                                     f"the {len(ps)} rows {shard / SHARD_FILE} lists; got {rows_there}", [shard])
+    return {**wholes[0], "merged": {"shards": k}}, positions, problems.pop()
+
+
+def _join(out: Path, dirs: list[Path], document: dict[str, Any], positions: list[list[int]],
+          problems: bytes) -> BuildSummary:
+    """Link every shard's files into ``<out>.incomplete``, write the whole build's outputs, rename it to ``out``."""
+    from augbal._atomic import atomic_write_bytes
+
+    from ._build import _incomplete, _summary_from_document, write_manifests, write_summary
+
+    def rows() -> Iterator[dict[str, Any]]:
+        streams = [_records(shard, ps) for shard, ps in zip(dirs, positions)]
+        for _, record in heapq.merge(*streams, key=lambda pr: pr[0]):
+            yield record
+
     staging = _incomplete(out)
     if staging.exists():
         shutil.rmtree(staging)
@@ -225,8 +239,7 @@ def merge_shards(
         for _, record in _records(shard, ps):
             _link_or_copy(shard / record["path"], staging / record["path"])
     write_manifests(staging, rows)
-    atomic_write_bytes(staging / "problems.csv", problems.pop())
-    document = {**wholes[0], "merged": {"shards": k}}
+    atomic_write_bytes(staging / "problems.csv", problems)
     write_summary(staging, document)
     if out.exists():
         shutil.rmtree(out)
