@@ -139,3 +139,11 @@ def test_a_full_disk_in_the_writer_exits_1_naming_the_file_and_resumes(source: P
     assert _tree(out) == _tree(tmp_path / "whole")
     error = pickle.loads(pickle.dumps(BuildTaskError("train/a/x.aug1.png", "/s/x.png", "OSError: full", errno.ENOSPC)))
     assert isinstance(error, OSError) and error.errno == errno.ENOSPC and error.out == "train/a/x.aug1.png"
+
+
+def test_a_source_folder_named_merge_is_built_as_dot_slash_merge(source: Path, tmp_path: Path, monkeypatch) -> None:
+    source.rename(tmp_path / "merge")
+    monkeypatch.chdir(tmp_path)
+    result = _run("./merge", "out", "--dry-run", *ARGS)
+    assert result.exit_code == 0 and result.output.startswith("plan for out (dry run: nothing written)")
+    assert "./merge" in " ".join(_run("--help").output.split())

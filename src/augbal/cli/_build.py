@@ -125,7 +125,8 @@ def build_dataset(
 
     Scale: --executor ray runs the same work as Ray tasks; --num-shards K --shard-index I builds one
     shard into its own OUT, and 'augbal build-dataset merge OUT SHARD_DIRS...' joins the K shards
-    (see its --help). Every way gives the same bytes as one process.
+    (see its --help; a SOURCE folder named merge is given as ./merge). Every way gives the same bytes
+    as one process.
     """
     from augbal.build import BuildOptionError, BuildTaskError, OutputPathError
     from augbal.data import EmptyClassError
