@@ -92,8 +92,20 @@ def test_tail_keeps_a_dropout_head() -> None:
 def test_trunk_errors() -> None:
     with pytest.raises(ValueError, match=r"upto must be one of 'stem', .*'features'; got 'layer4'"):
         trunk(_model(), "layer4")
-    with pytest.raises(TypeError, match="Linear lacks conv1, bn1"):
+    with pytest.raises(TypeError, match="stages are defined for a torchvision ResNet; Linear has no conv1, bn1"):
         trunk(nn.Linear(2, 2), "features")
+    model = _model()
+    del model.avgpool
+    with pytest.raises(TypeError, match="ResNet with avgpool; ResNet has none"):
+        tail(model, "layer3")
+
+
+def test_a_wrapped_model_is_looked_through() -> None:
+    from torch.optim.swa_utils import AveragedModel
+
+    averaged = AveragedModel(_model())
+    assert trunk(averaged, "layer3")[6] is averaged.module.layer3
+    assert tail(averaged, "features")[0] is averaged.module.fc
 
 
 # --------------------------------------------------------------------------- cache: hits and misses
@@ -240,6 +252,58 @@ def test_partial_writes_are_ignored_and_bad_chunks_recomputed(index, tmp_path: P
     with pytest.warns(RuntimeWarning, match=r"ignoring unreadable chunk .*chunk-.*\.json"):
         again = FeatureCache(tmp_path).views(model, W, index, upto="features")
     assert again.report["computed"] == 12 and torch.equal(again.data, views.data)
+
+
+def test_concurrent_runs_on_one_root_agree(index, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = _model()
+
+    def run(_):
+        return FeatureCache(tmp_path).views(model, W, index, upto="features", batch_size=3)
+
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(run, range(2))
+    assert torch.equal(a.data, b.data)
+    c = FeatureCache(tmp_path).views(model, W, index, upto="features")
+    assert c.report["computed"] == 0 and torch.equal(c.data, a.data)
+    vdir = Path(c.report["folder"]) / "view-000"
+    assert not list(vdir.glob(".*part"))  # no temporary file is left behind
+    assert {p.suffix for p in vdir.iterdir()} == {".npy", ".json"}
+
+
+def test_an_index_without_hashes_and_a_policy_by_spec(index, tmp_path: Path) -> None:
+    from augbal.data import ImageIndex
+
+    model = _model()
+    bare = ImageIndex.from_arrays(index.paths, index.labels, index.classes)  # hashes ""
+    spec = {"name": "none", "size": 32}
+    a = FeatureCache(tmp_path).views(model, W, bare, upto="features", policy=spec)
+    b = FeatureCache(tmp_path).views(model, W, index, upto="features", policy=build_policy(spec))
+    assert a.report["key"] == b.report["key"] and b.report["computed"] == 0 and torch.equal(a.data, b.data)
+
+
+def test_memory_mapped_views_read_the_same_rows(index, tmp_path: Path) -> None:
+    import pickle
+
+    model = _model()
+    policy = build_policy("light", size=32, seed=3)
+    cache = FeatureCache(tmp_path, chunk_rows=5)  # three chunks per view
+    mem = cache.views(model, W, index, upto="layer3", policy=policy, num_views=2)
+    mapped = cache.views(model, W, index.subset(range(12)), upto="layer3", policy=policy, num_views=2, in_memory=False)
+    assert mapped.report["computed"] == 0 and not isinstance(mapped.data, torch.Tensor)
+    assert repr(mapped).endswith("device=cpu, memory-mapped)")
+    assert mapped.data.shape == mem.data.shape and mapped.data.dtype == torch.float16
+    batch = DrawBatch(np.array([11, 0, 5, 5]), np.array([0, 1, 0, 1]), epoch=1)
+    for a, b in zip(mapped.__getitems__(batch), mem.__getitems__(batch)):
+        assert torch.equal(a, b)
+    assert torch.equal(mapped[Draw(7, 1, 0)][0], mem[Draw(7, 1, 0)][0])
+    assert torch.equal(mapped.features(1), mem.features(1))
+    assert torch.equal(mapped.to("cpu").data, mem.data)
+    again = pickle.loads(pickle.dumps(mapped))
+    assert torch.equal(again.__getitems__(batch)[0], mem.__getitems__(batch)[0])
+    one = cache.views(model, W, index, upto="features", policy=build_policy("none", size=32), num_views=3, in_memory=False)
+    assert one.num_views == 3 and torch.equal(one.features(2), one.features(0))
 
 
 def test_progress_bar_runs(index, tmp_path: Path) -> None:

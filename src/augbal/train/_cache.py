@@ -51,21 +51,24 @@ UPTO = ("stem", "layer1", "layer2", "layer3", "features")
 
 _LAYOUT_VERSION = 1
 _DTYPES = ("float16", "float32")
-_RESNET_PARTS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc")
 
 
 # --------------------------------------------------------------------------- trunk / tail
 
 
-def _parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The ResNet's modules in forward order, checked to exist (torchvision naming)."""
-    missing = [name for name in _RESNET_PARTS if not isinstance(getattr(model, name, None), nn.Module)]
-    if missing:
-        raise TypeError(
-            "trunk/tail need a torchvision-style ResNet (conv1, bn1, relu, maxpool, layer1..4, avgpool, fc); "
-            f"{type(model).__name__} lacks {', '.join(missing)}"
-        )
-    return [(name, getattr(model, name)) for name in _RESNET_PARTS]
+def _parts(model: nn.Module) -> list[nn.Module]:
+    """The ResNet's modules in forward order: the stages of ``stage_modules`` with avgpool before the head.
+
+    A DDP / ``AveragedModel`` / ``torch.compile`` wrapper is looked through, as ``stage_modules`` does.
+    """
+    from augbal.train._model import _unwrap, stage_modules
+
+    stages = stage_modules(model)  # TypeError for a model without a ResNet's stages
+    avgpool = getattr(_unwrap(model), "avgpool", None)
+    if not isinstance(avgpool, nn.Module):
+        raise TypeError(f"trunk/tail need a torchvision ResNet with avgpool; {type(model).__name__} has none")
+    body = [m for name in ("stem", "layer1", "layer2", "layer3", "layer4") for m in stages[name]]
+    return [*body, avgpool, *stages["head"]]
 
 
 def _split_at(upto: str) -> int:
@@ -76,6 +79,9 @@ def _split_at(upto: str) -> int:
 
 def trunk(model: nn.Module, upto: str) -> nn.Sequential:
     """The frozen front of ``model``, through stage ``upto``, sharing its modules.
+
+    Stages as in ``augbal.train.stage_modules`` (stem = conv1 + bn1 + relu + maxpool; a
+    DDP / ``AveragedModel`` / ``torch.compile`` wrapper is looked through).
 
     ``upto="features"``: stem .. layer4 + avgpool + flatten, ``(N, 512)``; ``"layer3"``:
     stem .. layer3, ``(N, 256, h, w)``; also ``"stem"``, ``"layer1"``, ``"layer2"``.
@@ -91,8 +97,7 @@ def trunk(model: nn.Module, upto: str) -> nn.Sequential:
         True
     """
     n = _split_at(upto)
-    parts = _parts(model)
-    modules = [module for _, module in parts[:n]]
+    modules = _parts(model)[:n]
     if upto == "features":
         modules.append(nn.Flatten(1))
     return nn.Sequential(*modules)
@@ -113,8 +118,8 @@ def tail(model: nn.Module, start: str) -> nn.Sequential:
     n = _split_at(start)
     parts = _parts(model)
     if start == "features":
-        return nn.Sequential(parts[-1][1])
-    modules = [module for _, module in parts[n:-1]] + [nn.Flatten(1), parts[-1][1]]
+        return nn.Sequential(parts[-1])
+    modules = [*parts[n:-1], nn.Flatten(1), parts[-1]]
     return nn.Sequential(*modules)
 
 
@@ -133,7 +138,8 @@ class CachedViews(torch.utils.data.Dataset):
     DataLoader pass ``collate_fn=CachedViews.collate`` (the batch is already collated).
 
     Args:
-        data: ``(K, N, ...)`` tensor of the stored rows (any float dtype; read as float32).
+        data: ``(K, N, ...)`` tensor of the stored rows (any float dtype; read as float32),
+            or the memory-mapped rows ``FeatureCache.views(..., in_memory=False)`` gives.
         labels: ``N`` class indices (``-1`` when unknown).
         report: what building the views did (``FeatureCache.views`` fills it).
 
@@ -146,8 +152,8 @@ class CachedViews(torch.utils.data.Dataset):
         ([5.0, 9.0, 6.0], [1, 1, 1])
     """
 
-    def __init__(self, data: torch.Tensor, labels: Any, *, report: Mapping[str, Any] | None = None) -> None:
-        if not isinstance(data, torch.Tensor) or data.ndim < 2:
+    def __init__(self, data: torch.Tensor | _MappedRows, labels: Any, *, report: Mapping[str, Any] | None = None) -> None:
+        if not isinstance(data, (torch.Tensor, _MappedRows)) or data.ndim < 2:
             raise TypeError(f"data must be a (K, N, ...) tensor; got {type(data).__name__} {getattr(data, 'shape', '')}")
         y = np.asarray(labels, dtype=np.int64).reshape(-1)
         if y.shape[0] != data.shape[1]:
@@ -253,7 +259,8 @@ class CachedViews(torch.utils.data.Dataset):
         return self.data[view].float()
 
     def to(self, device: str | torch.device) -> CachedViews:
-        """The same views held on ``device`` (a GPU-resident dataset for small sets)."""
+        """The same views held on ``device`` (a GPU-resident dataset for small sets; memory-mapped
+        rows are read into memory)."""
         out = CachedViews(self.data.to(device), self.labels, report=self.report)
         out.epoch = self.epoch
         return out
@@ -261,7 +268,8 @@ class CachedViews(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (
             f"CachedViews(views={self.num_views}, images={len(self)}, shape={tuple(self.data.shape[2:])}, "
-            f"dtype={self.data.dtype}, device={self.data.device})"
+            f"dtype={self.data.dtype}, device={self.data.device}"
+            + (", memory-mapped)" if isinstance(self.data, _MappedRows) else ")")
         )
 
 
@@ -338,6 +346,7 @@ class FeatureCache:
         loader: Callable[[str], Any] | None = None,
         labels: Sequence[int] | np.ndarray | None = None,
         progress: bool = False,
+        in_memory: bool = True,
     ) -> CachedViews:
         """The ``num_views`` cached views of ``items`` through ``trunk(model, upto)``.
 
@@ -367,6 +376,9 @@ class FeatureCache:
             loader: ``path -> image`` (default :func:`augbal.data.load_rgb`).
             labels: the class of every item when ``items`` is a sequence (default ``-1``).
             progress: show a rich progress bar while computing.
+            in_memory: read the rows into one ``(K, N, ...)`` tensor (``K x N x row bytes``
+                of memory); ``False`` leaves them in the memory-mapped chunks and reads each
+                batch's rows on demand (for sets larger than memory; CPU only).
 
         Raises:
             ValueError: bad arguments (the message names the argument and the value).
@@ -381,6 +393,7 @@ class FeatureCache:
         check_int("num_views", num_views, low=1)
         check_int("batch_size", batch_size, low=1)
         check_bool("progress", progress)
+        check_bool("in_memory", in_memory)
         device = torch.device(device)
         if loader is None:
             from augbal.data import load_rgb
@@ -392,7 +405,7 @@ class FeatureCache:
         paths, hashes, ys = _items(items, labels)
         return self._views(
             model, weights_sha256.lower(), paths, hashes, ys, upto, policy, int(num_views),
-            int(batch_size), device, loader, progress,
+            int(batch_size), device, loader, progress, in_memory,
         )  # fmt: skip
 
     # -- the hook --------------------------------------------------------------------
@@ -410,6 +423,7 @@ class FeatureCache:
         device: torch.device,
         loader: Callable[[str], Any],
         progress: bool,
+        in_memory: bool,
     ) -> CachedViews:
         start = time.perf_counter()
         front = trunk(model, upto)
@@ -450,10 +464,13 @@ class FeatureCache:
                     _write_chunk(vdir, chunk_rows, block)
                     computed += len(chunk_rows)
                 found = _read_index(vdir)
-            blocks.append(_gather(vdir, found, rows))
-        data = torch.from_numpy(np.stack(blocks))
-        if stored_views < num_views:  # identical views: one stored, K read (no copy)
-            data = data.expand(num_views, *data.shape[1:])
+            blocks.append(_gather(found, rows) if in_memory else _locate(found, rows))
+        if in_memory:
+            data: torch.Tensor | _MappedRows = torch.from_numpy(np.stack(blocks))
+            if stored_views < num_views:  # identical views: one stored, K read (no copy)
+                data = data.expand(num_views, *data.shape[1:])  # type: ignore[union-attr]
+        else:
+            data = _MappedRows(blocks * (num_views // stored_views))
         report = {
             "key": key,
             "folder": str(folder),
@@ -624,7 +641,7 @@ def _read_index(vdir: Path) -> dict[str, tuple[Path, int]]:
     return found
 
 
-def _gather(vdir: Path, found: Mapping[str, tuple[Path, int]], rows: Sequence[str]) -> np.ndarray:
+def _gather(found: Mapping[str, tuple[Path, int]], rows: Sequence[str]) -> np.ndarray:
     """The stored rows for ``rows``, in order, as one array (each chunk memory-mapped once)."""
     by_chunk: dict[Path, tuple[list[int], list[int]]] = {}
     for i, row in enumerate(rows):
@@ -642,3 +659,67 @@ def _gather(vdir: Path, found: Mapping[str, tuple[Path, int]], rows: Sequence[st
         out = np.empty((0,), dtype=np.float32)
     return out
 
+
+
+def _locate(found: Mapping[str, tuple[Path, int]], rows: Sequence[str]) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """Where each of ``rows`` is stored: the chunk files, and per row its chunk number and row."""
+    files: dict[Path, int] = {}
+    which = np.empty(len(rows), dtype=np.int32)
+    at = np.empty(len(rows), dtype=np.int64)
+    for i, row in enumerate(rows):
+        npy, r = found[row]
+        which[i] = files.setdefault(npy, len(files))
+        at[i] = r
+    return list(files), which, at
+
+
+class _MappedRows:
+    """``K x N`` rows left in their memory-mapped chunks; indexing as a ``(K, N, ...)`` tensor
+    (``[view, index]`` with ints or index tensors, ``[view]``) reads only the rows asked for.
+
+    Pickles as the chunk paths (each process maps the files again).
+    """
+
+    def __init__(self, views: list[tuple[list[Path], np.ndarray, np.ndarray]]) -> None:
+        self.views = views
+        self._maps: dict[Path, np.ndarray] = {}
+        first = self._map(views[0][0][0]) if views and views[0][0] else np.empty((0,), np.float32)
+        self.row_shape = tuple(first.shape[1:])
+        self.np_dtype = first.dtype
+        self.shape = torch.Size((len(views), len(views[0][1]) if views else 0, *self.row_shape))
+        self.dtype = torch.from_numpy(np.empty(0, self.np_dtype)).dtype
+        self.device = torch.device("cpu")
+        self.ndim = len(self.shape)
+
+    def _map(self, path: Path) -> np.ndarray:
+        block = self._maps.get(path)
+        if block is None:
+            block = self._maps[path] = np.load(path, mmap_mode="r")
+        return block
+
+    def __getitem__(self, key: Any) -> torch.Tensor:
+        view, index = key if isinstance(key, tuple) else (key, slice(None))
+        v = np.asarray(view.cpu() if isinstance(view, torch.Tensor) else view, dtype=np.int64)
+        i = np.arange(self.shape[1]) if isinstance(index, slice) else np.asarray(
+            index.cpu() if isinstance(index, torch.Tensor) else index, dtype=np.int64
+        )
+        v, i = np.broadcast_arrays(v, i)
+        out = np.empty((v.size, *self.row_shape), dtype=self.np_dtype)
+        flat_v, flat_i = v.reshape(-1), i.reshape(-1)
+        for k in np.unique(flat_v).tolist():
+            files, which, at = self.views[k]
+            sel = np.flatnonzero(flat_v == k)
+            chunk = which[flat_i[sel]]
+            for c in np.unique(chunk).tolist():
+                m = sel[chunk == c]
+                out[m] = self._map(files[c])[at[flat_i[m]]]
+        return torch.from_numpy(out.reshape(*v.shape, *self.row_shape))
+
+    def to(self, device: str | torch.device) -> torch.Tensor:
+        """All rows, read into memory, on ``device``."""
+        v = np.repeat(np.arange(self.shape[0]), self.shape[1])
+        i = np.tile(np.arange(self.shape[1]), self.shape[0])
+        return self[v, i].reshape(self.shape).to(device)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_maps": {}}
