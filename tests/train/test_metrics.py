@@ -58,6 +58,7 @@ def test_scores_and_confusion_exact():
     f1 = [2 * (1 / 3) / (4 / 3), 2 * 0.5 / 1.5, 2 * 0.5 / 1.5]
     assert m["f1"] == pytest.approx(f1)
     assert m["macro_f1"] == pytest.approx(sum(f1) / 3)
+    assert m["geometric_mean"] == pytest.approx((1.0 * 0.5 * 0.5) ** (1 / 3))
     assert m["n"] == [1, 2, 2]
     assert m["classes"] == ["deer", "dog", "cat"]
 
@@ -74,6 +75,7 @@ def test_class_absent_from_validation_keeps_its_row():
     # averages over the classes present in validation
     assert m["balanced_accuracy"] == pytest.approx(0.75)
     assert m["macro_f1"] == pytest.approx((1.0 + 2 / 3) / 2)
+    assert m["geometric_mean"] == pytest.approx(math.sqrt(0.5))
     ce_present = [_ce(z[0], 0), (_ce(z[1], 1) + _ce(z[2], 1)) / 2]
     assert m["loss_uniform_prior"] == pytest.approx(sum(ce_present) / 2, abs=1e-12)
 
@@ -87,7 +89,8 @@ def test_json_ready_and_plain_types():
     z = torch.randn(6, 3, dtype=torch.float32, requires_grad=True)
     m = evaluate_logits(z, torch.tensor([0, 1, 2, 0, 1, 2]), train_counts=np.array([3, 2, 1]))
     json.loads(json.dumps(m, allow_nan=False))
-    for key in ("loss", "loss_weighted", "loss_uniform_prior", "accuracy", "balanced_accuracy", "macro_f1", "ece"):
+    floats = ("loss", "loss_weighted", "loss_uniform_prior", "accuracy", "balanced_accuracy", "macro_f1", "ece")
+    for key in floats + ("geometric_mean",):
         assert type(m[key]) is float, key
     assert all(type(v) is int for row in m["confusion"] for v in row)
 

@@ -96,7 +96,8 @@ def test_run_md_holds_the_sentence_and_the_history_numbers(run):
             f"{sel['per_class_loss'][c]:.4f} |"
         )
         assert line in text
-    assert f"balanced accuracy {sel['balanced_accuracy']:.4f}" in text
+    assert f"balanced accuracy {sel['balanced_accuracy']:.4f}, macro-F1 {sel['macro_f1']:.4f}, " in text
+    assert f"G-mean {sel['geometric_mean']:.4f}, accuracy {sel['accuracy']:.4f}" in text
     assert "Validation: 57 images (deer 45, dog 9, cat 3)." in text
     assert f"bootstrap std {nf.std:.4f}" in text and "| cat | 3 |" in text
     assert "Evaluated once, after the selection; it played no part in choosing the checkpoint." in text

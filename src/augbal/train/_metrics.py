@@ -15,9 +15,10 @@ float64. Three losses are reported because train and validation priors differ:
 
 Every class ``0 .. C-1`` gets an entry in the per-class lists and a row and column of
 the confusion matrix, also when the validation set has none of it (its recall and
-precision are then 0, its loss ``None``). ``balanced_accuracy`` and ``macro_f1`` average
-over the classes present in the validation labels (scikit-learn's balanced accuracy does
-so; macro-F1 is given the same classes so the two speak of the same set).
+precision are then 0, its loss ``None``). ``balanced_accuracy``, ``macro_f1`` and
+``geometric_mean`` average over the classes present in the validation labels
+(scikit-learn's balanced accuracy does so; the others are given the same classes so all
+three speak of the same set).
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ def evaluate_logits(
     Returns:
         ``loss``, ``loss_weighted``, ``loss_uniform_prior`` (see the module docstring),
         ``per_class_loss`` (list, ``None`` for a class absent from validation),
-        ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``recall``, ``precision``,
+        ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``geometric_mean`` (of the
+        per-class recalls, imbalanced-learn's G-mean), ``recall``, ``precision``,
         ``f1`` (lists, per class), ``confusion`` (C x C list, rows = true class),
         ``ece`` (15 bins), ``n`` (validation samples per class) and ``classes``.
 
@@ -195,6 +197,7 @@ def evaluate_logits(
 
 
 def _evaluate(z: np.ndarray, y: np.ndarray, class_w: np.ndarray, names: list[str]) -> dict[str, Any]:
+    from imblearn.metrics import geometric_mean_score
     from sklearn.metrics import (
         accuracy_score,
         balanced_accuracy_score,
@@ -215,6 +218,7 @@ def _evaluate(z: np.ndarray, y: np.ndarray, class_w: np.ndarray, names: list[str
         warnings.simplefilter("ignore", UserWarning)
         balanced = balanced_accuracy_score(y, pred)
     precision, recall, f1, _ = precision_recall_fscore_support(y, pred, labels=everyone, zero_division=0)
+    gmean = geometric_mean_score(y, pred, labels=present, average="multiclass")
     return {
         "loss": _mean_or_nan(losses),
         "loss_weighted": _mean_or_nan(losses, class_w[y]),
@@ -223,6 +227,7 @@ def _evaluate(z: np.ndarray, y: np.ndarray, class_w: np.ndarray, names: list[str
         "accuracy": float(accuracy_score(y, pred)),
         "balanced_accuracy": float(balanced),
         "macro_f1": float(f1_score(y, pred, labels=present, average="macro", zero_division=0)),
+        "geometric_mean": float(gmean),
         "recall": [float(v) for v in recall],
         "precision": [float(v) for v in precision],
         "f1": [float(v) for v in f1],

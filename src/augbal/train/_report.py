@@ -332,6 +332,7 @@ def _class_table(m: Mapping[str, Any], names: list[str]) -> list[str]:
         for key, label in (
             ("balanced_accuracy", "balanced accuracy"),
             ("macro_f1", "macro-F1"),
+            ("geometric_mean", "G-mean"),
             ("accuracy", "accuracy"),
             ("loss", "loss (unweighted)"),
             ("loss_weighted", "loss (class-weighted)"),
