@@ -371,3 +371,38 @@ def test_an_averager_resumes_from_a_weights_only_checkpoint(spec: dict) -> None:
     assert resumed.reason() == whole.reason()
     with pytest.raises(ValueError, match="needs model="):
         SELECTIONS.from_spec(spec).load_state_dict(first.state_dict())
+
+
+def test_the_three_parts_compose_in_a_tiny_two_stage_run() -> None:
+    """build_model + two_stage policy + one optimiser + best/SWA/EMA, three epochs of 8x8 images."""
+    model, info = build_model(3, cifar_stem=True, dropout=0.1, seed=0)
+    spec = {"name": "two_stage", "head_epochs": 1, "then": "layer4", "lr_mult": {"layer4": 0.1}}
+    policy = FREEZE_POLICIES.from_spec(spec)
+    optimizer = torch.optim.SGD(policy.param_groups(model, lr=0.05), lr=0.05, momentum=0.9)
+    best, swa, ema = Best(metric="loss"), SWA(last_k=2), EMA(decay=0.5)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(12, 3, 8, 8, generator=g), torch.randint(0, 3, (12,), generator=g)
+    frozen_stem = model.conv1.weight.detach().clone()
+    for epoch in range(3):
+        policy.apply(model, epoch)
+        policy.train_mode(model, epoch)
+        for i in range(0, 12, 4):
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x[i : i + 4]), y[i : i + 4]).backward()
+            optimizer.step()
+            ema.update(model, epoch)
+        swa.update(model, epoch)
+        model.eval()
+        with torch.no_grad():
+            loss = float(torch.nn.functional.cross_entropy(model(x), y))
+        best.update(epoch, {"val": {"loss": loss}})
+    assert torch.equal(model.conv1.weight, frozen_stem)
+    through = policy.frozen_through(3)
+    assert through == "layer3"
+    for averager in (swa, ema):
+        averaged = averager.finalize([(x[:6], y[:6]), (x[6:], y[6:])], "cpu", frozen_through=through)
+        assert set(averaged.state_dict()) == set(model.state_dict())  # saved and evaluated like the model
+        assert torch.equal(averaged.layer3[0].bn1.running_mean, model.layer3[0].bn1.running_mean)
+        assert averaged.eval()(x).shape == (12, 3)
+    assert best.selected_epoch is not None and info.input_size == 32
+    assert ema.reason().endswith("recomputed on 2 batches") and int(ema.module_.n_averaged) == 9

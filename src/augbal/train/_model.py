@@ -423,7 +423,9 @@ def _load_state(model: nn.Module, state: dict[str, Tensor], *, source: str, warn
     own = model.state_dict()
     head_prefix = "fc.1." if isinstance(model.fc, nn.Sequential) else "fc."
     body = {k: v for k, v in state.items() if not _is_head(k)}
-    file_head = {("fc." + k[len("fc.1.") :] if k.startswith("fc.1.") else k): (k, v) for k, v in state.items() if _is_head(k)}
+    file_head = {
+        ("fc." + k[len("fc.1.") :] if k.startswith("fc.1.") else k): (k, v) for k, v in state.items() if _is_head(k)
+    }
     own_head = {"fc." + k[len(head_prefix) :]: v for k, v in own.items() if k.startswith(head_prefix)}
 
     missing = [k for k in own if not _is_head(k) and k not in body]
