@@ -1000,14 +1000,13 @@ def check_loss(
     import torch
     import torch.nn.functional as F
 
+    from augbal._validation import check_int, check_seed
     from augbal.train import LOSSES
 
-    k = int(num_classes)
-    if k < 2:
-        raise ValueError(f"num_classes must be an int >= 2; got {num_classes!r}")
+    k: int = check_int("num_classes", num_classes, low=2)  # type: ignore[assignment]
     loss = LOSSES.from_spec(loss_or_spec)
     spec = loss.to_dict()
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(check_seed("seed", seed))
     n = 4 * k
     logits = torch.randn(n, k, generator=generator, dtype=torch.float64) * 2
     labels = torch.arange(n) % k

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 
 import pytest
@@ -102,12 +103,14 @@ def test_bad_epoch() -> None:
         FREEZE_POLICIES.from_spec("head").trainable(-1)
 
 
-@pytest.mark.parametrize("name", ["head", "layer4", "layer3", "all", "two_stage", "progressive"])
-def test_spec_round_trip(name: str) -> None:
+@pytest.mark.parametrize("name", FREEZE_POLICIES.names())
+def test_spec_round_trip_and_pickling(name: str) -> None:
     policy = FREEZE_POLICIES.from_spec(name, seed=3, bn="train")
     spec = policy.to_dict()
     assert spec["name"] == name and spec["seed"] == 3 and spec["bn"] == "train"
     assert FREEZE_POLICIES.from_spec(json.loads(json.dumps(spec))).to_dict() == spec
+    again = pickle.loads(pickle.dumps(policy))
+    assert again.to_dict() == spec and [again.trainable(e) for e in range(8)] == [policy.trainable(e) for e in range(8)]
 
 
 # ----------------------------------------------------------------------------- on a model

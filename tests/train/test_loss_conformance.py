@@ -185,3 +185,12 @@ def test_empty_class_check_accepts_a_clear_refusal_and_rejects_an_infinite_loss(
     register("_broken", _LogZero)
     with pytest.raises(AssertionError, match=r"check_loss\[empty_class\] failed.*an empty class"):
         check_loss("_broken", checks=["empty_class"])
+
+
+def test_check_loss_validates_its_own_arguments() -> None:
+    with pytest.raises(ValueError, match="num_classes must be an int >= 2; got 1"):
+        check_loss("ce", num_classes=1)
+    with pytest.raises(ValueError, match="seed must be an int >= 0; got -1"):
+        check_loss("ce", seed=-1)
+    with pytest.raises(KeyError, match="unknown loss 'cross_entropy'; choose one of: balanced_softmax, ce"):
+        check_loss("cross_entropy")

@@ -330,3 +330,31 @@ def test_cosine_matches_functional_formula_on_known_numbers() -> None:
     out = layer(torch.tensor([[3.0, 4.0]]))
     torch.testing.assert_close(out, torch.tensor([[0.6, 7.0 / 5.0 / 2**0.5]]))
     torch.testing.assert_close(out[0], F.cosine_similarity(torch.tensor([[3.0, 4.0]]), layer.weight))
+
+
+def test_imagenet_download_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    calls = []
+
+    def fake_download(url: str, model_dir: str, progress: bool, check_hash: bool) -> None:
+        calls.append((url, model_dir, check_hash))
+        torch.save(_random_state(1000, seed=5), Path(model_dir) / "resnet18-f37072fd.pth")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake_download)
+    _, info = build_model(3, weights="imagenet", download=True, input_size=160)
+    assert calls == [
+        ("https://download.pytorch.org/models/resnet18-f37072fd.pth", str(tmp_path / "hub" / "checkpoints"), True)
+    ]
+    assert info.input_size == 160 and info.mean == IMAGENET_MEAN  # an explicit size overrides the weights' 224
+    build_model(3, weights="imagenet", download=True)  # cached now: no second download
+    assert len(calls) == 1
+
+
+@pytest.mark.filterwarnings("ignore::augbal.train._model.HeadDroppedWarning")
+def test_file_sidecar_comes_before_stem_sidecar(file7: Path, tmp_path: Path) -> None:
+    path = _copy(file7, tmp_path / "both.pth")
+    (tmp_path / "both.json").write_text(json.dumps({**META, "input_size": 32}))
+    (tmp_path / "both.pth.json").write_text(json.dumps({**META, "input_size": 96}))
+    assert build_model(3, weights=path)[1].input_size == 96
+    (tmp_path / "both.pth.json").unlink()
+    assert build_model(3, weights=path)[1].input_size == 32

@@ -225,6 +225,7 @@ def test_levers_say_what_moved_it():
     )
     v = worry_verdict(0.07, 0.08, levers={"label smoothing": 0.071})
     assert v.sentence.endswith("of the levers tried, label smoothing left it unchanged (0.071).")
+    assert worry_verdict(0.07, 0.08, levers={"x": 0.0}).sentence.endswith("of the levers tried, x cut it to 0.")
 
 
 def test_too_few_epochs():
@@ -244,6 +245,8 @@ def test_too_few_epochs():
         ((0.1, -0.08), {}, "floor must be a number >= 0; got -0.08"),
         ((0.1, 0.08), {"threshold": 0}, "threshold must be a number > 0; got 0"),
         ((0.1, 0.08), {"levers": {"x": "fast"}}, "levers must map a lever (a string) to its run's volatility"),
+        ((0.1, 0.08), {"levers": {"x": -0.1}}, "levers must map a lever (a string) to its run's volatility (a number >= 0)"),
+        ((0.1, 0.08), {"levers": {"x": float("nan")}}, "levers must map a lever"),
     ],
 )
 def test_verdict_bad_input(args, kwargs, message):
@@ -264,3 +267,42 @@ def test_verdict_context_from_n_and_class_names():
         worry_verdict(0.5, nf, n=20)
     with pytest.raises(ValueError, match="classes must be 3 class names"):
         worry_verdict(0.5, nf, classes=["a"])
+
+
+def test_weights_give_the_same_loss_variants_as_evaluate_logits():
+    from augbal.train import evaluate_logits
+
+    logits, labels = _val_logits(6)
+    m = evaluate_logits(logits, labels, train_counts=TRAIN)
+    assert noise_floor(logits, labels, n_boot=10).loss == pytest.approx(m["loss"], abs=1e-12)
+    weighted = noise_floor(logits, labels, n_boot=10, weights=1 / np.array(TRAIN))
+    assert weighted.loss == pytest.approx(m["loss_weighted"], abs=1e-12)
+    uniform = noise_floor(logits, labels, n_boot=10, weights=1 / np.array(VAL))
+    assert uniform.loss == pytest.approx(m["loss_uniform_prior"], abs=1e-12)
+
+
+def test_an_early_descent_is_not_instability():
+    # a converging run: big early drops, then changes within the noise
+    curve = [1.2, 0.8, 0.6, 0.52, 0.5, 0.51, 0.49, 0.5, 0.495, 0.505]
+    vol = volatility(curve)
+    v = worry_verdict(vol, 0.02, values=curve)
+    late = volatility(curve[-5:])
+    assert v.exceeds is True and v.late_epochs == 5
+    assert v.late_ratio == pytest.approx(late / 0.02)
+    assert v.sentence == (
+        f"Validation loss fluctuates {vol / 0.02:.1f}x more than its sampling noise (volatility {vol:.2g} vs noise "
+        f"floor 0.02), but only {late / 0.02:.1f}x over the last 5 epochs (volatility {late:.2g}): the excess is the "
+        "early descent, not instability; no need to worry; pick the checkpoint on a smoothed metric."
+    )
+    # jumping to the end: still worry, and the late ratio says so
+    jumpy = [1.2, 0.8, 0.6, 0.7, 0.5, 0.65, 0.45, 0.7, 0.5, 0.68]
+    v = worry_verdict(volatility(jumpy), 0.02, values=jumpy)
+    assert v.sentence.endswith(
+        f"worry — it is the training, not the finite validation set (still {volatility(jumpy[-5:]) / 0.02:.1f}x over "
+        "the last 5 epochs)."
+    )
+    # too short a curve for a late window: the whole-run sentence, no late numbers
+    v = worry_verdict(volatility(curve[:4]), 0.02, values=curve[:4])
+    assert v.late_epochs == 0 and math.isnan(v.late_ratio) and "last" not in v.sentence
+    with pytest.raises(ValueError, match="values must be a 1-d sequence of numbers"):
+        worry_verdict(0.1, 0.02, values="abc")

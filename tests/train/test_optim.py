@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import math
 
 import numpy as np
@@ -213,6 +214,7 @@ def test_plateau_warms_up_per_batch_and_waits():
     "spec",
     [
         {"name": "cosine", "warmup_epochs": 1},
+        {"name": "cosine", "warmup_epochs": 1, "min_lr_ratio": 0.2},
         {"name": "step", "milestones": [3], "gamma": 0.5, "warmup_epochs": 1},
         {"name": "onecycle"},
         {"name": "plateau", "patience": 0, "factor": 0.5, "warmup_epochs": 1},
@@ -228,7 +230,10 @@ def test_resume_from_state_dict_continues_exactly(spec):
     opt = _opt((0.1, 0.03))
     first = build_scheduler(opt, spec, epochs=6, steps_per_epoch=3)
     _run(first, opt, 3, 3, metrics)
-    saved = copy.deepcopy({"opt": opt.state_dict(), "sched": first.state_dict()})
+    buffer = io.BytesIO()  # a checkpoint as the loop writes it, read back with weights_only
+    torch.save({"opt": opt.state_dict(), "sched": first.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
 
     opt2 = _opt((0.1, 0.03))
     second = build_scheduler(opt2, spec, epochs=6, steps_per_epoch=3)
@@ -334,3 +339,31 @@ def test_lr_finder_plot_writes_a_png(tmp_path):
     path = result.plot(tmp_path / "lr.png")
     assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path == tmp_path / "lr.png"
     assert result.to_dict()["suggestion"] == 1e-3
+
+
+def test_freeze_policy_groups_keep_their_stage_rates_through_optimizer_and_schedule():
+    freeze = pytest.importorskip("augbal.train._freeze")
+    model_mod = pytest.importorskip("augbal.train._model")
+    model, _ = model_mod.build_model(3, cifar_stem=True)
+    policy = freeze.FREEZE_POLICIES.from_spec({"name": "two_stage", "head_epochs": 1, "lr_mult": {"layer4": 0.1}})
+    groups = policy.param_groups(model, lr=1e-3)
+    opt = build_optimizer(groups, {"name": "sgd", "lr": 1e-3, "weight_decay": 5e-4, "no_decay_bn_bias": True})
+    table = [(g["stage"], g["lr"], g["weight_decay"]) for g in opt.param_groups]
+    assert table == [("layer4", 1e-4, 5e-4), ("layer4", 1e-4, 0.0), ("head", 1e-3, 5e-4), ("head", 1e-3, 0.0)]
+    head_bias = [g for g in opt.param_groups if g["stage"] == "head" and g["weight_decay"] == 0.0][0]
+    assert [p is model.fc.bias for p in head_bias["params"]] == [True]
+    sched = build_scheduler(opt, {"name": "cosine", "min_lr_ratio": 0.5}, epochs=1, steps_per_epoch=2)
+    _run(sched, opt, 1, 2)
+    assert sched.lrs == pytest.approx([5e-5, 5e-5, 5e-4, 5e-4])  # every stage to half its own rate
+
+
+def test_find_lr_gives_back_torchs_generator_state():
+    torch.manual_seed(7)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    data = [(torch.randn(4, 3), torch.zeros(4, dtype=torch.long))]
+    state = torch.random.get_rng_state()
+    expected = torch.rand(3)
+    torch.random.set_rng_state(state)
+    find_lr(net, data, torch.nn.functional.cross_entropy, opt, num_iter=5)
+    assert torch.equal(torch.rand(3), expected)

@@ -25,6 +25,7 @@ from ._bench import bench
 from ._build import build_dataset
 from ._demo import demo
 from ._scan import scan
+from ._train import evaluate, train
 
 
 @click.group(
@@ -39,6 +40,8 @@ def cli() -> None:
 cli.add_command(scan)
 cli.add_command(demo)
 cli.add_command(build_dataset)
+cli.add_command(train)
+cli.add_command(evaluate)
 cli.add_command(bench)
 
 

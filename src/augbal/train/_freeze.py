@@ -190,9 +190,8 @@ class FreezePolicy:
             for root in modules:
                 for m in root.modules():
                     if isinstance(m, nn.Conv2d):
-                        fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
-                        std = (2.0 / fan_out) ** 0.5  # kaiming_normal_, mode="fan_out", relu
-                        w = torch.randn(m.weight.shape, generator=generator) * std
+                        w = torch.empty(m.weight.shape)  # drawn on the CPU: the same weights on any device
+                        nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu", generator=generator)
                         m.weight.copy_(w)
                         if m.bias is not None:
                             m.bias.zero_()

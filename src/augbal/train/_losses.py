@@ -32,11 +32,13 @@ Conventions shared by every loss here:
   ``cross_entropy(weight=...)`` convention, so the weighting changes which samples count,
   not the scale of the loss. (With label smoothing, torch weights each smoothed class term
   by its own class weight; here the whole sample weighs ``w_i``. Without label smoothing
-  the two agree.) A batch whose weights are all 0 gives 0.
+  the two agree.) A batch whose weights are all 0 gives 0. Under DDP each rank normalises
+  by its own ``Σ w_i``, as ``cross_entropy(weight=...)`` does.
 - Classes with no training sample (a 0 in ``class_counts``): the losses built on log
   priors or margins (``ldam``, ``logit_adjusted``, ``balanced_softmax``) refuse them in
   ``fit`` (their adjustment is infinite); the others fit, and such a class weighs 0 under
   any weighting (1 with ``weighting=None``), so the loss stays finite.
+- ``forward`` checks the labels' range (or the soft rows) with one device sync per batch.
 - Logits in half precision are computed in float32 (as autocast does for cross entropy);
   float32 and float64 logits keep their dtype. Per-class tensors are made on the logits'
   device and dtype, so ``loss.to(device)`` needs nothing moved.
@@ -186,12 +188,21 @@ class Loss(torch.nn.Module):
         return {**self._params(), "weighting": self.weighting, "label_smoothing": self.label_smoothing}
 
     def _weighting(self) -> Any:
-        return None if self.weighting is None else resolve_weighting(self.weighting)
+        """The weighting built from the stored spec (built once; ``None``: uniform)."""
+        if self.weighting is None:
+            return None
+        built = self.__dict__.get("_built_weighting")
+        if built is None or built[0] != self.weighting:
+            built = (self.weighting, resolve_weighting(self.weighting))
+            self.__dict__["_built_weighting"] = built
+            self._cache = {}  # weights made from another spec
+        return built[1]
 
     def _fitted(self) -> np.ndarray:
         counts = getattr(self, "counts_", None)
         if counts is None:
-            raise RuntimeError(f"the {self.name} loss is not fitted: call fit(class_counts) first")
+            name = getattr(type(self), "name", type(self).__name__)
+            raise RuntimeError(f"the {name} loss is not fitted: call fit(class_counts) first")
         return counts
 
     def _tensor(self, key: tuple[Any, ...], like: torch.Tensor, make: Any) -> torch.Tensor:
@@ -206,11 +217,10 @@ class Loss(torch.nn.Module):
         return value
 
     def _sample_weights(self, soft: torch.Tensor, epoch: int) -> torch.Tensor | None:
-        weighting = self._weighting()
-        if weighting is None:
+        if self._weighting() is None:  # (re)builds the weighting, and drops stale weights, if its spec changed
             return None
         w = self._tensor(("weights", epoch), soft, lambda: self.class_weights(epoch=epoch))
-        return soft @ w
+        return (soft * w).sum(dim=1)  # not soft @ w: autocast would run a matmul in half precision
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self._all_params().items())
@@ -228,7 +238,7 @@ LOSSES: Registry[Loss] = Registry("loss", base=Loss)
 def _check_batch(logits: Any, targets: Any, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Validated logits (float32/float64) and targets as soft rows ``(N, C)`` in their dtype."""
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim != 2:
-        what = f"{type(logits).__name__}" if not isinstance(logits, torch.Tensor) else f"{logits.dtype} {tuple(logits.shape)}"
+        what = f"{logits.dtype} {tuple(logits.shape)}" if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"logits must be a floating point tensor of shape (N, C); got {what}")
     n, c = logits.shape
     if n == 0 or c != num_classes:
@@ -238,10 +248,13 @@ def _check_batch(logits: Any, targets: Any, num_classes: int) -> tuple[torch.Ten
         )
     x = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
     if not isinstance(targets, torch.Tensor):
-        raise ValueError(f"targets must be a tensor of class labels (N,) or soft targets (N, C); got {type(targets).__name__}")
+        raise ValueError(
+            f"targets must be a tensor of class labels (N,) or soft targets (N, C); got {type(targets).__name__}"
+        )
     if targets.device != logits.device:
         raise ValueError(f"targets must be on the logits' device ({logits.device}); got {targets.device}")
-    if targets.ndim == 1 and not targets.is_floating_point() and not targets.is_complex() and targets.dtype != torch.bool:
+    integer = not (targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool)
+    if targets.ndim == 1 and integer:
         if targets.shape[0] != n:
             raise ValueError(f"targets must have one label per row of logits ({n}); got shape {tuple(targets.shape)}")
         bad = (targets < 0) | (targets >= c)
@@ -294,8 +307,9 @@ def _sigmoid_focal(logits: torch.Tensor, targets: torch.Tensor, gamma: float) ->
 def _positive_counts(loss: Loss, counts: np.ndarray, why: str) -> None:
     empty = np.flatnonzero(counts == 0)
     if empty.size:
+        name = getattr(type(loss), "name", type(loss).__name__)
         raise ValueError(
-            f"class_counts must be positive for the {loss.name} loss ({why}); "
+            f"class_counts must be positive for the {name} loss ({why}); "
             f"got {counts.tolist()} (class {int(empty[0])} is empty)"
         )
 

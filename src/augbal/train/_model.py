@@ -374,6 +374,7 @@ def _imagenet_file(download: bool) -> tuple[Path, dict[str, Any]]:
                 f"~/.cache/torch), copy {w.url} to {path}, or pass a local file as the weights "
                 f"(weights: /path/to/resnet18.pth)"
             )
+        cache.mkdir(parents=True, exist_ok=True)
         torch.hub.load_state_dict_from_url(w.url, model_dir=os.fspath(cache), progress=True, check_hash=True)
     return path, meta
 

@@ -212,7 +212,9 @@ def noise_floor(
     w = np.ones(num_classes) if weights is None else _check_weights(weights, num_classes)
     n = np.bincount(y, minlength=num_classes)
     if not np.any(n * w > 0):
-        raise ValueError(f"weights must give some validation sample a weight > 0; got {w.tolist()} for counts {n.tolist()}")
+        raise ValueError(
+            f"weights must give some validation sample a weight > 0; got {w.tolist()} for counts {n.tolist()}"
+        )
     return _noise_floor(_per_sample_ce(z, y), y, n, w, n_boot, seed, stratified, names, weights is not None)
 
 
@@ -271,7 +273,11 @@ def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) 
 
 
 def _bootstrap_ratio(num: np.ndarray, den: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``Σ num / Σ den`` over ``n_boot`` resamples of the sample indices (a weighted mean)."""
+    """``Σ num / Σ den`` over ``n_boot`` resamples of the sample indices (a weighted mean).
+
+    A resample whose samples all weigh 0 has no loss: it is left out (possible only
+    when some classes weigh 0 and the set is tiny).
+    """
     size = num.shape[0]
     out = np.empty(n_boot)
     step = max(1, _CHUNK // size)
@@ -281,7 +287,7 @@ def _bootstrap_ratio(num: np.ndarray, den: np.ndarray, n_boot: int, rng: np.rand
         d = den[idx].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[start:stop] = num[idx].sum(axis=1) / d
-    return out[np.isfinite(out)] if not np.all(np.isfinite(out)) else out
+    return out[np.isfinite(out)]
 
 
 # --------------------------------------------------------------------------- verdict
@@ -296,6 +302,8 @@ class Verdict:
         exceeds: True when ``ratio > threshold``: the fluctuation is the training's.
         sentence: one sentence with the numbers.
         volatility, floor, threshold: the inputs.
+        late_ratio: the volatility of the last ``late_epochs`` values over the floor, when
+            the curve was given (``values=``) and long enough (else ``nan`` and 0).
     """
 
     ratio: float
@@ -304,6 +312,8 @@ class Verdict:
     volatility: float
     floor: float
     threshold: float
+    late_ratio: float = math.nan
+    late_epochs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (``nan`` kept as a float)."""
@@ -314,6 +324,8 @@ class Verdict:
             "volatility": self.volatility,
             "floor": self.floor,
             "threshold": self.threshold,
+            "late_ratio": self.late_ratio,
+            "late_epochs": self.late_epochs,
         }
 
 
@@ -327,13 +339,12 @@ def _num(x: float) -> str:
 def _lever_clause(vol: float, levers: Mapping[str, float]) -> str:
     """'; of the levers tried, halving the LR on plateau cut it 2.3x (to 0.06), ...'."""
     parts = []
-    for name, other in levers.items():
-        if not math.isfinite(other) or other < 0:
-            raise ValueError(f"levers must map a lever to its run's volatility (a number >= 0); got {name!r}: {other!r}")
     order = sorted(levers.items(), key=lambda kv: -abs(math.log(max(kv[1], 1e-300) / vol)))
     for name, other in order:
         factor = vol / other if other > 0 else math.inf
-        if 1 / 1.05 <= factor <= 1.05:
+        if math.isinf(factor):
+            parts.append(f"{name} cut it to 0")
+        elif 1 / 1.05 <= factor <= 1.05:
             parts.append(f"{name} left it unchanged ({_num(other)})")
         elif factor > 1:
             parts.append(f"{name} cut it {factor:.1f}x (to {_num(other)})")
@@ -350,14 +361,19 @@ def worry_verdict(
     threshold: float = WORRY_RATIO,
     n: int | None = None,
     classes: Sequence[Any] | None = None,
+    values: Any = None,
 ) -> Verdict:
     """Set a run's validation-loss volatility against its noise floor, in one sentence.
 
     ``exceeds`` when ``volatility / floor > threshold`` (default 1.5). Why 1.5 and not 1:
     a volatility from E epochs is the spread of E−1 differences, so it is itself noisy
-    (relative standard error about ``1/sqrt(2(E−2))``, 0.17 for 20 epochs); a run whose
-    fluctuation is only sampling noise gives ratios near 1 and rarely above 1.5 (three
-    such standard errors), while a fluctuation 1.5x the noise is one a reader should act on.
+    (relative standard error about ``1/sqrt(2(E−2))``, 0.17 for 20 epochs), and so is a
+    floor estimated from one validation set. Simulated curves that are *only* sampling
+    noise (a fixed model scored on a fresh 450/90/18 draw each epoch, 300 runs) give a
+    median ratio of 1.0 and exceed 1.5 in 2% of 20-epoch runs (8% of 10-epoch runs) for
+    the unweighted loss; for the inverse-frequency weighted loss, whose floor rests on
+    the 18 cat images, they exceed it in 20-28% (median 1.1): read a "worry" on a
+    weighted loss with that in mind, or measure the unweighted loss as DESIGN.md does.
 
     Args:
         volatility: :func:`volatility` of the validation-loss curve (``nan``: too few epochs).
@@ -372,10 +388,18 @@ def worry_verdict(
             (with a :class:`NoiseFloor` it must equal the floor's own count).
         classes: class names for a :class:`NoiseFloor` computed without them (its
             classes are then ``"0", "1", ...``).
+        values: the loss curve itself (one value per epoch). A volatility counts every
+            change, the early descent of a converging run too; with the curve (6 epochs
+            or more) the verdict also measures the last half of the run (at least 3
+            epochs), and a run whose excess is only early (late ratio within the
+            threshold) is told so instead of "worry". ``exceeds`` stays the whole-run test.
 
     Example:
-        >>> worry_verdict(0.14, 0.08).sentence
-        'Validation loss fluctuates 1.8x more than its sampling noise (volatility 0.14 vs noise floor 0.08): worry — it is the training, not the finite validation set.'
+        >>> v = worry_verdict(0.14, 0.08)
+        >>> v.exceeds, round(v.ratio, 2)
+        (True, 1.75)
+        >>> v.sentence.split(": ")[0]
+        'Validation loss fluctuates 1.8x more than its sampling noise (volatility 0.14 vs noise floor 0.08)'
         >>> worry_verdict(0.07, 0.08).exceeds
         False
 
@@ -384,13 +408,13 @@ def worry_verdict(
     """
     nf = floor if isinstance(floor, NoiseFloor) else None
     f = check_real("floor", nf.floor if nf is not None else floor, low=0)
-    if not is_real(volatility) or (math.isfinite(float(volatility)) and float(volatility) < 0) or math.isinf(float(volatility)):
+    if not is_real(volatility) or math.isinf(float(volatility)) or float(volatility) < 0:  # nan passes
         raise ValueError(f"volatility must be a number >= 0 or nan (too few epochs); got {volatility!r}")
     v = float(volatility)
     threshold = check_real("threshold", threshold, low=0, low_open=True)  # type: ignore[assignment]
     levers = dict(levers or {})
-    if not all(isinstance(k, str) and is_real(x) for k, x in levers.items()):
-        raise ValueError(f"levers must map a lever (a string) to its run's volatility (a number); got {levers!r}")
+    if not all(isinstance(k, str) and is_real(x) and math.isfinite(float(x)) and x >= 0 for k, x in levers.items()):
+        raise ValueError(f"levers must map a lever (a string) to its run's volatility (a number >= 0); got {levers!r}")
     levers = {k: float(x) for k, x in levers.items()}
     if n is not None:
         n = check_int("n", n, low=1)  # type: ignore[assignment]
@@ -399,36 +423,70 @@ def worry_verdict(
     if classes is not None and nf is not None:
         names = [str(c) for c in classes] if not isinstance(classes, (str, bytes)) else []
         if len(names) != len(nf.classes):
-            raise ValueError(f"classes must be {len(nf.classes)} class names (the noise floor's classes); got {classes!r}")
+            raise ValueError(
+                f"classes must be {len(nf.classes)} class names (the noise floor's classes); got {classes!r}"
+            )
         nf = replace(
             nf,
             classes=tuple(names),
             per_class_share={new: nf.per_class_share.get(old, 0.0) for old, new in zip(nf.classes, names)},
         )
-    return _verdict(v, f, nf, n, levers, threshold)
+    late = _late(values)
+    return _verdict(v, f, nf, n, levers, threshold, late)
+
+
+def _late(values: Any) -> tuple[float, int]:
+    """``(volatility of the last half of the curve, its length)``; ``(nan, 0)`` under 6 values."""
+    if values is None:
+        return math.nan, 0
+    curve = _to_numpy(values).tolist() if hasattr(values, "shape") else values
+    if isinstance(curve, (str, bytes, Mapping)) or not isinstance(curve, Sequence):
+        raise ValueError(f"values must be a 1-d sequence of numbers (one loss per epoch); got {values!r}")
+    if len(curve) < 6:
+        volatility(curve)  # validates
+        return math.nan, 0
+    k = max(3, len(curve) // 2)
+    return volatility(curve[-k:]), k
 
 
 def _verdict(
-    v: float, f: float, nf: NoiseFloor | None, n: int | None, levers: dict[str, float], threshold: float
+    v: float,
+    f: float,
+    nf: NoiseFloor | None,
+    n: int | None,
+    levers: dict[str, float],
+    threshold: float,
+    late: tuple[float, int],
 ) -> Verdict:
     context = f", from {n} validation images" if n is not None else ""
     if nf is not None:
         name, share, count = nf.dominant()
-        context = f", from {nf.total} validation images, {round(100 * share)}% of it from class {name} with {count} images"
+        context = (
+            f", from {nf.total} validation images, {round(100 * share)}% of it from class {name} with {count} images"
+        )
     if math.isnan(v):
         sentence = (
             "Cannot tell yet whether validation loss fluctuates more than its sampling noise: its volatility "
             f"needs at least 3 epochs (noise floor {_num(f)}{context})."
         )
         return Verdict(math.nan, False, sentence, v, f, threshold)
-    ratio = v / f if f > 0 else (math.inf if v > 0 else 1.0)
+    ratio = _ratio(v, f)
+    late_v, late_k = late
+    late_ratio = _ratio(late_v, f) if late_k else math.nan
     numbers = f"volatility {_num(v)} vs noise floor {_num(f)}"
     lever = _lever_clause(v, levers) if levers and v > 0 else ""
     exceeds = ratio > threshold
-    if exceeds:
+    if exceeds and late_ratio <= threshold:  # False for nan
+        sentence = (
+            f"Validation loss fluctuates {ratio:.1f}x more than its sampling noise ({numbers}{context}), but only "
+            f"{late_ratio:.1f}x over the last {late_k} epochs (volatility {_num(late_v)}): the excess is the early "
+            f"descent, not instability; no need to worry; pick the checkpoint on a smoothed metric{lever}."
+        )
+    elif exceeds:
+        still = f" (still {late_ratio:.1f}x over the last {late_k} epochs)" if late_k else ""
         sentence = (
             f"Validation loss fluctuates {ratio:.1f}x more than its sampling noise ({numbers}{context}): "
-            f"worry — it is the training, not the finite validation set{lever}."
+            f"worry — it is the training, not the finite validation set{still}{lever}."
         )
     elif ratio <= 1:
         sentence = (
@@ -441,4 +499,10 @@ def _verdict(
             f"this short cannot tell from noise ({numbers}{context}): no need to worry; pick the checkpoint "
             f"on a smoothed metric{lever}."
         )
-    return Verdict(ratio, exceeds, sentence, v, f, threshold)
+    return Verdict(ratio, exceeds, sentence, v, f, threshold, late_ratio, late_k)
+
+
+def _ratio(v: float, f: float) -> float:
+    if math.isnan(v):
+        return math.nan
+    return v / f if f > 0 else (math.inf if v > 0 else 1.0)

@@ -718,8 +718,9 @@ def find_lr(
     finite). The suggestion is the rate where the smoothed loss falls fastest per unit
     of ``log(lr)`` (fastai's ``steep``: the minimum of the forward differences), over the
     points before divergence. The model's and optimiser's ``state_dict`` (weights,
-    BatchNorm statistics, momentum buffers, rates) and the model's train/eval mode are
-    restored at the end, even after an error.
+    BatchNorm statistics, momentum buffers, rates), the model's train/eval mode and
+    torch's CPU and CUDA generator states (dropout draws from them) are restored at the
+    end, even after an error, so a run after ``find_lr`` is the run without it.
 
     Args:
         model: the network (called as ``model(inputs)``).
@@ -753,12 +754,17 @@ def find_lr(
     model_state = copy.deepcopy(model.state_dict())
     optim_state = copy.deepcopy(optimizer.state_dict())
     was_training = model.training
+    cpu_rng = torch.random.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     try:
         return _sweep(model, batches, loss_fn, optimizer, start_lr, end_lr, num_iter, smooth, diverge, torch)
     finally:
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optim_state)
         model.train(was_training)
+        torch.random.set_rng_state(cpu_rng)  # dropout drew from torch's generators: give them back
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
 
 
 def _sweep(model, batches, loss_fn, optimizer, start_lr, end_lr, num_iter, smooth, diverge, torch) -> LRFinderResult:

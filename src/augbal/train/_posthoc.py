@@ -123,7 +123,9 @@ def adjust_logits(logits: Any, *, train_prior: Any, target_prior: Any = "uniform
     train = _check_prior("train_prior", train_prior, num_classes)
     if isinstance(target_prior, str):
         if target_prior != "uniform":
-            raise ValueError(f"target_prior must be 'uniform' or {num_classes} class counts or probabilities; got {target_prior!r}")
+            raise ValueError(
+                f"target_prior must be 'uniform' or {num_classes} class counts or probabilities; got {target_prior!r}"
+            )
         target = np.full(num_classes, 1.0 / num_classes)
     else:
         target = _check_prior("target_prior", target_prior, num_classes)
@@ -163,8 +165,9 @@ def tau_normalize(weight_or_linear: Any, tau: float) -> Any:
         with torch.no_grad():
             out.weight.copy_(_tau_rows(layer.weight, tau))
         return out
-    if isinstance(weight_or_linear, torch.Tensor) and weight_or_linear.ndim == 2 and weight_or_linear.is_floating_point():
-        return _tau_rows(weight_or_linear, tau)
+    w = weight_or_linear
+    if isinstance(w, torch.Tensor) and w.ndim == 2 and w.is_floating_point():
+        return _tau_rows(w, tau)
     shape = tuple(getattr(weight_or_linear, "shape", ()))
     raise TypeError(
         "tau_normalize takes an nn.Linear or a 2-d (classes, features) floating-point weight tensor; "
