@@ -163,7 +163,14 @@ def _extract(archive: Path, into: Path) -> Path:
     tmp = into / f".{dest.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     with tarfile.open(archive) as tf:
-        tf.extractall(tmp, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tf.extractall(tmp, filter="data")
+        else:  # pragma: no cover - Python < 3.10.12 / 3.11.4 has no extraction filters
+            for member in tf.getmembers():
+                name = Path(member.name)
+                if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
+                    raise ValueError(f"{archive}: member {member.name!r} would leave the folder or is not a plain file")
+            tf.extractall(tmp)  # noqa: S202 - members checked above
     try:
         tmp.rename(dest)
     except OSError:  # another process finished first: use its copy
