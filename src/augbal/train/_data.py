@@ -366,6 +366,10 @@ def resolve_data(data_section: Any, *, seed: int, recipe_dir: str | os.PathLike[
         train = scan(source / "train", classes=d.classes)
         val = scan(source / "val", classes=train.classes, allow_empty=True)
         test = scan(source / "test", classes=train.classes, allow_empty=True) if (source / "test").is_dir() else None
+        if len(val) == 0:
+            raise ValueError(f"data.splits 'existing': {str(source / 'val')!r} holds no images of {', '.join(train.classes)}")
+        if test is not None and len(test) == 0:
+            test = None  # a build without a test side may leave empty class folders
     else:
         index = scan(source, classes=d.classes)
         ratios = (1.0 - d.val_fraction - d.test_fraction, d.val_fraction, d.test_fraction)
