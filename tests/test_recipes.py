@@ -352,3 +352,38 @@ def test_a_resolved_existing_splits_recipe_loads_back(tmp_path):
     assert load_recipe(recipe.to_dict()) == recipe
     with pytest.raises(RecipeError, match="data.val_fraction: applies to splits: split only"):
         load_recipe({"data": {"source": str(tmp_path / "tree"), "splits": "existing", "val_fraction": 0.3}})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"data": {"task": "cifar10-lt", "root": "/c.tar.gz", "ratio": 50, "task_options": {"val_per_class": 20},
+                  "split_seed": 3, "extract_dir": "/x"}},
+        {"data": {"task": "seedlike-3", "root": "/c", "task_options": {"train_counts": [9, 3, 1]}}},
+        {"data": {"source": "/imgs", "classes": ["b", "a"], "skew": {"ratio": 10, "n_max": 50}, "test_fraction": 0}},
+        {"data": {"source": "/imgs", "splits": "existing"}, "cache": {"enabled": True, "views": 3, "dir": "/cache"}},
+        {
+            **DEMO,
+            "model": {"weights": "/w.pth", "dropout": 0.2, "head": "cosine", "input_size": 64, "mean": [0.5, 0.5, 0.5],
+                      "std": [0.25, 0.25, 0.25], "channels_last": True},
+            "freeze": {"name": "two_stage", "head_epochs": 2},
+            "loss": {"name": "ldam", "weighting": {"name": "deferred", "switch_epoch": 5}},
+            "sampler": {"name": "class_aware", "weighting": "sqrt"},
+            "augmentation": {"name": "rarity_scaled", "base": "light"},
+            "mixer": {"name": "mixup", "alpha": 0.2},
+            "selection": {"name": "smoothed", "metric": "balanced_accuracy", "window": 3},
+            "averaging": {"name": "ema", "decay": 0.99},
+            "optim": {"name": "sgd", "lr": 0.1, "nesterov": True},
+            "schedule": {"name": "plateau", "metric": "loss", "factor": 0.5, "patience": 6, "warmup_epochs": 1},
+            "grad_clip": 1.0,
+            "strategy": {"posthoc": {"prior": "em"}, "crt": {"epochs": 3, "lr": 0.01, "sampler": "class_aware"},
+                         "tau_norm": {}, "feature_resampler": {"name": "smote"}, "drs": {"switch_epoch": 10}},
+            "device": "cuda:1", "num_workers": 2, "amp": "bf16", "noise_floor": {"n_boot": 50, "seed": 1}, "out": "runs/a",
+        },
+    ],
+    ids=["cifar10-lt", "seedlike-3", "source-skew", "existing", "every-section"],
+)
+def test_every_kind_of_resolved_recipe_loads_back_equal(raw):
+    recipe = load_recipe(raw)
+    again = load_recipe(yaml.safe_load(recipe.to_yaml()))
+    assert again == recipe and recipe_hash(again) == recipe_hash(recipe)
