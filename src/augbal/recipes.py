@@ -72,14 +72,6 @@ __all__ = [
     "recipe_hash",
 ]
 
-TASKS: tuple[str, ...] = ("seedlike-3", "cifar10-lt")
-#: classes of each benchmark task, in label order (CIFAR-10's order for cifar10-lt)
-TASK_CLASSES: dict[str, tuple[str, ...]] = {
-    "seedlike-3": ("deer", "dog", "cat"),
-    "cifar10-lt": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-}
-DEMO_CLASSES: tuple[str, ...] = ("cat", "deer", "dog")
-
 
 class RecipeError(ValueError):
     """A recipe that breaks a rule: ``"recipe key optim.lr: must be a number > 0; got -1"``.
@@ -235,11 +227,15 @@ class DataSection(_Section):
     def num_classes(self) -> int | None:
         """The number of classes when the recipe alone tells it (a task, ``classes``, the demo set)."""
         if self.task is not None:
-            return len(TASK_CLASSES[self.task])
+            from augbal.train import _data
+
+            return len(_data.SEEDLIKE3_CLASSES if self.task == "seedlike-3" else _data.CIFAR10_CLASSES)
         if self.classes is not None:
             return len(self.classes)
         if self.source == "demo":
-            return len(DEMO_CLASSES)
+            from augbal.data import DEMO_COUNTS
+
+            return len(DEMO_COUNTS)
         return None
 
 
