@@ -49,8 +49,9 @@ def test_seedlike3_and_cifar10_lt_recipes_say_what_design_md_says():
     assert seed.data.root == str((shared / "datasets" / "cifar10-jpg.tar.gz").resolve())
     lt = load_recipe(REPO / "recipes" / "cifar10-lt-100.yaml")
     assert (lt.data.task, lt.data.ratio, lt.model.cifar_stem, lt.epochs, lt.batch_size) == ("cifar10-lt", 100, True, 200, 128)
-    assert lt.optim == {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0002}
-    assert lt.schedule == {"name": "step", "milestones": [160, 180], "gamma": 0.1, "warmup_epochs": 5}
+    assert lt.optim == {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0002,
+                        "no_decay_bn_bias": False}
+    assert lt.schedule == {"name": "step", "milestones": [160, 180], "gamma": 0.1, "warmup_epochs": 5, "warmup_start": 0.01}
     demo = load_recipe(REPO / "recipes" / "quick-demo.yaml")
     assert (demo.data.source, demo.model.weights, demo.device) == ("demo", "none", "cpu")
 
@@ -63,7 +64,8 @@ def test_defaults_and_spec_normalisation():
     assert r.loss == {"name": "focal"} and r.sampler == {"name": "class_aware"}
     assert r.freeze == {"name": "head"} and r.mixer is None and r.averaging is None
     assert r.selection == {"name": "best", "metric": "balanced_accuracy"}
-    assert r.optim == {"name": "adam", "lr": 0.001, "weight_decay": 0.0001}
+    assert r.optim == {"name": "adam", "lr": 0.001, "weight_decay": 0.0001, "no_decay_bn_bias": False, "betas": [0.9, 0.999], "eps": 1e-08}  # every hyper-parameter written out
+    assert r.schedule == {"name": "constant", "warmup_epochs": 0.0, "warmup_start": 0.01}
     assert (r.epochs, r.batch_size, r.seed, r.device, r.amp) == (20, 128, 0, "auto", "auto")
     assert r.cache.enabled == "auto" and r.noise_floor.n_boot == 1000
 
@@ -99,7 +101,7 @@ def test_recipes_is_a_lazy_subpackage():
 
 def test_overrides_parse_values_as_yaml():
     r = load_recipe(DEMO, ["optim.lr=3e-4", "loss={name: focal, gamma: 2}", "sampler=null", "epochs=5", "model.mean=[0.1, 0.2, 0.3]"])
-    assert r.optim == {"name": "adam", "lr": 0.0003, "weight_decay": 0.0001}
+    assert r.optim == {**{"name": "adam", "lr": 0.001, "weight_decay": 0.0001, "no_decay_bn_bias": False, "betas": [0.9, 0.999], "eps": 1e-08}, "lr": 0.0003}
     assert r.loss == {"name": "focal", "gamma": 2} and r.sampler is None and r.epochs == 5
     assert r.model.mean == (0.1, 0.2, 0.3)
 
@@ -108,9 +110,12 @@ def test_override_gives_a_bare_name_parameters_and_fills_sections():
     r = load_recipe({**DEMO, "sampler": "class_aware"}, ["sampler.weighting=sqrt", "strategy.posthoc.prior=em", "cache.views=4"])
     assert r.sampler == {"name": "class_aware", "weighting": "sqrt"}
     assert r.strategy.posthoc.prior == "em" and r.cache.views == 4
-    r = load_recipe(DEMO, ["schedule.warmup_epochs=2", "optim.name=sgd"])
-    assert r.schedule == {"name": "constant", "warmup_epochs": 2}
-    assert r.optim == {"name": "sgd", "lr": 0.001, "weight_decay": 0.0001}
+    r = load_recipe(DEMO, ["schedule.warmup_epochs=2"])
+    assert r.schedule == {"name": "constant", "warmup_epochs": 2, "warmup_start": 0.01}
+    # the default adam spec's betas and eps do not apply to sgd: a name change keeps lr and weight decay only
+    r = load_recipe({**DEMO, "optim": {"name": "adam", "lr": 0.001, "weight_decay": 0.0001}}, ["optim.name=sgd"])
+    assert r.optim == {"name": "sgd", "lr": 0.001, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0001,
+                       "no_decay_bn_bias": False}
 
 
 def test_override_unknown_keys_list_the_valid_ones():
@@ -306,7 +311,8 @@ def test_yaml_file_errors_and_exponent_floats(tmp_path):
     assert _error(listing) == f"{listing}: a recipe is a mapping of keys (data, model, loss, ...); got list"
     good = tmp_path / "good.yaml"
     good.write_text("data: {source: demo}\noptim: {name: adamw, lr: 3e-4, weight_decay: 1e-2}\n")
-    assert load_recipe(good).optim == {"name": "adamw", "lr": 0.0003, "weight_decay": 0.01}
+    assert load_recipe(good).optim == {"name": "adamw", "lr": 0.0003, "weight_decay": 0.01, "no_decay_bn_bias": False,
+                                       "betas": [0.9, 0.999], "eps": 1e-08}
 
 
 def test_recipe_constructed_directly_validates_too():
@@ -346,3 +352,38 @@ def test_a_resolved_existing_splits_recipe_loads_back(tmp_path):
     assert load_recipe(recipe.to_dict()) == recipe
     with pytest.raises(RecipeError, match="data.val_fraction: applies to splits: split only"):
         load_recipe({"data": {"source": str(tmp_path / "tree"), "splits": "existing", "val_fraction": 0.3}})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"data": {"task": "cifar10-lt", "root": "/c.tar.gz", "ratio": 50, "task_options": {"val_per_class": 20},
+                  "split_seed": 3, "extract_dir": "/x"}},
+        {"data": {"task": "seedlike-3", "root": "/c", "task_options": {"train_counts": [9, 3, 1]}}},
+        {"data": {"source": "/imgs", "classes": ["b", "a"], "skew": {"ratio": 10, "n_max": 50}, "test_fraction": 0}},
+        {"data": {"source": "/imgs", "splits": "existing"}, "cache": {"enabled": True, "views": 3, "dir": "/cache"}},
+        {
+            **DEMO,
+            "model": {"weights": "/w.pth", "dropout": 0.2, "head": "cosine", "input_size": 64, "mean": [0.5, 0.5, 0.5],
+                      "std": [0.25, 0.25, 0.25], "channels_last": True},
+            "freeze": {"name": "two_stage", "head_epochs": 2},
+            "loss": {"name": "ldam", "weighting": {"name": "deferred", "switch_epoch": 5}},
+            "sampler": {"name": "class_aware", "weighting": "sqrt"},
+            "augmentation": {"name": "rarity_scaled", "base": "light"},
+            "mixer": {"name": "mixup", "alpha": 0.2},
+            "selection": {"name": "smoothed", "metric": "balanced_accuracy", "window": 3},
+            "averaging": {"name": "ema", "decay": 0.99},
+            "optim": {"name": "sgd", "lr": 0.1, "nesterov": True},
+            "schedule": {"name": "plateau", "metric": "loss", "factor": 0.5, "patience": 6, "warmup_epochs": 1},
+            "grad_clip": 1.0,
+            "strategy": {"posthoc": {"prior": "em"}, "crt": {"epochs": 3, "lr": 0.01, "sampler": "class_aware"},
+                         "tau_norm": {}, "feature_resampler": {"name": "smote"}, "drs": {"switch_epoch": 10}},
+            "device": "cuda:1", "num_workers": 2, "amp": "bf16", "noise_floor": {"n_boot": 50, "seed": 1}, "out": "runs/a",
+        },
+    ],
+    ids=["cifar10-lt", "seedlike-3", "source-skew", "existing", "every-section"],
+)
+def test_every_kind_of_resolved_recipe_loads_back_equal(raw):
+    recipe = load_recipe(raw)
+    again = load_recipe(yaml.safe_load(recipe.to_yaml()))
+    assert again == recipe and recipe_hash(again) == recipe_hash(recipe)

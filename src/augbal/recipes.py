@@ -6,7 +6,9 @@ sections ``data``, ``model``, ``optim``, ``schedule``, ``cache``, ``strategy``,
 ``augmentation``, ``eval_augmentation``, ``mixer``, ``selection``, ``averaging``. A
 component is written as its registry spec: a bare name (``loss: focal``) or a mapping
 ``{name: focal, gamma: 2}``; the recipe stores the mapping form. ``optim`` and
-``schedule`` are specs of :data:`augbal.train.OPTIMIZERS` / :data:`augbal.train.SCHEDULES`.
+``schedule`` are specs of :data:`augbal.train.OPTIMIZERS` / :data:`augbal.train.SCHEDULES`,
+stored with every hyper-parameter written out (``recipe.optim["lr"]`` always exists, and
+the saved recipe shows the weight decay and betas a run used).
 
 Validation at load time, through the registries: the name must be registered, every
 parameter must be one the component takes, and the component is built once to check
@@ -48,7 +50,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "CacheSection",
@@ -60,14 +71,6 @@ __all__ = [
     "load_recipe",
     "recipe_hash",
 ]
-
-TASKS: tuple[str, ...] = ("seedlike-3", "cifar10-lt")
-#: classes of each benchmark task, in label order (CIFAR-10's order for cifar10-lt)
-TASK_CLASSES: dict[str, tuple[str, ...]] = {
-    "seedlike-3": ("deer", "dog", "cat"),
-    "cifar10-lt": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-}
-DEMO_CLASSES: tuple[str, ...] = ("cat", "deer", "dog")
 
 
 class RecipeError(ValueError):
@@ -224,11 +227,15 @@ class DataSection(_Section):
     def num_classes(self) -> int | None:
         """The number of classes when the recipe alone tells it (a task, ``classes``, the demo set)."""
         if self.task is not None:
-            return len(TASK_CLASSES[self.task])
+            from augbal.train import _data
+
+            return len(_data.SEEDLIKE3_CLASSES if self.task == "seedlike-3" else _data.CIFAR10_CLASSES)
         if self.classes is not None:
             return len(self.classes)
         if self.source == "demo":
-            return len(DEMO_CLASSES)
+            from augbal.data import DEMO_COUNTS
+
+            return len(DEMO_COUNTS)
         return None
 
 
@@ -342,8 +349,8 @@ class Recipe(_Section):
     mixer: OptSpec = None
     selection: Spec = Field(default_factory=lambda: {"name": "best", "metric": "balanced_accuracy"})
     averaging: OptSpec = None
-    optim: Spec = Field(default_factory=lambda: {"name": "adam", "lr": 1e-3, "weight_decay": 1e-4})
-    schedule: Spec = Field(default_factory=lambda: {"name": "constant"})
+    optim: Spec = Field(default_factory=lambda: {"name": "adam", "lr": 1e-3, "weight_decay": 1e-4}, validate_default=True)
+    schedule: Spec = Field(default_factory=lambda: {"name": "constant"}, validate_default=True)
     epochs: Int = Field(20, ge=1)
     batch_size: Int = Field(128, ge=1)
     grad_clip: Real | None = Field(None, gt=0)
@@ -356,6 +363,14 @@ class Recipe(_Section):
     noise_floor: NoiseFloorSection = Field(default_factory=NoiseFloorSection)
     out: str | None = None
 
+    @field_validator("optim", "schedule", mode="after")
+    @classmethod
+    def _expand(cls, spec: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """The optimiser and schedule specs with every hyper-parameter written out (``to_dict()``)."""
+        kind = _COMPONENT_FIELDS[info.field_name]  # type: ignore[index]
+        _check_component(info.field_name, spec, kind, None)  # type: ignore[arg-type]
+        return _registry(kind).from_spec(spec).to_dict()
+
     @model_validator(mode="after")
     def _components(self) -> Recipe:
         num_classes = self.data.num_classes()
@@ -363,7 +378,7 @@ class Recipe(_Section):
             _check_component(path, spec, kind, num_classes)
         warm = self.schedule.get("warmup_epochs", 0)
         if isinstance(warm, (int, float)) and warm > self.epochs:
-            raise _fail("schedule.warmup_epochs", f"must be <= epochs ({self.epochs}); got {warm!r}")
+            raise _fail("schedule.warmup_epochs", f"must be <= epochs ({self.epochs}); got {warm:g}")
         if self.averaging is not None and self.averaging["name"] not in ("ema", "swa"):
             raise _fail("averaging.name", f"must be 'ema' or 'swa' (or averaging: null); got {self.averaging['name']!r}")
         drs = self.strategy.drs
@@ -376,7 +391,11 @@ class Recipe(_Section):
 
     def _specs(self) -> list[tuple[str, dict[str, Any], str]]:
         """``(key path, spec, registry kind)`` of every component spec in the recipe."""
-        out = [(key, getattr(self, key), kind) for key, kind in _COMPONENT_FIELDS.items() if getattr(self, key) is not None]
+        out = [
+            (key, getattr(self, key), kind)
+            for key, kind in _COMPONENT_FIELDS.items()
+            if key not in _EXPANDED and getattr(self, key) is not None
+        ]
         if self.strategy.feature_resampler is not None:
             out.append(("strategy.feature_resampler", self.strategy.feature_resampler, "feature_resampler"))
         if self.strategy.crt is not None:
@@ -422,6 +441,9 @@ _COMPONENT_FIELDS: dict[str, str] = {
     "optim": "optimizer",
     "schedule": "schedule",
 }
+
+# specs stored with every parameter written out (checked and expanded by Recipe._expand)
+_EXPANDED = ("optim", "schedule")
 
 # kind -> (module, registry name, runtime arguments a run supplies, never in a spec)
 _REGISTRIES: dict[str, tuple[str, str, tuple[str, ...]]] = {

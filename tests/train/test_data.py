@@ -175,6 +175,18 @@ def test_resolve_data_existing_splits_and_manifest(cifar, tmp_path):
     assert splits.counts() == {"train": [4, 4], "val": [3, 3], "test": [3, 3]}
     (tree / "test").rename(tree / "unused")
     assert resolve_data({"source": str(tree), "splits": "existing"}, seed=0).test is None
+    for name in ("cat", "dog"):
+        (tree / "test" / name).mkdir(parents=True)  # empty class folders: no test side
+    assert resolve_data({"source": str(tree), "splits": "existing", "classes": ["cat", "dog"]}, seed=0).test is None
+    (tree / "val").rename(tree / "val-full")
+    for name in ("cat", "dog"):
+        (tree / "val" / name).mkdir(parents=True)
+    with pytest.raises(ValueError, match="data.splits 'existing': '.*val' holds no images of cat, dog"):
+        resolve_data({"source": str(tree), "splits": "existing", "classes": ["cat", "dog"]}, seed=0)
+    import shutil
+
+    shutil.rmtree(tree / "val")
+    (tree / "val-full").rename(tree / "val")
     (tree / "val").rename(tree / "valid")
     with pytest.raises(FileNotFoundError, match="needs .* to hold train/ and val/ .*; missing: val"):
         resolve_data({"source": str(tree), "splits": "existing"}, seed=0)

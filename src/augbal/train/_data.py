@@ -163,7 +163,14 @@ def _extract(archive: Path, into: Path) -> Path:
     tmp = into / f".{dest.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     with tarfile.open(archive) as tf:
-        tf.extractall(tmp, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tf.extractall(tmp, filter="data")
+        else:  # pragma: no cover - Python < 3.10.12 / 3.11.4 has no extraction filters
+            for member in tf.getmembers():
+                name = Path(member.name)
+                if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
+                    raise ValueError(f"{archive}: member {member.name!r} would leave the folder or is not a plain file")
+            tf.extractall(tmp)  # noqa: S202 - members checked above
     try:
         tmp.rename(dest)
     except OSError:  # another process finished first: use its copy
@@ -359,6 +366,10 @@ def resolve_data(data_section: Any, *, seed: int, recipe_dir: str | os.PathLike[
         train = scan(source / "train", classes=d.classes)
         val = scan(source / "val", classes=train.classes, allow_empty=True)
         test = scan(source / "test", classes=train.classes, allow_empty=True) if (source / "test").is_dir() else None
+        if len(val) == 0:
+            raise ValueError(f"data.splits 'existing': {str(source / 'val')!r} holds no images of {', '.join(train.classes)}")
+        if test is not None and len(test) == 0:
+            test = None  # a build without a test side may leave empty class folders
     else:
         index = scan(source, classes=d.classes)
         ratios = (1.0 - d.val_fraction - d.test_fraction, d.val_fraction, d.test_fraction)
