@@ -88,7 +88,7 @@ def train(
 
     if not speaks:
         return
-    con.print(f"selected: {result.candidate} (epoch {result.selected_epoch}): {result.reason}", highlight=False, markup=False)
+    con.print(f"selected: {result.candidate} — {result.reason}", highlight=False, markup=False)
     con.print(_metrics_table("validation, selected model", result.val))
     con.print(result.verdict, highlight=False, markup=False)
     if test:
@@ -130,15 +130,16 @@ def evaluate(run: Path, data: Path, checkpoint: str, prior: str | None, device: 
 
 
 def _epoch_line(row: dict[str, Any], epochs: int) -> str:
-    """One line per epoch, so a non-terminal log is not flooded.
+    """One line per epoch (numbered from 0, as in metrics.jsonl), so a non-terminal log is not flooded.
 
-    >>> _epoch_line({"epoch": 0, "lr": [0.001], "train": {"loss": 1.0, "loss_unweighted": 0.9},
+    >>> _epoch_line({"epoch": 0, "lr": [0.001, 0.001], "train": {"loss": 1.0, "loss_unweighted": 0.9},
     ...              "val": {"loss": 0.8, "balanced_accuracy": 0.5}, "time_s": 1.5}, 3)
-    'epoch 1/3  train loss 1.0000 (unweighted 0.9000)  val loss 0.8000  bal-acc 0.5000  lr 0.001  1.5s'
+    '[1/3] epoch 0  train loss 1.0000 (unweighted 0.9000)  val loss 0.8000  bal-acc 0.5000  lr 0.001  1.5s'
     """
-    lr = ", ".join(f"{v:.3g}" for v in row["lr"])
+    rates = row["lr"]
+    lr = f"{rates[0]:.3g}" if len(set(rates)) == 1 else "/".join(f"{v:.3g}" for v in rates)
     return (
-        f"epoch {row['epoch'] + 1}/{epochs}  train loss {row['train']['loss']:.4f} "
+        f"[{row['epoch'] + 1}/{epochs}] epoch {row['epoch']}  train loss {row['train']['loss']:.4f} "
         f"(unweighted {row['train']['loss_unweighted']:.4f})  val loss {row['val']['loss']:.4f}  "
         f"bal-acc {row['val']['balanced_accuracy']:.4f}  lr {lr}  {row['time_s']:.1f}s"
     )

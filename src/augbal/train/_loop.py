@@ -243,6 +243,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         forward = ddp if ddp is not None else net
         batch_sampler.set_epoch(epoch) if sampler is None else sampler.set_epoch(epoch)
         mix_gen = torch.Generator().manual_seed(_derive(seed, epoch, 0x313C))
+        lrs = [float(g["lr"]) for g in optimizer.param_groups]  # the rates the epoch starts with
         sums = torch.zeros(3, dtype=torch.float64)  # loss as optimised * n, unweighted CE * n, n
 
         for x, y in loader:
@@ -270,7 +271,6 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         sums = all_reduce_sum(sums, ctx)
         val_logits = _predict(net, val_ds, len(val_labels), ctx, device, amp, channels_last, batch=int(recipe.batch_size))
         val = evaluate_logits(val_logits, val_labels, train_counts=train_counts, classes=classes)
-        lrs = [float(g["lr"]) for g in optimizer.param_groups]
         scheduler.step_epoch(val)
         row = {
             "epoch": epoch,
