@@ -140,6 +140,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     from ._noise import noise_floor, volatility, worry_verdict
     from ._optim import build_optimizer, build_scheduler
     from ._report import write_run_report
+    from ._cache import tail
     from ._select import SELECTIONS
 
     seed, epochs, device = int(recipe.seed), int(recipe.epochs), ctx.device
@@ -283,7 +284,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         if selector.update(epoch, val) and ctx.is_main:
             _save_weights(run / "best.pt", model, epoch=epoch, classes=classes, weights=weights, kind="best")
         if averager is not None:
-            averager.update(net, epoch)
+            averager.update(model, epoch)  # the whole model: its frozen stages average to themselves
         if ctx.is_main:
             _save_checkpoint(run / "last.pt", {
                 "format": CHECKPOINT_FORMAT, "recipe_hash": rhash, "epoch": epoch,
@@ -311,10 +312,10 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         name, reason = ("best", selector.reason()) if best is not None else ("last", f"the last epoch ({epochs - 1})")
         candidates.append(strategies.Candidate(name, selected_epoch, reason, logits, metrics, _copy_state(model)))
     if averager is not None:  # weight averages, BatchNorm recomputed on the training inputs
-        averager.finalize(strategies.bn_loader(train_ds, per_rank, device), device)
-        averaged = averager.averaged_model()
-        logits, metrics = score(averaged)
-        state = _unwrap_averaged_state(averaged, net, model)
+        averaged = strategies.finalize_average(averager, train_ds, upto=upto, frozen=freeze.frozen_through(epochs),
+                                               batch=per_rank, device=device)  # fmt: skip
+        logits, metrics = score(averaged if upto is None else tail(averaged, upto))
+        state = _copy_state(averaged)
         name = SELECTIONS.name_of(averager)
         candidates.append(strategies.Candidate(name, epochs - 1, averager.reason(), logits, metrics, state))
 
@@ -522,13 +523,6 @@ def _floor_value(floor: Any) -> float:
         if value is not None:
             return float(value)
     return float(floor)
-
-
-def _unwrap_averaged_state(averaged: nn.Module, net: nn.Module, model: nn.Module) -> dict[str, torch.Tensor]:
-    """The full model's state with the averaged weights of ``net`` (the module averaged) put in."""
-    inner = getattr(averaged, "module", averaged)
-    net.load_state_dict(inner.state_dict())
-    return _copy_state(model)
 
 
 # ======================================================================================

@@ -244,20 +244,50 @@ def autocast_dtype(recipe: Any, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def bn_loader(dataset: Any, batch: int, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The training inputs in order, in batches, for ``update_bn`` (BatchNorm recomputed)."""
-    n = len(dataset)
-    out = []
-    for i in range(0, n, batch):
-        idx = np.arange(i, min(n, i + batch), dtype=np.int64)
-        items = dataset.__getitems__(DrawBatch(idx, np.zeros_like(idx), 0))
-        if isinstance(items, tuple):
-            x, y = items
-        else:
-            x = torch.stack([torch.as_tensor(it[0]) for it in items])
-            y = torch.tensor([it[1] for it in items])
-        out.append((x.to(device), y))
-    return out
+class InOrder:
+    """The training inputs in order, in batches of ``(inputs, labels)`` read lazily: what
+    ``update_bn`` iterates once to recompute BatchNorm statistics.
+
+    Example:
+        >>> batches = InOrder(TensorViews(torch.zeros(5, 2), np.zeros(5)), 2, torch.device("cpu"))
+        >>> [tuple(x.shape) for x, _ in batches]
+        [(2, 2), (2, 2), (1, 2)]
+    """
+
+    def __init__(self, dataset: Any, batch: int, device: torch.device) -> None:
+        self.dataset, self.batch, self.device = dataset, int(batch), device
+
+    def __iter__(self) -> Any:
+        n = len(self.dataset)
+        for i in range(0, n, self.batch):
+            idx = np.arange(i, min(n, i + self.batch), dtype=np.int64)
+            items = self.dataset.__getitems__(DrawBatch(idx, np.zeros_like(idx), 0))
+            if isinstance(items, tuple):
+                x, y = items
+            else:
+                x = torch.stack([torch.as_tensor(it[0]) for it in items])
+                y = torch.tensor([it[1] for it in items])
+            yield x.to(self.device), y
+
+
+def finalize_average(
+    averager: Any, train_ds: Any, *, upto: str | None, frozen: str | None, batch: int, device: torch.device
+) -> nn.Module:
+    """The averaged whole model with the BatchNorm statistics of its trained stages recomputed.
+
+    On images, ``averager.finalize`` (``update_bn``, frozen stages kept). On cached layer3
+    activations, ``update_bn`` runs on the averaged tail (layer4's BatchNorm) over the cached
+    inputs. On cached features there is no BatchNorm left to recompute.
+    """
+    if upto is None:
+        return averager.finalize(InOrder(train_ds, batch, device), device, frozen_through=frozen)
+    if upto == "features":
+        return averager.finalize([], device, frozen_through="layer4")
+    from ._cache import tail
+
+    averaged = averager.averaged_model().to(device)
+    torch.optim.swa_utils.update_bn(InOrder(train_ds, batch, device), tail(averaged, upto), device)
+    return averaged
 
 
 # ======================================================================================
