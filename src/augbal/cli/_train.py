@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -62,17 +63,22 @@ def train(
 
     from augbal.train import train as run_training
 
-    rows: list[dict[str, Any]] = []
     epochs = int(recipe.epochs)
+    # one line per epoch; on a terminal also a live bar (transient: a log file gets the lines only)
+    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   TextColumn("{task.fields[note]}"), console=con, transient=True, disable=not con.is_terminal)  # fmt: skip
+    task = bar.add_task("epochs", total=epochs, note="")
 
     def progress(row: dict[str, Any]) -> None:
-        rows.append(row)
         con.print(_epoch_line(row, epochs), highlight=False, markup=False)
+        note = f"val loss {row['val']['loss']:.3f}  bal-acc {row['val']['balanced_accuracy']:.3f}"
+        bar.update(task, completed=row["epoch"] + 1, note=note)
 
     # under torchrun every rank runs this command; rank 0 alone speaks and scores the test split
     speaks = os.environ.get("RANK", "0") == "0"
     try:
-        result = run_training(recipe, out=run, resume=resume, progress=progress)
+        with bar:
+            result = run_training(recipe, out=run, resume=resume, progress=progress)
     except RecipeError as exc:
         raise click.UsageError(str(exc)) from None
     except FileExistsError as exc:

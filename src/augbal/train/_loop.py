@@ -122,7 +122,8 @@ def train(
     run = Path(out)
     ctx = init_distributed(recipe.device)
     try:
-        return _train(recipe, recipe_hash(recipe), run, resume, ctx, progress)
+        with torch.random.fork_rng(devices=[]):  # the caller's global RNG state is left as it was
+            return _train(recipe, recipe_hash(recipe), run, resume, ctx, progress)
     finally:
         close_distributed(ctx)
 
@@ -242,7 +243,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
             trainable = tuple(freeze.trainable(epoch))
             ddp = _wrap_ddp(net, ctx)  # DDP registers the parameters trainable now
         forward = ddp if ddp is not None else net
-        batch_sampler.set_epoch(epoch) if sampler is None else sampler.set_epoch(epoch)
+        batch_sampler.set_epoch(epoch)
         mix_gen = torch.Generator().manual_seed(_derive(seed, epoch, 0x313C))
         lrs = [float(g["lr"]) for g in optimizer.param_groups]  # the rates the epoch starts with
         sums = torch.zeros(3, dtype=torch.float64)  # loss as optimised * n, unweighted CE * n, n
