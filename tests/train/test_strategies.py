@@ -146,3 +146,16 @@ def test_a_weight_average_is_a_candidate_with_the_trained_stages_batchnorm_recom
     assert not torch.equal(averaged["layer4.1.bn2.running_mean"], last["layer4.1.bn2.running_mean"])  # recomputed
     assert not torch.equal(averaged["fc.weight"], last["fc.weight"])  # epochs 1 and 2 averaged
     assert torch.equal(averaged["conv1.weight"], last["conv1.weight"])
+
+
+@pytest.mark.parametrize("mixer", ["mixup", "remix", "balanced_mixup"])
+def test_mixers_train_on_images_with_soft_targets(folder, tmp_path, mixer):
+    from augbal.train import train
+
+    recipe = _helpers.tiny_recipe(folder, epochs=1, mixer={"name": mixer})
+    result = train(recipe, out=tmp_path / mixer)
+    row = _helpers.without_timing(result.run_dir / "metrics.jsonl")[0]
+    assert not (result.run_dir / "cache").exists()  # mixers mix images: no feature cache
+    assert np.isfinite(row["train"]["loss"]) and row["train"]["loss"] == pytest.approx(row["train"]["loss_unweighted"])
+    again = train(recipe, out=tmp_path / f"{mixer}-again")
+    assert _helpers.without_timing(again.run_dir / "metrics.jsonl")[0] == row  # the mixing draws are seeded

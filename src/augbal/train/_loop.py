@@ -129,7 +129,6 @@ def train(
 
 
 def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, progress: Any) -> RunResult:
-    from augbal.augment import MIXERS
     from augbal.sampling import SAMPLERS
 
     from . import _strategies as strategies
@@ -202,7 +201,11 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     else:
         batch_sampler = ShuffleBatches(len(train_labels), per_rank, seed=seed, ctx=ctx)
     loader = _loader(recipe, train_ds, batch_sampler, upto is not None, seed)
-    mixer = MIXERS.from_spec(_spec(recipe.mixer), num_classes=C) if recipe.mixer is not None else None
+    mixer = strategies.build_mixer(recipe, num_classes=C, class_counts=train_counts)
+    partner = None  # Balanced-MixUp mixes every batch with one from a class-balanced stream
+    if mixer is not None and strategies.needs_balanced_batches(mixer):
+        partner = strategies.balanced_batches(train_ds, train_labels, per_rank, seed=seed, ctx=ctx)
+        partner_loader = _loader(recipe, train_ds, partner, upto is not None, seed)
 
     # ---- optimiser, schedule, selection, averaging ---------------------------------------
     optimizer = build_optimizer(freeze.param_groups(model, lr=float(recipe.optim["lr"])), recipe.optim)
@@ -244,6 +247,9 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
             ddp = _wrap_ddp(net, ctx)  # DDP registers the parameters trainable now
         forward = ddp if ddp is not None else net
         batch_sampler.set_epoch(epoch)
+        if partner is not None:
+            partner.set_epoch(epoch)
+            partners = iter(partner_loader)
         mix_gen = torch.Generator().manual_seed(_derive(seed, epoch, 0x313C))
         lrs = [float(g["lr"]) for g in optimizer.param_groups]  # the rates the epoch starts with
         sums = torch.zeros(3, dtype=torch.float64)  # loss as optimised * n, unweighted CE * n, n
@@ -254,7 +260,10 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
             if channels_last and x.ndim == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             targets = y
-            if mixer is not None:
+            if partner is not None:
+                xb, yb = next(partners)
+                x, targets = mixer(x, y, xb[: len(x)].to(device), yb[: len(x)].to(device), generator=mix_gen)
+            elif mixer is not None:
                 x, targets = mixer(x, y, generator=mix_gen)
             with _autocast(device, amp):
                 logits = forward(x)

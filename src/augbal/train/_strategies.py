@@ -236,6 +236,41 @@ def cached_inputs(
     return train_views, val_views, tail(model, upto)
 
 
+def build_mixer(recipe: Any, *, num_classes: int, class_counts: np.ndarray) -> Any:
+    """The recipe's mixer, given what a run supplies (``num_classes``; ``class_counts`` when it takes them)."""
+    import inspect
+
+    from augbal.augment import MIXERS
+
+    spec = _spec(getattr(recipe, "mixer", None))
+    if spec is None:
+        return None
+    name = spec if isinstance(spec, str) else spec["name"]
+    runtime: dict[str, Any] = {"num_classes": int(num_classes)}
+    if "class_counts" in inspect.signature(MIXERS.get(name)).parameters:
+        runtime["class_counts"] = [int(c) for c in class_counts]
+    return MIXERS.from_spec(spec, **runtime)
+
+
+def needs_balanced_batches(mixer: Any) -> bool:
+    """True for a mixer called with a second, class-balanced batch (Balanced-MixUp)."""
+    from augbal.augment import BalancedMixUp
+
+    return isinstance(mixer, BalancedMixUp)
+
+
+def balanced_batches(dataset: Any, labels: np.ndarray, batch: int, *, seed: int, ctx: Any) -> Any:
+    """The class-balanced batch stream Balanced-MixUp pairs with the training batches: a
+    class-aware sampler (its own seed, derived from the run's) at least as long as the epoch."""
+    from augbal.sampling import ClassAwareSampler
+
+    from ._loop import _derive
+
+    sampler = ClassAwareSampler(labels, weighting="balanced", seed=_derive(seed, 0xBA1) % (1 << 32),
+                                num_replicas=ctx.world_size, rank=ctx.rank, yield_draws=True)  # fmt: skip
+    return sampler.batches(batch)
+
+
 def autocast_dtype(recipe: Any, device: torch.device) -> torch.dtype | None:
     """bf16 on CUDA (``amp`` auto or bf16), nothing on CPU or with ``amp: off``."""
     amp = getattr(recipe, "amp", "auto")
