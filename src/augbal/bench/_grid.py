@@ -255,8 +255,11 @@ def run_grid(
     elif jobs == 1 or len(todo) <= 1:
         for run, (payload, folder) in zip(todo, payloads):
             counts["running"] = 1
-            note(run, RunRecord.from_dict(_guarded(fn, payload, folder)))
+            if progress is not None:
+                progress(dict(counts), None)
+            record = RunRecord.from_dict(_guarded(fn, payload, folder))
             counts["running"] = 0
+            note(run, record)
     else:
         _run_processes(todo, payloads, fn, note, counts, progress, jobs)
     ordered = [records[r.key] for r in runs if r.key in records]

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from dataclasses import replace
 from pathlib import Path
@@ -17,13 +17,16 @@ from typing import Any
 import numpy as np
 
 from augbal._atomic import atomic_write
-from augbal._validation import check_int, check_seed
+from augbal._validation import check_choice, check_int, check_seed
 
 from ._execute import run_local
-from ._plan import SPLITS, Plan, make_plan, plan_rows
+from ._plan import SPLITS, Item, Plan, make_plan, plan_rows
+from ._ray import RayNotInstalledError, import_ray, run_ray
+from ._shard import SHARD_FILE, shard_positions
 
 STATE_FILE = ".augbal-build.json"
 MANIFEST_COLUMNS = ("path", "label", "split", "group", "source_path", "source_hash", "policy", "repeat", "seed")
+EXECUTORS = ("local", "ray")
 
 
 class OutputPathError(ValueError):
@@ -61,6 +64,9 @@ class BuildSummary:
         counts: ``{"before" | "after": {split: {class: images}}}``.
         dropped: training originals ``undersample`` left out, as ``{"path", "label", "source_hash"}``.
         resumed: augmented copies an interrupted build had already written and this one kept.
+        shard: for one shard of a build, ``{"index": i, "count": K, "files": n}`` (its files);
+            rows, counts and the configuration still describe the whole build.
+        merged: the number of shards ``merge_shards`` joined into this dataset (0: built whole).
     """
 
     out: Path
@@ -74,10 +80,14 @@ class BuildSummary:
     counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     dropped: list[dict[str, str]] = field(default_factory=list)
     resumed: int = 0
+    shard: dict[str, int] | None = None
+    merged: int = 0
 
     @property
     def written(self) -> int:
-        """Files in the dataset (originals and augmented copies, all splits)."""
+        """Files in the dataset (originals and augmented copies, all splits); for a shard, its files."""
+        if self.shard is not None:
+            return int(self.shard["files"])
         return sum(r["after"] for r in self.rows)
 
 
@@ -155,8 +165,9 @@ def _setting_text(key: str, value: Any) -> str:
     return f"{flag} {text}"
 
 
-def _check_resumable(staging: Path, config: Mapping[str, Any], config_hash: str) -> None:
-    """Refuse to continue ``staging`` unless it was started with this configuration (names the setting)."""
+def _check_resumable(staging: Path, config: Mapping[str, Any], config_hash: str,
+                     shard: Mapping[str, int] | None = None) -> None:
+    """Refuse to continue ``staging`` unless it was started with this configuration and shard (names the setting)."""
     # a build stopped between removing its state file and the rename has written summary.json
     name = STATE_FILE if (staging / STATE_FILE).exists() else "summary.json"
     try:
@@ -167,6 +178,17 @@ def _check_resumable(staging: Path, config: Mapping[str, Any], config_hash: str)
             f"--resume refused: {staging} has no readable {STATE_FILE} (not started by this version of "
             f"build-dataset); --overwrite discards it", "state") from None
     if started_hash == config_hash and started == dict(config):
+        started_shard = state.get("shard")
+        ours = None if shard is None else {"index": shard["index"], "count": shard["count"]}
+        theirs = None if not isinstance(started_shard, dict) else {k: started_shard.get(k) for k in ("index", "count")}
+        if theirs == ours:
+            return
+        for key, flag in (("count", "num_shards"), ("index", "shard_index")):
+            was, now = (theirs or {}).get(key), (ours or {}).get(key)
+            if was != now:
+                raise ResumeRefusedError(
+                    f"--resume refused: {staging} was started with {_setting_text(flag, was)}, "
+                    f"this run has {_setting_text(flag, now)}", flag)
         return
     # the policy spec carries the seed: a seed change is named as --seed, not as the policy it implies
     for key in sorted(set(started) | set(config), key=lambda k: (k == "policy", k)):
@@ -257,6 +279,10 @@ def build_dataset(
     resume: bool = False,
     undersample: Any = None,
     progress: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
+    num_shards: int | None = None,
+    shard_index: int | None = None,
 ) -> BuildSummary:
     """Build a balanced, augmented copy of the image folder ``source`` in ``out``.
 
@@ -292,10 +318,19 @@ def build_dataset(
             the training split first; kept originals follow a seeded content-hash order, the
             dropped ones are listed in ``summary.json`` and not copied.
         progress: show a progress bar on stderr while writing (never in a dry run).
+        executor: ``"local"`` (``workers`` processes) or ``"ray"`` (Ray tasks, ``num_cpus=1``
+            each; ``pip install augbal[ray]``); the same bytes either way.
+        ray_address: with ``executor="ray"``, passed to ``ray.init(address=...)``; None:
+            ``RAY_ADDRESS`` if set, else a new local Ray with ``workers`` CPUs (all by default).
+            OUT must be on a file system every Ray node writes, with augbal installed there.
+        num_shards, shard_index: build only shard ``shard_index`` of ``num_shards`` (a fixed
+            partition of the plan by source content hash), as a shard: its part of the
+            manifest, the whole build's summary with a ``"shard"`` entry, and ``shard.json``;
+            ``merge_shards`` joins the K shard folders. Not part of the configuration hash.
 
     Raises:
         OutputPathError: ``out`` inside ``source`` (or the reverse), or not empty.
-        ResumeRefusedError: ``resume`` with an ``<out>.incomplete`` of another configuration.
+        ResumeRefusedError: ``resume`` with an ``<out>.incomplete`` of another configuration or shard.
         ValueError: a bad option (the rule, then "got X").
         augbal.data.EmptyClassError: a class folder without a usable image (named).
 
@@ -316,6 +351,16 @@ def build_dataset(
     check_int("max_multiplier", max_multiplier, low=1, allow_none=True)
     check_int("size", size, low=1, allow_none=True)
     check_int("workers", workers, low=1, allow_none=True)
+    check_choice("executor", executor, EXECUTORS)
+    if ray_address is not None and executor != "ray":
+        raise BuildOptionError("ray_address", f"ray_address needs executor 'ray'; got executor {executor!r} "
+                               f"with ray_address {ray_address!r}")
+    shard = _check_shard(num_shards, shard_index)
+    if executor == "ray" and not dry_run:
+        try:
+            import_ray()
+        except RayNotInstalledError as exc:
+            raise BuildOptionError("executor", str(exc)) from None
     if not source.exists():
         raise FileNotFoundError(f"SOURCE must be an image folder or a manifest; no such path: {source}")
     check_output(source, out, overwrite=overwrite, resume=resume)
@@ -396,23 +441,38 @@ def build_dataset(
         dropped=[{"path": str(index.paths[i]), "label": index.classes[int(index.labels[i])],
                   "source_hash": str(index.hashes[i])} for i in dropped.tolist()],
     )
+    positions = None
+    items: tuple[Item, ...] = plan.items
+    if shard is not None:
+        positions = shard_positions(plan.items, shard["count"], shard["index"])
+        items = tuple(plan.items[p] for p in positions)
+        shard = {**shard, "files": len(items)}
+        summary = replace(summary, shard=shard)
     if dry_run:
         return summary
     staging = _incomplete(out)
     config_hash = summary.config_hash
     resuming = resume and staging.exists()
     if resuming:
-        _check_resumable(staging, config, config_hash)
+        _check_resumable(staging, config, config_hash, shard)
     else:
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
+        state = {"config": config, "config_hash": config_hash}
+        if shard is not None:
+            state["shard"] = {"index": shard["index"], "count": shard["count"]}
         with atomic_write(staging / STATE_FILE, encoding="utf-8") as fh:
-            fh.write(json.dumps({"config": config, "config_hash": config_hash}, indent=2, sort_keys=True) + "\n")
-    n_workers = workers or _available_cpus()
-    options: dict[str, Any] = dict(spec=spec, size=size, link=link, workers=n_workers, resume=resuming)
+            fh.write(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    options: dict[str, Any] = dict(spec=spec, size=size, link=link, resume=resuming)
+    if executor == "ray":
+        def execute(todo: Any, root: str, **kwargs: Any) -> int:
+            return run_ray(todo, root, workers=workers, address=ray_address, **kwargs)
+    else:
+        def execute(todo: Any, root: str, **kwargs: Any) -> int:
+            return run_local(todo, root, workers=workers or _available_cpus(), **kwargs)
     if progress:
-        bar, total = _progress_bar(len(plan.items))
+        bar, total = _progress_bar(len(items))
         with bar:
             task = bar.add_task("writing", total=total, rate="0.0")
 
@@ -421,11 +481,11 @@ def build_dataset(
                 speed = bar.tasks[task].speed
                 bar.update(task, rate=f"{speed or 0.0:.1f}")
 
-            written = run_local(plan.items, str(staging), advance=advance, **options)
+            written = execute(items, str(staging), advance=advance, **options)
     else:
-        written = run_local(plan.items, str(staging), **options)
-    resumed = sum(plan.augmented().values()) - written if resuming else 0
-    _write_outputs(staging, plan, summary, spec)
+        written = execute(items, str(staging), **options)
+    resumed = sum(1 for item in items if item.repeat) - written if resuming else 0
+    _write_outputs(staging, plan, summary, spec, items=items, positions=positions)
     (staging / STATE_FILE).unlink(missing_ok=True)
     if out.exists():
         shutil.rmtree(out)
@@ -435,12 +495,27 @@ def build_dataset(
     return summary
 
 
-def _write_outputs(root: Path, plan: Plan, summary: BuildSummary, spec: dict[str, Any]) -> None:
-    """manifest.csv, manifest.jsonl, problems.csv and summary.json, each written atomically."""
-    spec_text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
-    seed = summary.config["seed"]
-    records = [
-        {
+def _check_shard(num_shards: Any, shard_index: Any) -> dict[str, int] | None:
+    """``{"index", "count"}`` of a shard build, or None for a whole build (both or neither given)."""
+    if num_shards is None and shard_index is None:
+        return None
+    if num_shards is None or shard_index is None:
+        missing, given = ("num_shards", "shard_index") if num_shards is None else ("shard_index", "num_shards")
+        value = shard_index if num_shards is None else num_shards
+        raise BuildOptionError(missing, f"{given} needs {missing} too (a shard is one of num_shards); "
+                               f"got {given} {value!r} without {missing}")
+    count = check_int("num_shards", num_shards, low=1)
+    try:
+        index = check_int("shard_index", shard_index, low=0, high=count - 1)
+    except ValueError as exc:
+        raise BuildOptionError("shard_index", f"{exc} (num_shards {count})") from None
+    return {"index": int(index), "count": int(count)}
+
+
+def _manifest_records(plan: Plan, items: Iterable[Item], *, spec_text: str, seed: int) -> Iterator[dict[str, Any]]:
+    """One manifest row per item, in the order given."""
+    for item in items:
+        yield {
             "path": item.out,
             "label": plan.classes[item.label],
             "split": item.split,
@@ -451,16 +526,54 @@ def _write_outputs(root: Path, plan: Plan, summary: BuildSummary, spec: dict[str
             "repeat": item.repeat,
             "seed": seed,
         }
-        for item in plan.items
-    ]
+
+
+def write_manifests(root: Path, records: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+    """``manifest.csv`` and ``manifest.jsonl`` from ``records()`` (called once per file: rows stream)."""
     with atomic_write(root / "manifest.csv", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(MANIFEST_COLUMNS)
-        for r in records:
+        for r in records():
             writer.writerow([r[c] for c in MANIFEST_COLUMNS])
     with atomic_write(root / "manifest.jsonl", encoding="utf-8", errors="surrogateescape") as fh:
-        for r in records:
+        for r in records():
             fh.write(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def write_summary(root: Path, document: Mapping[str, Any]) -> None:
+    """``summary.json``, atomically."""
+    with atomic_write(root / "summary.json", encoding="utf-8") as fh:
+        fh.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def _summary_from_document(out: Path, document: Mapping[str, Any]) -> BuildSummary:
+    """The ``BuildSummary`` a ``summary.json`` document records (as ``merge_shards`` returns it)."""
+    return BuildSummary(
+        out=out,
+        rows=list(document["rows"]),
+        short={c: (v["target"], v["reached"]) for c, v in document["short"].items()},
+        problems=list(document["problems"]),
+        config=dict(document["config"]),
+        config_hash=document["config_hash"],
+        warnings=list(document["warnings"]),
+        counts=dict(document["counts"]),
+        dropped=list(document["dropped"]),
+        shard=document.get("shard"),
+        merged=int((document.get("merged") or {}).get("shards", 0)),
+    )
+
+
+def _write_outputs(root: Path, plan: Plan, summary: BuildSummary, spec: dict[str, Any], *,
+                   items: Iterable[Item] | None = None, positions: list[int] | None = None) -> None:
+    """manifest.csv, manifest.jsonl, problems.csv and summary.json (and a shard's shard.json), each atomic.
+
+    ``items`` (default: the whole plan) are the rows of the manifest; a shard passes its own
+    and their ``positions`` in the plan.
+    """
+    spec_text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    seed = summary.config["seed"]
+    rows = plan.items if items is None else items
+    write_manifests(root, lambda: _manifest_records(plan, rows, spec_text=spec_text, seed=seed))
     with atomic_write(root / "problems.csv", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["path", "kind", "reason"])
@@ -478,5 +591,10 @@ def _write_outputs(root: Path, plan: Plan, summary: BuildSummary, spec: dict[str
         "versions": _versions(),
         "splits": list(SPLITS),
     }
-    with atomic_write(root / "summary.json", encoding="utf-8") as fh:
-        fh.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    if summary.shard is not None:
+        document["shard"] = dict(summary.shard)
+        order = {"index": summary.shard["index"], "count": summary.shard["count"],
+                 "config_hash": summary.config_hash, "positions": positions or []}
+        with atomic_write(root / SHARD_FILE, encoding="utf-8") as fh:
+            fh.write(json.dumps(order, separators=(",", ":")) + "\n")
+    write_summary(root, document)
