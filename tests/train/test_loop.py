@@ -161,3 +161,23 @@ def test_cuda_trains_in_bf16_with_channels_last(folder, tmp_path):
                    out=tmp_path / "cuda")
     rows = without_timing(result.run_dir / "metrics.jsonl")
     assert len(rows) == 2 and all(np.isfinite(r["val"]["loss"]) for r in rows)
+
+
+def test_an_augmented_head_run_trains_on_k_cached_views_read_by_repeat_and_epoch(folder, tmp_path, monkeypatch):
+    from augbal.train import _cache, train
+
+    seen = []
+    real = _cache.CachedViews.__getitems__
+
+    def spy(self, keys):
+        if self.num_views > 1:
+            seen.append(((np.asarray(keys.repeat) + keys.epoch) % self.num_views).tolist())
+        return real(self, keys)
+
+    monkeypatch.setattr(_cache.CachedViews, "__getitems__", spy)
+    recipe = tiny_recipe(folder, augmentation={"name": "light"}, sampler={"name": "class_aware"},
+                         epochs=2, **{"cache.views": 3, "cache.dir": str(tmp_path / "cache")})  # fmt: skip
+    train(recipe, out=tmp_path / "run")
+    views = {v for batch in seen for v in batch}
+    assert views == {0, 1, 2}  # repeats of minority images and later epochs read other views
+    assert len(list((tmp_path / "cache").rglob("view-*"))) == 3 + 1  # 3 training views, 1 validation view
