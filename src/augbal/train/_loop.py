@@ -398,13 +398,13 @@ def _open_run_folder(run: Path, recipe: Any, rhash: str, resume: bool, ctx: Dist
             raise FileNotFoundError(f"nothing to resume: {last} does not exist")
         _check_same_recipe(run, recipe, rhash)
         return torch.load(last, map_location="cpu", weights_only=False)  # our own file: holds the averager
+    taken = [name for name in ("last.pt", "metrics.jsonl", "selection.json") if (run / name).exists()]
+    if taken:  # every rank sees it and stops (none is left waiting at the barrier)
+        raise FileExistsError(
+            f"run folder {run} already holds a run ({', '.join(taken)}); pass resume=True (--resume) to continue "
+            "it, or choose another folder"
+        )
     if ctx.is_main:
-        taken = [name for name in ("last.pt", "metrics.jsonl", "selection.json") if (run / name).exists()]
-        if taken:
-            raise FileExistsError(
-                f"run folder {run} already holds a run ({', '.join(taken)}); pass resume=True (--resume) to continue "
-                "it, or choose another folder"
-            )
         run.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run / "recipe.yaml", recipe.to_yaml())
     barrier(ctx)
