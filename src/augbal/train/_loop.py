@@ -132,6 +132,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     from augbal.sampling import SAMPLERS
 
     from . import _strategies as strategies
+    from ._cache import tail
     from ._data import resolve_data
     from ._freeze import FREEZE_POLICIES
     from ._losses import LOSSES
@@ -140,7 +141,6 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     from ._noise import noise_floor, volatility, worry_verdict
     from ._optim import build_optimizer, build_scheduler
     from ._report import write_run_report
-    from ._cache import tail
     from ._select import SELECTIONS
 
     seed, epochs, device = int(recipe.seed), int(recipe.epochs), ctx.device
@@ -232,7 +232,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         _set_rng_states(saved["rng"])
         history = list(saved["history"])
         for row in history:  # the selector's state is a function of the history
-            selector.update(row["epoch"], row["val"])
+            selector.update(row["epoch"], row)
         start = int(saved["epoch"]) + 1
 
     # ---- the epochs --------------------------------------------------------------------------
@@ -291,7 +291,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
             "time_s": time.perf_counter() - t0,
         }
         history.append(row)
-        if selector.update(epoch, val) and ctx.is_main:
+        if selector.update(epoch, row) and ctx.is_main:  # the whole row: "val.loss", "train.loss" name keys of it
             _save_weights(run / "best.pt", model, epoch=epoch, classes=classes, weights=weights, kind="best")
         if averager is not None:
             averager.update(model, epoch)  # the whole model: its frozen stages average to themselves

@@ -101,9 +101,13 @@ def selection_metric(selector: Any) -> tuple[str, str]:
         >>> from types import SimpleNamespace
         >>> selection_metric(SimpleNamespace(metric="val.loss", mode="auto"))
         ('val.loss', 'min')
+        >>> selection_metric(SimpleNamespace(metric="train.loss", mode="min"))
+        ('balanced_accuracy', 'max')
     """
     metric = str(getattr(selector, "metric", None) or "balanced_accuracy")
     mode = getattr(selector, "mode", None)
+    if not (metric.startswith("val.") or "." not in metric or metric.split(".")[-1].isdigit()):
+        metric, mode = "balanced_accuracy", "max"  # a training metric cannot rank candidates: validation decides
     if mode not in ("max", "min"):
         base = metric[4:] if metric.startswith("val.") else metric
         mode = "min" if base.startswith("loss") or base == "ece" else "max"
