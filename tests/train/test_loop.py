@@ -227,3 +227,19 @@ def test_grad_clip_bounds_each_step(folder, tmp_path):
     free, _ = moved()
     assert 0 < clipped <= steps * 1e-6 * (1 + 1e-4)  # lr 1 x a gradient norm clipped to 1e-6, per step
     assert free > 1000 * clipped
+
+
+def test_a_run_without_validation_images_is_refused(folder, tmp_path, monkeypatch):
+    from augbal.recipes import RecipeError
+    from augbal.train import _data, train
+
+    real = _data.resolve_data
+
+    def empty_val(*args, **kwargs):  # e.g. an existing split whose val folder holds no image
+        splits = real(*args, **kwargs)
+        return type(splits)(**{**splits.__dict__, "val": splits.val.subset([])})
+
+    monkeypatch.setattr(_data, "resolve_data", empty_val)
+    with pytest.raises(RecipeError, match="recipe key data.val_fraction: must leave validation images"):
+        train(tiny_recipe(folder), out=tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

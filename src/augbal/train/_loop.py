@@ -154,6 +154,11 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     C = len(classes)
     train_labels = np.asarray(data.train.labels, dtype=np.int64)
     val_labels = np.asarray(data.val.labels, dtype=np.int64)
+    if len(val_labels) == 0:
+        from augbal.recipes import RecipeError
+
+        raise RecipeError("recipe key data.val_fraction: must leave validation images (checkpoints are chosen on "
+                          "validation, never on test); got a validation split of 0 images")  # fmt: skip
     train_counts = np.bincount(train_labels, minlength=C)
     train_prior = train_counts / train_counts.sum()
 
