@@ -55,10 +55,11 @@ def test_train_prints_one_line_per_epoch_the_choice_the_verdict_and_the_test_sco
     run, result = finished
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert sum(line.startswith("epoch ") for line in lines) == 2
-    assert lines[0].startswith("epoch 1/2  train loss ") and " bal-acc " in lines[0]
+    assert [line[:14] for line in lines[:2]] == ["[1/2] epoch 0 ", "[2/2] epoch 1 "]
+    assert sum(line.startswith("[") for line in lines) == 2
+    assert " train loss " in lines[0] and " bal-acc " in lines[0] and " lr 0.001 " in lines[0]
     selection = json.loads((run / "selection.json").read_text())
-    assert f"selected: {selection['candidate']} (epoch {selection['epoch']}): {selection['reason']}" in lines
+    assert f"selected: {selection['candidate']} — {selection['reason']}" in lines
     assert selection["verdict"] in result.output
     assert "test, evaluated once after selection" in result.output
     test = json.loads((run / "test.json").read_text())

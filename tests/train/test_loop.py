@@ -161,3 +161,85 @@ def test_cuda_trains_in_bf16_with_channels_last(folder, tmp_path):
                    out=tmp_path / "cuda")
     rows = without_timing(result.run_dir / "metrics.jsonl")
     assert len(rows) == 2 and all(np.isfinite(r["val"]["loss"]) for r in rows)
+
+
+def test_an_augmented_head_run_trains_on_k_cached_views_read_by_repeat_and_epoch(folder, tmp_path, monkeypatch):
+    from augbal.train import _cache, train
+
+    seen = []
+    real = _cache.CachedViews.__getitems__
+
+    def spy(self, keys):
+        if self.num_views > 1:
+            seen.append(((np.asarray(keys.repeat) + keys.epoch) % self.num_views).tolist())
+        return real(self, keys)
+
+    monkeypatch.setattr(_cache.CachedViews, "__getitems__", spy)
+    recipe = tiny_recipe(folder, augmentation={"name": "light"}, sampler={"name": "class_aware"},
+                         epochs=2, **{"cache.views": 3, "cache.dir": str(tmp_path / "cache")})  # fmt: skip
+    train(recipe, out=tmp_path / "run")
+    views = {v for batch in seen for v in batch}
+    assert views == {0, 1, 2}  # repeats of minority images and later epochs read other views
+    assert len(list((tmp_path / "cache").rglob("view-*"))) == 3 + 1  # 3 training views, 1 validation view
+
+
+def test_two_stage_trains_the_head_first_then_layer4_on_cached_layer3_activations(folder, tmp_path):
+    from augbal.train import build_model, train
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_0(row):
+        if row["epoch"] == 0:
+            raise Stop
+
+    recipe = tiny_recipe(folder, epochs=2, freeze={"name": "two_stage", "head_epochs": 1, "then": "layer4"},
+                         **{"optim.lr": 1e-2, "cache.dir": str(tmp_path / "cache")})  # fmt: skip
+    initial, _ = build_model(3, weights="none", input_size=32, mean=[0.5] * 3, std=[0.25] * 3, seed=0)
+    with pytest.raises(Stop):
+        train(recipe, out=tmp_path / "run", progress=stop_after_0)
+    after_0 = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model"]
+    assert torch.equal(after_0["layer4.1.conv2.weight"], initial.layer4[1].conv2.weight)  # epoch 0: head only
+    assert not torch.equal(after_0["fc.weight"], initial.fc.weight)
+    train(recipe, out=tmp_path / "run", resume=True)
+    after_1 = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model"]
+    assert not torch.equal(after_1["layer4.1.conv2.weight"], initial.layer4[1].conv2.weight)  # then layer4
+    assert torch.equal(after_1["layer3.1.conv2.weight"], initial.layer3[1].conv2.weight)  # never trained
+    assert any(p.name.startswith("view-") for p in (tmp_path / "cache").rglob("*"))  # layer3 activations cached
+
+
+def test_grad_clip_bounds_each_step(folder, tmp_path):
+    from augbal.train import build_model, train
+
+    initial, _ = build_model(3, weights="none", input_size=32, mean=[0.5] * 3, std=[0.25] * 3, seed=0)
+    sgd = {"name": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0}
+
+    def moved(**extra) -> float:
+        name = "clip" if extra else "free"
+        run = train(tiny_recipe(folder, epochs=1, optim=sgd, **extra, **{"cache.dir": str(tmp_path / "c")}),
+                    out=tmp_path / name)  # fmt: skip
+        w = torch.load(run.run_dir / "last.pt", weights_only=False)["model"]
+        steps = -(-sum(json.loads((run.run_dir / "selection.json").read_text())["train_counts"]) // 16)
+        delta = torch.cat([(w["fc.weight"] - initial.fc.weight).flatten(), (w["fc.bias"] - initial.fc.bias).flatten()])
+        return float(delta.detach().norm()), steps
+
+    clipped, steps = moved(grad_clip=1e-6)
+    free, _ = moved()
+    assert 0 < clipped <= steps * 1e-6 * (1 + 1e-4)  # lr 1 x a gradient norm clipped to 1e-6, per step
+    assert free > 1000 * clipped
+
+
+def test_a_run_without_validation_images_is_refused(folder, tmp_path, monkeypatch):
+    from augbal.recipes import RecipeError
+    from augbal.train import _data, train
+
+    real = _data.resolve_data
+
+    def empty_val(*args, **kwargs):  # e.g. an existing split whose val folder holds no image
+        splits = real(*args, **kwargs)
+        return type(splits)(**{**splits.__dict__, "val": splits.val.subset([])})
+
+    monkeypatch.setattr(_data, "resolve_data", empty_val)
+    with pytest.raises(RecipeError, match="recipe key data.val_fraction: must leave validation images"):
+        train(tiny_recipe(folder), out=tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

@@ -130,3 +130,32 @@ def test_crt_tau_norm_and_posthoc_are_candidates_chosen_on_validation(folder, tm
         assert not torch.equal(saved["model"]["fc.weight"], best["model"]["fc.weight"])
     else:
         assert torch.equal(saved["model"]["fc.weight"], best["model"]["fc.weight"])
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_weight_average_is_a_candidate_with_the_trained_stages_batchnorm_recomputed(folder, tmp_path, cache):
+    from augbal.train import train
+
+    result = train(_helpers.tiny_recipe(folder, epochs=3, freeze={"name": "layer4"}, selection={"name": "swa", "last_k": 2},
+                                        **{"optim.lr": 1e-2, "cache.enabled": cache}), out=tmp_path / "run")  # fmt: skip
+    assert result.candidate == "swa" and not (result.run_dir / "best.pt").exists()
+    averaged = torch.load(result.run_dir / "selected.pt", weights_only=True)["model"]
+    last = torch.load(result.run_dir / "last.pt", weights_only=False)["model"]
+    assert averaged.keys() == last.keys()
+    assert torch.equal(averaged["layer1.0.bn1.running_mean"], last["layer1.0.bn1.running_mean"])  # frozen: kept
+    assert not torch.equal(averaged["layer4.1.bn2.running_mean"], last["layer4.1.bn2.running_mean"])  # recomputed
+    assert not torch.equal(averaged["fc.weight"], last["fc.weight"])  # epochs 1 and 2 averaged
+    assert torch.equal(averaged["conv1.weight"], last["conv1.weight"])
+
+
+@pytest.mark.parametrize("mixer", ["mixup", "remix", "balanced_mixup"])
+def test_mixers_train_on_images_with_soft_targets(folder, tmp_path, mixer):
+    from augbal.train import train
+
+    recipe = _helpers.tiny_recipe(folder, epochs=1, mixer={"name": mixer})
+    result = train(recipe, out=tmp_path / mixer)
+    row = _helpers.without_timing(result.run_dir / "metrics.jsonl")[0]
+    assert not (result.run_dir / "cache").exists()  # mixers mix images: no feature cache
+    assert np.isfinite(row["train"]["loss"]) and row["train"]["loss"] == pytest.approx(row["train"]["loss_unweighted"])
+    again = train(recipe, out=tmp_path / f"{mixer}-again")
+    assert _helpers.without_timing(again.run_dir / "metrics.jsonl")[0] == row  # the mixing draws are seeded

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -62,19 +63,24 @@ def train(
 
     from augbal.train import train as run_training
 
-    rows: list[dict[str, Any]] = []
     epochs = int(recipe.epochs)
+    # one line per epoch; on a terminal also a live bar (transient: a log file gets the lines only)
+    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   TextColumn("{task.fields[note]}"), console=con, transient=True, disable=not con.is_terminal)  # fmt: skip
+    task = bar.add_task("epochs", total=epochs, note="")
 
     def progress(row: dict[str, Any]) -> None:
-        rows.append(row)
         con.print(_epoch_line(row, epochs), highlight=False, markup=False)
+        note = f"val loss {row['val']['loss']:.3f}  bal-acc {row['val']['balanced_accuracy']:.3f}"
+        bar.update(task, completed=row["epoch"] + 1, note=note)
 
     # under torchrun every rank runs this command; rank 0 alone speaks and scores the test split
     speaks = os.environ.get("RANK", "0") == "0"
     if resume and not (Path(run) / "last.pt").exists():
         raise bad_parameter("resume", f"nothing to resume: {Path(run) / 'last.pt'} does not exist")
     try:
-        result = run_training(recipe, out=run, resume=resume, progress=progress)
+        with bar:
+            result = run_training(recipe, out=run, resume=resume, progress=progress)
     except RecipeError as exc:
         raise click.UsageError(str(exc)) from None
     except FileExistsError as exc:
@@ -88,7 +94,7 @@ def train(
 
     if not speaks:
         return
-    con.print(f"selected: {result.candidate} (epoch {result.selected_epoch}): {result.reason}", highlight=False, markup=False)
+    con.print(f"selected: {result.candidate} — {result.reason}", highlight=False, markup=False)
     con.print(_metrics_table("validation, selected model", result.val))
     con.print(result.verdict, highlight=False, markup=False)
     if test:
@@ -130,15 +136,16 @@ def evaluate(run: Path, data: Path, checkpoint: str, prior: str | None, device: 
 
 
 def _epoch_line(row: dict[str, Any], epochs: int) -> str:
-    """One line per epoch, so a non-terminal log is not flooded.
+    """One line per epoch (numbered from 0, as in metrics.jsonl), so a non-terminal log is not flooded.
 
-    >>> _epoch_line({"epoch": 0, "lr": [0.001], "train": {"loss": 1.0, "loss_unweighted": 0.9},
+    >>> _epoch_line({"epoch": 0, "lr": [0.001, 0.001], "train": {"loss": 1.0, "loss_unweighted": 0.9},
     ...              "val": {"loss": 0.8, "balanced_accuracy": 0.5}, "time_s": 1.5}, 3)
-    'epoch 1/3  train loss 1.0000 (unweighted 0.9000)  val loss 0.8000  bal-acc 0.5000  lr 0.001  1.5s'
+    '[1/3] epoch 0  train loss 1.0000 (unweighted 0.9000)  val loss 0.8000  bal-acc 0.5000  lr 0.001  1.5s'
     """
-    lr = ", ".join(f"{v:.3g}" for v in row["lr"])
+    rates = row["lr"]
+    lr = f"{rates[0]:.3g}" if len(set(rates)) == 1 else "/".join(f"{v:.3g}" for v in rates)
     return (
-        f"epoch {row['epoch'] + 1}/{epochs}  train loss {row['train']['loss']:.4f} "
+        f"[{row['epoch'] + 1}/{epochs}] epoch {row['epoch']}  train loss {row['train']['loss']:.4f} "
         f"(unweighted {row['train']['loss_unweighted']:.4f})  val loss {row['val']['loss']:.4f}  "
         f"bal-acc {row['val']['balanced_accuracy']:.4f}  lr {lr}  {row['time_s']:.1f}s"
     )

@@ -144,12 +144,14 @@ def gather_rows(rows: torch.Tensor, n: int, ctx: DistContext) -> torch.Tensor:
 
 
 def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
-    """The sum of ``values`` over all ranks (a copy; ``values`` itself on one process)."""
+    """The sum of ``values`` over all ranks (a copy; ``values`` itself on one process). The
+    reduction runs on this rank's device (nccl reduces CUDA tensors only); the result comes
+    back where ``values`` was."""
     if not ctx.distributed:
         return values
-    out = values.clone()
+    out = values.to(ctx.device, copy=True)
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out
+    return out.to(values.device)
 
 
 def broadcast_object(obj: Any, ctx: DistContext) -> Any:

@@ -122,16 +122,17 @@ def train(
     run = Path(out)
     ctx = init_distributed(recipe.device)
     try:
-        return _train(recipe, recipe_hash(recipe), run, resume, ctx, progress)
+        with torch.random.fork_rng(devices=[]):  # the caller's global RNG state is left as it was
+            return _train(recipe, recipe_hash(recipe), run, resume, ctx, progress)
     finally:
         close_distributed(ctx)
 
 
 def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, progress: Any) -> RunResult:
-    from augbal.augment import MIXERS
     from augbal.sampling import SAMPLERS
 
     from . import _strategies as strategies
+    from ._cache import tail
     from ._data import resolve_data
     from ._freeze import FREEZE_POLICIES
     from ._losses import LOSSES
@@ -153,6 +154,11 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     C = len(classes)
     train_labels = np.asarray(data.train.labels, dtype=np.int64)
     val_labels = np.asarray(data.val.labels, dtype=np.int64)
+    if len(val_labels) == 0:
+        from augbal.recipes import RecipeError
+
+        raise RecipeError("recipe key data.val_fraction: must leave validation images (checkpoints are chosen on "
+                          "validation, never on test); got a validation split of 0 images")  # fmt: skip
     train_counts = np.bincount(train_labels, minlength=C)
     train_prior = train_counts / train_counts.sum()
 
@@ -200,7 +206,11 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     else:
         batch_sampler = ShuffleBatches(len(train_labels), per_rank, seed=seed, ctx=ctx)
     loader = _loader(recipe, train_ds, batch_sampler, upto is not None, seed)
-    mixer = MIXERS.from_spec(_spec(recipe.mixer), num_classes=C) if recipe.mixer is not None else None
+    mixer = strategies.build_mixer(recipe, num_classes=C, class_counts=train_counts)
+    partner = None  # Balanced-MixUp mixes every batch with one from a class-balanced stream
+    if mixer is not None and strategies.needs_balanced_batches(mixer):
+        partner = strategies.balanced_batches(train_ds, train_labels, per_rank, seed=seed, ctx=ctx)
+        partner_loader = _loader(recipe, train_ds, partner, upto is not None, seed)
 
     # ---- optimiser, schedule, selection, averaging ---------------------------------------
     optimizer = build_optimizer(freeze.param_groups(model, lr=float(recipe.optim["lr"])), recipe.optim)
@@ -227,7 +237,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         _set_rng_states(saved["rng"])
         history = list(saved["history"])
         for row in history:  # the selector's state is a function of the history
-            selector.update(row["epoch"], row["val"])
+            selector.update(row["epoch"], row)
         start = int(saved["epoch"]) + 1
 
     # ---- the epochs --------------------------------------------------------------------------
@@ -241,8 +251,12 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
             trainable = tuple(freeze.trainable(epoch))
             ddp = _wrap_ddp(net, ctx)  # DDP registers the parameters trainable now
         forward = ddp if ddp is not None else net
-        batch_sampler.set_epoch(epoch) if sampler is None else sampler.set_epoch(epoch)
+        batch_sampler.set_epoch(epoch)
+        if partner is not None:
+            partner.set_epoch(epoch)
+            partners = iter(partner_loader)
         mix_gen = torch.Generator().manual_seed(_derive(seed, epoch, 0x313C))
+        lrs = [float(g["lr"]) for g in optimizer.param_groups]  # the rates the epoch starts with
         sums = torch.zeros(3, dtype=torch.float64)  # loss as optimised * n, unweighted CE * n, n
 
         for x, y in loader:
@@ -251,7 +265,10 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
             if channels_last and x.ndim == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             targets = y
-            if mixer is not None:
+            if partner is not None:
+                xb, yb = next(partners)
+                x, targets = mixer(x, y, xb[: len(x)].to(device), yb[: len(x)].to(device), generator=mix_gen)
+            elif mixer is not None:
                 x, targets = mixer(x, y, generator=mix_gen)
             with _autocast(device, amp):
                 logits = forward(x)
@@ -270,7 +287,6 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         sums = all_reduce_sum(sums, ctx)
         val_logits = _predict(net, val_ds, len(val_labels), ctx, device, amp, channels_last, batch=int(recipe.batch_size))
         val = evaluate_logits(val_logits, val_labels, train_counts=train_counts, classes=classes)
-        lrs = [float(g["lr"]) for g in optimizer.param_groups]
         scheduler.step_epoch(val)
         row = {
             "epoch": epoch,
@@ -280,10 +296,10 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
             "time_s": time.perf_counter() - t0,
         }
         history.append(row)
-        if selector.update(epoch, val) and ctx.is_main:
+        if selector.update(epoch, row) and ctx.is_main:  # the whole row: "val.loss", "train.loss" name keys of it
             _save_weights(run / "best.pt", model, epoch=epoch, classes=classes, weights=weights, kind="best")
         if averager is not None:
-            averager.update(net, epoch)
+            averager.update(model, epoch)  # the whole model: its frozen stages average to themselves
         if ctx.is_main:
             _save_checkpoint(run / "last.pt", {
                 "format": CHECKPOINT_FORMAT, "recipe_hash": rhash, "epoch": epoch,
@@ -311,10 +327,10 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         name, reason = ("best", selector.reason()) if best is not None else ("last", f"the last epoch ({epochs - 1})")
         candidates.append(strategies.Candidate(name, selected_epoch, reason, logits, metrics, _copy_state(model)))
     if averager is not None:  # weight averages, BatchNorm recomputed on the training inputs
-        averager.finalize(strategies.bn_loader(train_ds, per_rank, device), device)
-        averaged = averager.averaged_model()
-        logits, metrics = score(averaged)
-        state = _unwrap_averaged_state(averaged, net, model)
+        averaged = strategies.finalize_average(averager, train_ds, upto=upto, frozen=freeze.frozen_through(epochs),
+                                               batch=per_rank, device=device)  # fmt: skip
+        logits, metrics = score(averaged if upto is None else tail(averaged, upto))
+        state = _copy_state(averaged)
         name = SELECTIONS.name_of(averager)
         candidates.append(strategies.Candidate(name, epochs - 1, averager.reason(), logits, metrics, state))
 
@@ -387,13 +403,13 @@ def _open_run_folder(run: Path, recipe: Any, rhash: str, resume: bool, ctx: Dist
             raise FileNotFoundError(f"nothing to resume: {last} does not exist")
         _check_same_recipe(run, recipe, rhash)
         return torch.load(last, map_location="cpu", weights_only=False)  # our own file: holds the averager
+    taken = [name for name in ("last.pt", "metrics.jsonl", "selection.json") if (run / name).exists()]
+    if taken:  # every rank sees it and stops (none is left waiting at the barrier)
+        raise FileExistsError(
+            f"run folder {run} already holds a run ({', '.join(taken)}); pass resume=True (--resume) to continue "
+            "it, or choose another folder"
+        )
     if ctx.is_main:
-        taken = [name for name in ("last.pt", "metrics.jsonl", "selection.json") if (run / name).exists()]
-        if taken:
-            raise FileExistsError(
-                f"run folder {run} already holds a run ({', '.join(taken)}); pass resume=True (--resume) to continue "
-                "it, or choose another folder"
-            )
         run.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run / "recipe.yaml", recipe.to_yaml())
     barrier(ctx)
@@ -522,13 +538,6 @@ def _floor_value(floor: Any) -> float:
         if value is not None:
             return float(value)
     return float(floor)
-
-
-def _unwrap_averaged_state(averaged: nn.Module, net: nn.Module, model: nn.Module) -> dict[str, torch.Tensor]:
-    """The full model's state with the averaged weights of ``net`` (the module averaged) put in."""
-    inner = getattr(averaged, "module", averaged)
-    net.load_state_dict(inner.state_dict())
-    return _copy_state(model)
 
 
 # ======================================================================================

@@ -101,9 +101,13 @@ def selection_metric(selector: Any) -> tuple[str, str]:
         >>> from types import SimpleNamespace
         >>> selection_metric(SimpleNamespace(metric="val.loss", mode="auto"))
         ('val.loss', 'min')
+        >>> selection_metric(SimpleNamespace(metric="train.loss", mode="min"))
+        ('balanced_accuracy', 'max')
     """
     metric = str(getattr(selector, "metric", None) or "balanced_accuracy")
     mode = getattr(selector, "mode", None)
+    if not (metric.startswith("val.") or "." not in metric or metric.split(".")[-1].isdigit()):
+        metric, mode = "balanced_accuracy", "max"  # a training metric cannot rank candidates: validation decides
     if mode not in ("max", "min"):
         base = metric[4:] if metric.startswith("val.") else metric
         mode = "min" if base.startswith("loss") or base == "ece" else "max"
@@ -236,6 +240,41 @@ def cached_inputs(
     return train_views, val_views, tail(model, upto)
 
 
+def build_mixer(recipe: Any, *, num_classes: int, class_counts: np.ndarray) -> Any:
+    """The recipe's mixer, given what a run supplies (``num_classes``; ``class_counts`` when it takes them)."""
+    import inspect
+
+    from augbal.augment import MIXERS
+
+    spec = _spec(getattr(recipe, "mixer", None))
+    if spec is None:
+        return None
+    name = spec if isinstance(spec, str) else spec["name"]
+    runtime: dict[str, Any] = {"num_classes": int(num_classes)}
+    if "class_counts" in inspect.signature(MIXERS.get(name)).parameters:
+        runtime["class_counts"] = [int(c) for c in class_counts]
+    return MIXERS.from_spec(spec, **runtime)
+
+
+def needs_balanced_batches(mixer: Any) -> bool:
+    """True for a mixer called with a second, class-balanced batch (Balanced-MixUp)."""
+    from augbal.augment import BalancedMixUp
+
+    return isinstance(mixer, BalancedMixUp)
+
+
+def balanced_batches(dataset: Any, labels: np.ndarray, batch: int, *, seed: int, ctx: Any) -> Any:
+    """The class-balanced batch stream Balanced-MixUp pairs with the training batches: a
+    class-aware sampler (its own seed, derived from the run's) at least as long as the epoch."""
+    from augbal.sampling import ClassAwareSampler
+
+    from ._loop import _derive
+
+    sampler = ClassAwareSampler(labels, weighting="balanced", seed=_derive(seed, 0xBA1) % (1 << 32),
+                                num_replicas=ctx.world_size, rank=ctx.rank, yield_draws=True)  # fmt: skip
+    return sampler.batches(batch)
+
+
 def autocast_dtype(recipe: Any, device: torch.device) -> torch.dtype | None:
     """bf16 on CUDA (``amp`` auto or bf16), nothing on CPU or with ``amp: off``."""
     amp = getattr(recipe, "amp", "auto")
@@ -244,20 +283,50 @@ def autocast_dtype(recipe: Any, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def bn_loader(dataset: Any, batch: int, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The training inputs in order, in batches, for ``update_bn`` (BatchNorm recomputed)."""
-    n = len(dataset)
-    out = []
-    for i in range(0, n, batch):
-        idx = np.arange(i, min(n, i + batch), dtype=np.int64)
-        items = dataset.__getitems__(DrawBatch(idx, np.zeros_like(idx), 0))
-        if isinstance(items, tuple):
-            x, y = items
-        else:
-            x = torch.stack([torch.as_tensor(it[0]) for it in items])
-            y = torch.tensor([it[1] for it in items])
-        out.append((x.to(device), y))
-    return out
+class InOrder:
+    """The training inputs in order, in batches of ``(inputs, labels)`` read lazily: what
+    ``update_bn`` iterates once to recompute BatchNorm statistics.
+
+    Example:
+        >>> batches = InOrder(TensorViews(torch.zeros(5, 2), np.zeros(5)), 2, torch.device("cpu"))
+        >>> [tuple(x.shape) for x, _ in batches]
+        [(2, 2), (2, 2), (1, 2)]
+    """
+
+    def __init__(self, dataset: Any, batch: int, device: torch.device) -> None:
+        self.dataset, self.batch, self.device = dataset, int(batch), device
+
+    def __iter__(self) -> Any:
+        n = len(self.dataset)
+        for i in range(0, n, self.batch):
+            idx = np.arange(i, min(n, i + self.batch), dtype=np.int64)
+            items = self.dataset.__getitems__(DrawBatch(idx, np.zeros_like(idx), 0))
+            if isinstance(items, tuple):
+                x, y = items
+            else:
+                x = torch.stack([torch.as_tensor(it[0]) for it in items])
+                y = torch.tensor([it[1] for it in items])
+            yield x.to(self.device), y
+
+
+def finalize_average(
+    averager: Any, train_ds: Any, *, upto: str | None, frozen: str | None, batch: int, device: torch.device
+) -> nn.Module:
+    """The averaged whole model with the BatchNorm statistics of its trained stages recomputed.
+
+    On images, ``averager.finalize`` (``update_bn``, frozen stages kept). On cached layer3
+    activations, ``update_bn`` runs on the averaged tail (layer4's BatchNorm) over the cached
+    inputs. On cached features there is no BatchNorm left to recompute.
+    """
+    if upto is None:
+        return averager.finalize(InOrder(train_ds, batch, device), device, frozen_through=frozen)
+    if upto == "features":
+        return averager.finalize([], device, frozen_through="layer4")
+    from ._cache import tail
+
+    averaged = averager.averaged_model().to(device)
+    torch.optim.swa_utils.update_bn(InOrder(train_ds, batch, device), tail(averaged, upto), device)
+    return averaged
 
 
 # ======================================================================================
