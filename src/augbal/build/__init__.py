@@ -4,6 +4,7 @@
 """
 
 from ._build import (
+    FORMATS,
     MANIFEST_COLUMNS,
     BuildOptionError,
     BuildSummary,
@@ -13,10 +14,12 @@ from ._build import (
     check_output,
     undersample_train,
 )
-from ._execute import Augmenter, augment_draw
-from ._plan import Item, Plan, copies_per_original, make_plan
+from ._execute import Augmenter, augment_draw, output_format
+from ._plan import Item, Plan, augmented_name, copies_per_original, make_plan
+from ._webdataset import sample_key, shard_layout
 
 __all__ = [
+    "FORMATS",
     "MANIFEST_COLUMNS",
     "Augmenter",
     "BuildOptionError",
@@ -26,9 +29,13 @@ __all__ = [
     "ResumeRefusedError",
     "Plan",
     "augment_draw",
+    "augmented_name",
     "build_dataset",
     "check_output",
     "copies_per_original",
     "make_plan",
+    "output_format",
+    "sample_key",
+    "shard_layout",
     "undersample_train",
 ]

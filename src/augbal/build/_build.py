@@ -17,12 +17,15 @@ from typing import Any
 import numpy as np
 
 from augbal._atomic import atomic_write
-from augbal._validation import check_int, check_seed
+from augbal._validation import check_choice, check_int, check_seed
 
 from ._execute import run_local
 from ._plan import SPLITS, Plan, make_plan, plan_rows
+from ._webdataset import DEFAULT_SHARD_SIZE, shard_layout, write_shards
 
 STATE_FILE = ".augbal-build.json"
+FORMATS: tuple[str, ...] = ("files", "webdataset")
+_SKEW_KEYS: tuple[str, ...] = ("ratio", "profile", "n_max", "mu", "order", "counts", "prior", "size")
 MANIFEST_COLUMNS = ("path", "label", "split", "group", "source_path", "source_hash", "policy", "repeat", "seed")
 
 
@@ -61,6 +64,8 @@ class BuildSummary:
         counts: ``{"before" | "after": {split: {class: images}}}``.
         dropped: training originals ``undersample`` left out, as ``{"path", "label", "source_hash"}``.
         resumed: augmented copies an interrupted build had already written and this one kept.
+        skewed_out: ``{class: training originals}`` that ``skew`` left out (not copied).
+        shards: with ``format="webdataset"``, the tar shards written (names under ``out``).
     """
 
     out: Path
@@ -74,6 +79,8 @@ class BuildSummary:
     counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     dropped: list[dict[str, str]] = field(default_factory=list)
     resumed: int = 0
+    skewed_out: dict[str, int] = field(default_factory=dict)
+    shards: list[str] = field(default_factory=list)
 
     @property
     def written(self) -> int:
@@ -122,6 +129,106 @@ def _parse_target(target: Any) -> Any:
         return float(text)
     except ValueError:
         return text
+
+
+def _parse_skew(skew: Any) -> dict[str, Any] | None:
+    """``skew`` keyword arguments from a dict, its JSON, or ``key=value,...`` (``ratio=100,profile=step``).
+
+    Example:
+        >>> _parse_skew("ratio=100"), _parse_skew("ratio=10,profile=step,mu=0.3")
+        ({'ratio': 100}, {'ratio': 10, 'profile': 'step', 'mu': 0.3})
+    """
+    if skew is None:
+        return None
+    if isinstance(skew, str):
+        text = skew.strip()
+        if text.startswith("{"):
+            try:
+                skew = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"skew must be key=value pairs or a JSON dict; got {skew!r} ({exc.msg})") from None
+        else:
+            pairs = {}
+            for part in filter(None, (p.strip() for p in text.split(","))):
+                key, sep, value = part.partition("=")
+                if not sep or not key.strip():
+                    raise ValueError(f"skew must be key=value pairs such as ratio=100,profile=exp; got {skew!r}")
+                pairs[key.strip()] = _scalar(value.strip())
+            skew = pairs
+    if not isinstance(skew, Mapping) or not skew:
+        raise ValueError(f"skew must be a non-empty dict of augbal.data.skew arguments; got {skew!r}")
+    unknown = sorted(set(skew) - set(_SKEW_KEYS))
+    if unknown:
+        raise ValueError(f"skew keys must be among {', '.join(_SKEW_KEYS)}; got {', '.join(map(str, unknown))}")
+    return {str(k): v for k, v in skew.items()}
+
+
+def _scalar(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _skew_train(index: Any, train: np.ndarray, params: Mapping[str, Any], *, seed: int) -> np.ndarray:
+    """The training positions ``augbal.data.skew(train side, **params, seed=seed)`` keeps."""
+    from augbal.data import skew
+
+    kept = skew(index.subset(train), **params, seed=seed)
+    wanted = set(kept.paths.tolist())
+    return np.array([int(i) for i in train if str(index.paths[i]) in wanted], dtype=np.int64)
+
+
+def _scan_existing(source: Path) -> tuple[Any, dict[str, np.ndarray], dict[str, str], list[str]]:
+    """``--splits existing``: scan ``source/train`` (and ``val``, ``test`` where present) into one index.
+
+    Returns the index, its positions per split, each split's folder and warnings (files of
+    val/test byte-identical to training files). Classes must agree between the splits.
+    """
+    from augbal.data import ImageIndex, find_duplicates, scan
+
+    parts: dict[str, Any] = {}
+    for name in SPLITS:
+        folder = source / name
+        if folder.is_dir():
+            parts[name] = scan(folder, allow_empty=name != "train")
+        elif name == "train":
+            raise BuildOptionError("split", f"--splits existing needs a SOURCE/train folder (and optionally val, "
+                                   f"test); got no folder {folder}")
+    classes = parts["train"].classes
+    for name, part in parts.items():
+        if part.classes != classes:
+            missing = [c for c in classes if c not in part.classes]
+            extra = [c for c in part.classes if c not in classes]
+            said = "; ".join(x for x in (f"lacks {', '.join(missing)}" if missing else "",
+                                         f"has extra {', '.join(extra)}" if extra else "") if x)
+            raise BuildOptionError("split", f"--splits existing needs the same class folders in every split; "
+                                   f"{name} ({source / name}) {said or 'orders them differently'} (train has "
+                                   f"{', '.join(classes)})")
+    names = list(parts)
+    columns = {k: np.concatenate([getattr(parts[n], k) for n in names]) for k in
+               ("paths", "labels", "nbytes", "hashes", "widths", "heights", "modes")}
+    index = ImageIndex.from_arrays(
+        columns["paths"].tolist(), columns["labels"], classes, nbytes=columns["nbytes"], hashes=columns["hashes"],
+        widths=columns["widths"], heights=columns["heights"], modes=columns["modes"], root=str(source),
+        problems=sorted((p for n in names for p in parts[n].problems), key=lambda p: (p.path, p.kind)),
+    )
+    groups = find_duplicates(index, near=False).groups
+    index = replace(index, groups=groups)
+    sides, start = {}, 0
+    for name in SPLITS:
+        n = len(parts[name]) if name in parts else 0
+        sides[name] = np.arange(start, start + n, dtype=np.int64)
+        start += n
+    notes = []
+    train_groups = set(groups[sides["train"]].tolist()) - {-1}
+    leaked = sum(int(g in train_groups) for s in ("val", "test") for g in groups[sides[s]].tolist())
+    if leaked:
+        notes.append(f"{leaked} val/test images of {source} are byte-identical to training images (kept where "
+                     f"SOURCE put them; the manifest's group column marks them)")
+    return index, sides, {n: str(source / n) for n in parts}, notes
 
 
 def _policy_spec(policy: Any, *, seed: int, counts: list[int], classes: tuple[str, ...]) -> dict[str, Any]:
@@ -245,7 +352,7 @@ def build_dataset(
     out: str | os.PathLike[str],
     *,
     target: Any = "auto",
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    split: tuple[float, float, float] | str = (0.8, 0.1, 0.1),
     policy: Any = "light",
     size: int | None = None,
     max_multiplier: int | None = None,
@@ -257,13 +364,18 @@ def build_dataset(
     resume: bool = False,
     undersample: Any = None,
     progress: bool = False,
+    skew: Any = None,
+    jpeg_quality: int = 95,
+    format: str = "files",
+    shard_size: int | None = None,
 ) -> BuildSummary:
     """Build a balanced, augmented copy of the image folder ``source`` in ``out``.
 
     Scans ``source`` (problem files are reported, not copied), splits it (stratified,
     duplicate-group-aware, seeded ``split`` ratios), brings each training class to its
     ``target`` with augmented copies spread evenly over its originals, and writes
-    ``out/<split>/<class>/<file>`` (originals unchanged; copies as ``<stem>.aug<k>.png``),
+    ``out/<split>/<class>/<file>`` (originals unchanged; copies as ``<stem>.aug<k>.jpg`` for a
+    JPEG source, at ``jpeg_quality``, and ``<stem>.aug<k>.png`` for every other source),
     ``manifest.csv`` / ``manifest.jsonl``, ``summary.json`` and ``problems.csv``. It builds
     into ``<out>.incomplete`` and renames that at the end. Val and test are copied untouched.
 
@@ -275,7 +387,9 @@ def build_dataset(
         out: the output folder (must be missing or empty unless ``overwrite``).
         target: an imbalanced-learn ``sampling_strategy`` (``"auto"``, ``"not majority"``,
             ``"all"``, ``{class: count}``, a float ratio, or a CLI string of one: JSON for a dict).
-        split: ``(train, val, test)`` ratios.
+        split: ``(train, val, test)`` ratios, or ``"existing"``: keep SOURCE's own ``train/``,
+            ``val/`` and ``test/`` folders (val and test optional; their class folders must be
+            train's, else ``BuildOptionError`` naming the split).
         policy: a registered policy name, a spec dict (or its JSON), or ``"rarity_scaled"``
             (its counts are the training counts).
         size: side of augmented images (default: each source's shorter side).
@@ -292,6 +406,14 @@ def build_dataset(
             the training split first; kept originals follow a seeded content-hash order, the
             dropped ones are listed in ``summary.json`` and not copied.
         progress: show a progress bar on stderr while writing (never in a dry run).
+        skew: ``augbal.data.skew`` arguments applied to the training split first (for experiments):
+            a dict, its JSON, or ``"ratio=100"`` / ``"ratio=10,profile=step,mu=0.5"``; seeded by ``seed``.
+            Left-out originals are not copied; ``before`` counts the skewed split.
+        jpeg_quality: quality (1-100) of augmented copies of JPEG sources.
+        format: ``"files"`` (the tree above) or ``"webdataset"``: each split as tar shards
+            ``out/<split>-NNNNNN.tar`` of ``shard_size`` samples (see ``augbal.build._webdataset``);
+            the manifest's ``path`` is then ``<shard>#<key>.<ext>``.
+        shard_size: samples per shard (``format="webdataset"`` only; default 1000).
 
     Raises:
         OutputPathError: ``out`` inside ``source`` (or the reverse), or not empty.
@@ -316,13 +438,26 @@ def build_dataset(
     check_int("max_multiplier", max_multiplier, low=1, allow_none=True)
     check_int("size", size, low=1, allow_none=True)
     check_int("workers", workers, low=1, allow_none=True)
+    check_int("jpeg_quality", jpeg_quality, low=1, high=100)
+    check_choice("format", format, FORMATS)
+    check_int("shard_size", shard_size, low=1, allow_none=True)
+    if shard_size is not None and format != "webdataset":
+        raise BuildOptionError("shard_size", f"shard_size only applies with format='webdataset'; got format={format!r}")
+    if format == "webdataset":
+        shard_size = shard_size or DEFAULT_SHARD_SIZE
     if not source.exists():
         raise FileNotFoundError(f"SOURCE must be an image folder or a manifest; no such path: {source}")
     check_output(source, out, overwrite=overwrite, resume=resume)
+    existing = isinstance(split, str) and split.strip() == "existing"
     try:
-        ratios = tuple(float(r) for r in split)
+        ratios = () if existing else tuple(float(r) for r in split)
     except (TypeError, ValueError):
-        raise BuildOptionError("split", f"split must be three ratios (train, val, test); got {split!r}") from None
+        raise BuildOptionError("split", f"split must be three ratios (train, val, test) or 'existing'; "
+                               f"got {split!r}") from None
+    try:
+        skew_params = _parse_skew(skew)
+    except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise BuildOptionError("skew", str(exc)) from None
     try:
         strategy = _parse_target(target)
     except json.JSONDecodeError as exc:
@@ -336,12 +471,28 @@ def build_dataset(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        index = scan(source)  # an empty class stops the build (EmptyClassError names it)
-    try:
-        sides = split_index(index, ratios=ratios, seed=seed)
-    except ValueError as exc:
-        raise BuildOptionError("split", str(exc)) from None
-    train = sides.train_indices
+        if existing:
+            index, sides, roots, notes = _scan_existing(source)
+        else:
+            index = scan(source)  # an empty class stops the build (EmptyClassError names it)
+            roots, notes = None, []
+    if not existing:
+        try:
+            made = split_index(index, ratios=ratios, seed=seed)
+        except ValueError as exc:
+            raise BuildOptionError("split", str(exc)) from None
+        sides = {"train": made.train_indices, "val": made.val_indices, "test": made.test_indices}
+    train = sides["train"]
+    skewed_out: dict[str, int] = {}
+    if skew_params is not None:
+        try:
+            kept = _skew_train(index, train, skew_params, seed=seed)
+        except (TypeError, ValueError) as exc:
+            raise BuildOptionError("skew", str(exc)) from None
+        left = np.bincount(index.labels[train], minlength=len(index.classes)) - np.bincount(
+            index.labels[kept], minlength=len(index.classes))
+        skewed_out = {c: int(n) for c, n in zip(index.classes, left.tolist())}
+        train = kept
     dropped = np.array([], dtype=np.int64)
     if under is not None:
         try:
@@ -356,11 +507,19 @@ def build_dataset(
         raise BuildOptionError("target", str(exc)) from None
     plan = make_plan(
         index,
-        {"train": train, "val": sides.val_indices, "test": sides.test_indices},
+        {"train": train, "val": sides["val"], "test": sides["test"]},
         targets,
         seed=seed,
         max_multiplier=max_multiplier,
+        jpeg_quality=jpeg_quality,
+        roots=roots,
     )
+    layout = None
+    if format == "webdataset":
+        try:
+            layout = shard_layout(plan.items, seed=seed, shard_size=int(shard_size or DEFAULT_SHARD_SIZE))
+        except ValueError as exc:
+            raise BuildOptionError("format", str(exc)) from None
     try:
         spec = _policy_spec(policy, seed=seed, counts=train_counts.tolist(), classes=index.classes)
     except (TypeError, ValueError, KeyError) as exc:
@@ -369,13 +528,16 @@ def build_dataset(
         "source": os.path.abspath(source),
         "target": strategy,
         "undersample": under,
-        "split": list(ratios),
+        "skew": skew_params,
+        "split": "existing" if existing else list(ratios),
         "policy": spec,
         "size": size,
         "max_multiplier": max_multiplier,
         "seed": seed,
         "link": link,
-        "format": "png",
+        "format": format,
+        "jpeg_quality": jpeg_quality,
+        "shard_size": shard_size,
     }
     rows = plan_rows(plan)
     before = {s: dict(plan.before[s]) for s in SPLITS}
@@ -391,10 +553,12 @@ def build_dataset(
         config=config,
         config_hash=_config_hash(config),
         dry_run=dry_run,
-        warnings=[str(w.message) for w in caught],
+        warnings=[str(w.message) for w in caught] + notes,
         counts={"before": before, "after": plan.after()},
         dropped=[{"path": str(index.paths[i]), "label": index.classes[int(index.labels[i])],
                   "source_hash": str(index.hashes[i])} for i in dropped.tolist()],
+        skewed_out=skewed_out,
+        shards=sorted({s.shard for s in layout.values()}) if layout else [],
     )
     if dry_run:
         return summary
@@ -425,7 +589,14 @@ def build_dataset(
     else:
         written = run_local(plan.items, str(staging), **options)
     resumed = sum(plan.augmented().values()) - written if resuming else 0
-    _write_outputs(staging, plan, summary, spec)
+    records = _records(plan, summary, spec, layout)
+    if layout is not None:  # pack the loose files into shards, then drop them
+        write_shards(str(staging), ((layout[item.out], item.out, item.label, r)
+                                    for item, r in zip(plan.items, records)))
+    _write_outputs(staging, records, summary)
+    if layout is not None:
+        for split_name in SPLITS:
+            shutil.rmtree(staging / split_name, ignore_errors=True)
     (staging / STATE_FILE).unlink(missing_ok=True)
     if out.exists():
         shutil.rmtree(out)
@@ -435,13 +606,13 @@ def build_dataset(
     return summary
 
 
-def _write_outputs(root: Path, plan: Plan, summary: BuildSummary, spec: dict[str, Any]) -> None:
-    """manifest.csv, manifest.jsonl, problems.csv and summary.json, each written atomically."""
+def _records(plan: Plan, summary: BuildSummary, spec: dict[str, Any], layout: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The manifest rows, in plan order (``path`` a shard path ``<shard>#<key>.<ext>`` with ``layout``)."""
     spec_text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     seed = summary.config["seed"]
-    records = [
+    return [
         {
-            "path": item.out,
+            "path": item.out if layout is None else layout[item.out].path,
             "label": plan.classes[item.label],
             "split": item.split,
             "group": item.group,
@@ -453,6 +624,10 @@ def _write_outputs(root: Path, plan: Plan, summary: BuildSummary, spec: dict[str
         }
         for item in plan.items
     ]
+
+
+def _write_outputs(root: Path, records: list[dict[str, Any]], summary: BuildSummary) -> None:
+    """manifest.csv, manifest.jsonl, problems.csv and summary.json, each written atomically."""
     with atomic_write(root / "manifest.csv", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(MANIFEST_COLUMNS)
@@ -472,6 +647,8 @@ def _write_outputs(root: Path, plan: Plan, summary: BuildSummary, spec: dict[str
         "short": {c: {"target": t, "reached": r} for c, (t, r) in summary.short.items()},
         "problems": summary.problems,
         "dropped": summary.dropped,
+        "skewed_out": summary.skewed_out,
+        "shards": summary.shards,
         "warnings": summary.warnings,
         "config": summary.config,
         "config_hash": summary.config_hash,
