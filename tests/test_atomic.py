@@ -148,3 +148,24 @@ def test_a_folder_that_refuses_new_files_is_reported_against_the_target(tmp_path
     assert info.value.filename == str(target) and info.value.errno == 13
     assert str(info.value) == f"[Errno 13] Permission denied: '{target}'"
     assert os.listdir(tmp_path) == []
+
+
+def test_replacing_a_file_keeps_its_permission_bits(tmp_path):
+    target = tmp_path / "run.sh"
+    target.write_text("old")
+    os.chmod(target, 0o750)
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o750
+
+
+def test_writing_through_a_symlink_replaces_the_file_it_points_to_and_keeps_the_link(tmp_path):
+    real = tmp_path / "data" / "real.txt"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_text() == "new"
+    assert sorted(os.listdir(real.parent)) == ["real.txt"] and sorted(os.listdir(tmp_path)) == ["data", "link.txt"]

@@ -28,7 +28,7 @@ except PackageNotFoundError:  # running from a source tree without an install
 
 from augbal._draw import Draw, DrawBatch  # noqa: E402  (light: a NamedTuple and a holder, no torch)
 
-_SUBPACKAGES = ("augment", "build", "data", "sampling", "testing", "train")
+_SUBPACKAGES = ("augment", "build", "data", "recipes", "sampling", "testing", "train")
 
 __all__ = ["Draw", "DrawBatch", "__version__", *_SUBPACKAGES]
 

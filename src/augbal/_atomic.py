@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -34,6 +35,14 @@ def _umask() -> int:
         mask = os.umask(0o022)
         os.umask(mask)
     return mask
+
+
+def _mode_for(target: Path) -> int:
+    """Permission bits for the new version of ``target``: its own if it exists, else a new file's."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -67,10 +76,11 @@ def atomic_write(
 
     The temporary file is ``.<name>.<random>.part`` in the target's folder (created
     if missing), so ``os.replace`` is a rename on one file system. On leaving the
-    block the file is flushed, fsynced (``fsync=True``), given the permission bits a
-    new file gets under the current umask (``0o666 & ~umask``), and moved into place;
+    block the file is flushed, fsynced (``fsync=True``), given the permission bits of
+    the file it replaces (a new file gets ``0o666 & ~umask``), and moved into place;
     the folder is then fsynced where supported. If the block raises, the temporary
-    file is removed and ``path`` is untouched.
+    file is removed and ``path`` is untouched. A ``path`` that is a symlink stays one:
+    the file it points to is the one replaced.
 
     Args:
         path: the file to (re)place.
@@ -93,6 +103,8 @@ def atomic_write(
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb'; got {mode!r}")
     target = Path(path)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
     folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -109,7 +121,7 @@ def atomic_write(
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

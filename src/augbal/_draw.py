@@ -57,7 +57,10 @@ class DrawBatch:
     def __iter__(self) -> Iterator[Draw]:
         return map(Draw, self.index.tolist(), self.repeat.tolist(), itertools.repeat(self.epoch))
 
-    def __getitem__(self, i: int) -> Draw:
+    def __getitem__(self, i: int | slice) -> Draw | DrawBatch:
+        """One ``Draw`` for an integer position; a ``DrawBatch`` for a slice."""
+        if isinstance(i, slice):
+            return DrawBatch(self.index[i], self.repeat[i], self.epoch)
         return Draw(int(self.index[i]), int(self.repeat[i]), self.epoch)
 
     def __getstate__(self) -> tuple[Any, Any, int]:

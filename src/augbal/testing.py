@@ -1,4 +1,4 @@
-"""Conformance checks users can run on their own samplers, policies, mixers and weightings.
+"""Conformance checks users can run on their own samplers, policies, mixers, weightings and losses.
 
 augbal's own test suite runs exactly these checks on every registered component, in the
 manner of imbalanced-learn's ``check_estimator`` and torchvision's ``check_transform``.
@@ -29,10 +29,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "LOSS_CHECKS",
     "MIXER_CHECKS",
     "POLICY_CHECKS",
     "SAMPLER_CHECKS",
     "WEIGHTING_CHECKS",
+    "check_loss",
     "check_mixer",
     "check_policy",
     "check_sampler",
@@ -134,7 +136,7 @@ def chi_square_pvalue(counts: Sequence[int] | np.ndarray, probs: Sequence[float]
 
 
 def _registry_for(component: Any) -> Any:
-    """The augbal registry of ``component``'s kind (weighting, sampler, policy, mixer, batch op)."""
+    """The augbal registry of ``component``'s kind (weighting, sampler, policy, mixer, batch op, loss)."""
     from augbal.sampling import SAMPLERS, WEIGHTINGS, ClassSampler, Weighting
 
     if isinstance(component, Weighting):
@@ -146,6 +148,10 @@ def _registry_for(component: Any) -> Any:
     for base, registry in ((Policy, POLICIES), (Mixer, MIXERS), (BatchOp, BATCH_OPS)):
         if isinstance(component, base):
             return registry
+    from augbal.train import LOSSES, Loss
+
+    if isinstance(component, Loss):
+        return LOSSES
     raise TypeError(
         f"check_spec_roundtrip needs the registry of a {type(component).__name__}; pass it as the second argument"
     )
@@ -929,3 +935,262 @@ def check_weighting(
 
     table = {"weights": weights, "static": static, "pickle": pickling, "spec": spec}
     _run("check_weighting", weighting, table, checks)
+
+
+# --------------------------------------------------------------------------- losses
+
+LOSS_CHECKS = (
+    "spec",
+    "pickle",
+    "validation",
+    "finite",
+    "empty_class",
+    "reduces_to_ce",
+    "weighted",
+    "soft_targets",
+    "label_smoothing",
+    "batch_order",
+    "double",
+    "global_rng",
+    "device",
+)
+
+
+def check_loss(
+    loss_or_spec: Any, *, num_classes: int = 3, seed: int = 0, checks: Iterable[str] | None = None
+) -> None:
+    """Run the loss conformance checks (``LOSS_CHECKS``) on a loss of ``augbal.train.LOSSES``.
+
+    The contract (``augbal.train.Loss``): ``fit(class_counts)`` then
+    ``loss(logits, targets, *, epoch=0)`` -> a scalar, for integer labels ``(N,)`` or soft
+    targets ``(N, C)``; a sample weighs its target's class weight (``class_weights(epoch=)``)
+    and the batch value is the weighted mean of per-sample losses. The checks:
+
+    - ``spec``: ``to_dict()`` round-trips (directly and through YAML) to a loss of equal value;
+    - ``pickle``: a fitted loss unpickles to the same value;
+    - ``validation``: unfitted use, a wrong class count, out-of-range labels, bad soft rows,
+      float labels and a negative epoch raise clear errors;
+    - ``finite``: finite value and gradients, on moderate and on extreme (±1e4) logits, hard
+      and soft targets, at epochs 0 and 1000 (after any deferred switch);
+    - ``empty_class``: a class with count 0 either makes ``fit`` raise ``ValueError`` naming
+      ``class_counts``, or the loss stays finite (with gradients) on batches of that class;
+    - ``reduces_to_ce``: with ``weighting=None``, equal counts and the class's
+      ``neutral_params``, the loss equals ``torch.nn.functional.cross_entropy``;
+    - ``weighted``: with skewed counts (and ``weighting="balanced"`` where the loss takes a
+      weighting), the batch value is ``Σ w_i ℓ_i / Σ w_i`` of its one-sample values;
+    - ``soft_targets``: one-hot float targets give the value of the integer labels;
+    - ``label_smoothing``: smoothing ε on labels equals the unsmoothed loss on ``(1-ε)e_y + ε/C``;
+    - ``batch_order``: permuting the batch does not change the value;
+    - ``double``: the float32 value equals the float64 value (rtol 1e-5);
+    - ``global_rng``: a call does not consume torch's global RNG;
+    - ``device``: on CUDA (when available) the value equals the CPU value (skipped otherwise).
+
+    Args:
+        loss_or_spec: a loss or its spec (unfitted or fitted; it is refitted on copies).
+        num_classes: the number of classes of the test batches (``>= 2``).
+        seed: seed of the test batches.
+        checks: names from ``LOSS_CHECKS`` (default: all).
+
+    Raises:
+        AssertionError: naming the first failing check.
+
+    Example:
+        >>> check_loss({"name": "focal", "gamma": 2.0}, checks=["spec", "reduces_to_ce", "weighted"])
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from augbal._validation import check_int, check_seed
+    from augbal.train import LOSSES
+
+    k: int = check_int("num_classes", num_classes, low=2)  # type: ignore[assignment]
+    loss = LOSSES.from_spec(loss_or_spec)
+    spec = loss.to_dict()
+    generator = torch.Generator().manual_seed(check_seed("seed", seed))
+    n = 4 * k
+    logits = torch.randn(n, k, generator=generator, dtype=torch.float64) * 2
+    labels = torch.arange(n) % k
+    raw = torch.rand(n, k, generator=generator, dtype=torch.float64) ** 3  # mixed rows, some near one-hot
+    soft = raw / raw.sum(1, keepdim=True)
+    skewed = [max(1, round(100 * 0.1 ** (2 * i / (k - 1)))) for i in range(k)]  # 100 ... 1
+    equal = [5] * k
+    epochs = (0, 1000)
+
+    def build(counts: Sequence[int], **overrides: Any) -> Any:
+        """A fitted copy of the loss (rebuilt from its spec with ``overrides`` when there are any)."""
+        fresh = LOSSES.from_spec(spec, **overrides) if overrides else copy.deepcopy(loss)
+        return fresh.fit(counts)
+
+    def value(lo: Any, z: Any, t: Any, epoch: int = 0) -> float:
+        return float(lo(z, t, epoch=epoch))
+
+    def close(a: float, b: float, what: str, rtol: float = 1e-9, atol: float = 1e-12) -> None:
+        _expect(math.isclose(a, b, rel_tol=rtol, abs_tol=atol), f"{what}: {a!r} != {b!r}")
+
+    def spec_check() -> None:
+        rebuilt = check_spec_roundtrip(loss, LOSSES)
+        a, b = build(skewed), rebuilt.fit(skewed)
+        for epoch in epochs:
+            close(value(b, logits, labels, epoch), value(a, logits, labels, epoch), f"rebuilt from its spec, epoch {epoch}")
+
+    def pickling() -> None:
+        a = build(skewed)
+        before = value(a, logits, soft)
+        clone = pickle.loads(pickle.dumps(a))
+        _expect(clone.to_dict() == spec, f"an unpickled copy has another spec: {clone.to_dict()!r}")
+        close(value(clone, logits, soft), before, "an unpickled copy")
+
+    def validation() -> None:
+        def raises(kinds: tuple[type, ...], call: Callable[[], Any], what: str, needle: str = "") -> None:
+            try:
+                call()
+            except kinds as exc:
+                _expect(needle in str(exc), f"{what}: the error does not mention {needle!r}: {exc}")
+                return
+            raise _Failed(f"{what} must raise {' or '.join(c.__name__ for c in kinds)}; it did not")
+
+        fresh = LOSSES.from_spec(spec)
+        if getattr(loss, "counts_", None) is None:
+            fresh = copy.deepcopy(loss)
+        raises((RuntimeError, ValueError), lambda: fresh(logits, labels), "an unfitted loss", "fit")
+        a = build(skewed)
+        raises((ValueError,), lambda: a(logits[:, :-1], labels % (k - 1)), f"logits with {k - 1} columns", "logits")
+        raises((ValueError,), lambda: a(logits, labels + k), f"labels >= {k}", "target")
+        raises((ValueError,), lambda: a(logits, labels - 1), "negative labels", "target")
+        raises((ValueError,), lambda: a(logits, soft * 2), "soft rows summing to 2", "soft targets")
+        raises((ValueError,), lambda: a(logits, labels.double()), "float labels (N,)", "targets")
+        raises((ValueError,), lambda: a(logits, labels[:-1]), "one label too few", "targets")
+        raises((ValueError,), lambda: a(logits, labels, epoch=-1), "a negative epoch", "epoch")
+        raises((ValueError,), lambda: a.fit([1, -1] + [1] * (k - 2)), "negative class_counts", "class_counts")
+
+    def finite() -> None:
+        a = build(skewed)
+        signs = torch.where(torch.rand(n, k, generator=generator) < 0.5, -1.0, 1.0)
+        for scale, z0 in (("moderate", logits.float()), ("extreme (±1e4)", signs * 1e4)):
+            for kind, t in (("hard", labels), ("soft", soft.float())):
+                for epoch in epochs:
+                    z = z0.clone().requires_grad_(True)
+                    out = a(z, t, epoch=epoch)
+                    _expect(out.ndim == 0, f"the loss must be a scalar; got shape {tuple(out.shape)}")
+                    out.backward()
+                    _expect(
+                        bool(torch.isfinite(out)) and bool(torch.isfinite(z.grad).all()),
+                        f"{scale} logits, {kind} targets, epoch {epoch}: loss {out.item()!r}, "
+                        f"finite gradient {bool(torch.isfinite(z.grad).all())}",
+                    )
+
+    def empty_class() -> None:
+        counts = list(skewed)
+        counts[k // 2] = 0
+        try:
+            a = build(counts)
+        except ValueError as exc:
+            _expect("class_counts" in str(exc), f"refusing an empty class must name class_counts: {exc}")
+            return
+        only = torch.full((n,), k // 2)
+        for kind, t in (("mixed labels", labels), ("only the empty class", only), ("soft", soft)):
+            for epoch in epochs:
+                z = logits.clone().requires_grad_(True)
+                out = a(z, t, epoch=epoch)
+                out.backward()
+                _expect(
+                    bool(torch.isfinite(out)) and bool(torch.isfinite(z.grad).all()),
+                    f"an empty class ({kind}, epoch {epoch}) gives loss {out.item()!r} or a non-finite gradient",
+                )
+
+    def reduces_to_ce() -> None:
+        neutral = getattr(type(loss), "neutral_params", None)
+        if neutral is None:
+            return
+        overrides = dict(neutral)
+        if "weighting" in spec:
+            overrides["weighting"] = None
+        if "label_smoothing" in spec:
+            overrides["label_smoothing"] = 0.0
+        a = build(equal, **overrides)
+        for epoch in epochs:
+            close(value(a, logits, labels, epoch), float(F.cross_entropy(logits, labels)), f"labels, epoch {epoch}")
+            close(value(a, logits, soft, epoch), float(F.cross_entropy(logits, soft)), f"soft targets, epoch {epoch}")
+
+    def weighted() -> None:
+        a = build(skewed, weighting="balanced") if "weighting" in spec else build(skewed)
+        for epoch in epochs:
+            w = torch.as_tensor(a.class_weights(epoch=epoch), dtype=torch.float64)
+            for kind, t, wi in (("labels", labels, w[labels]), ("soft", soft, soft @ w)):
+                single = torch.tensor([value(a, logits[i : i + 1], t[i : i + 1], epoch) for i in range(n)])
+                expected = float((wi * single).sum() / wi.sum())
+                close(value(a, logits, t, epoch), expected, f"{kind}, epoch {epoch}: batch value vs Σ w ℓ / Σ w", 1e-7)
+
+    def soft_targets() -> None:
+        a = build(skewed)
+        one_hot = F.one_hot(labels, k).double()
+        for epoch in epochs:
+            close(value(a, logits, one_hot, epoch), value(a, logits, labels, epoch), f"one-hot vs labels, epoch {epoch}", 1e-9)
+            close(
+                value(a, logits.float(), one_hot.float(), epoch),
+                value(a, logits.float(), labels, epoch),
+                f"float32 one-hot vs labels, epoch {epoch}",
+                1e-6,
+            )
+
+    def label_smoothing() -> None:
+        if "label_smoothing" not in spec:
+            return
+        extra = {"weighting": None} if "weighting" in spec else {}
+        eps = 0.2
+        smooth = build(equal, label_smoothing=eps, **extra)
+        plain = build(equal, label_smoothing=0.0, **extra)
+        target = F.one_hot(labels, k).double() * (1 - eps) + eps / k
+        for epoch in epochs:
+            close(value(smooth, logits, labels, epoch), value(plain, logits, target, epoch), f"epoch {epoch}", 1e-9)
+
+    def batch_order() -> None:
+        a = build(skewed)
+        perm = torch.randperm(n, generator=generator)
+        for t in (labels, soft):
+            for epoch in epochs:
+                close(value(a, logits[perm], t[perm], epoch), value(a, logits, t, epoch), f"permuted, epoch {epoch}", 1e-9)
+
+    def double() -> None:
+        a = build(skewed)
+        for t32, t64 in ((labels, labels), (soft.float(), soft)):
+            for epoch in epochs:
+                close(value(a, logits.float(), t32, epoch), value(a, logits, t64, epoch), f"epoch {epoch}", 1e-5, 1e-6)
+
+    def global_rng() -> None:
+        a = build(skewed)
+        state = torch.get_rng_state()
+        a(logits, soft)
+        a(logits, labels, epoch=1000)
+        _expect(torch.equal(torch.get_rng_state(), state), "the loss consumed torch's global RNG")
+
+    def device() -> None:
+        if not torch.cuda.is_available():
+            return
+        a = build(skewed)
+        for t in (labels, soft.float()):
+            for epoch in epochs:
+                cpu = value(a, logits.float(), t, epoch)
+                moved = a.to("cuda")
+                z = logits.float().cuda().requires_grad_(True)
+                out = moved(z, t.cuda(), epoch=epoch)
+                out.backward()
+                close(float(out), cpu, f"CUDA vs CPU, epoch {epoch}", 1e-5, 1e-6)
+                _expect(bool(torch.isfinite(z.grad).all()), "a non-finite gradient on CUDA")
+
+    table = {
+        "spec": spec_check,
+        "pickle": pickling,
+        "validation": validation,
+        "finite": finite,
+        "empty_class": empty_class,
+        "reduces_to_ce": reduces_to_ce,
+        "weighted": weighted,
+        "soft_targets": soft_targets,
+        "label_smoothing": label_smoothing,
+        "batch_order": batch_order,
+        "double": double,
+        "global_rng": global_rng,
+        "device": device,
+    }
+    _run("check_loss", loss, table, checks)

@@ -110,7 +110,7 @@ def test_webdataset_shards_are_deterministic_and_read_back_with_every_sample(sma
     after = s.counts["after"]
     n = {split: sum(after[split].values()) for split in after}
     assert tars == sorted(f"{split}-{i:06d}.tar" for split in ("train", "val", "test") for i in range(-(-n[split] // 7)))
-    assert s.shards == sorted(tars) and s.config["shard_size"] == 7
+    assert s.tar_shards == sorted(tars) and s.config["shard_size"] == 7
     for name in tars:  # same tar bytes with 1 and 2 workers (fixed mtime, owner, mode)
         assert (out / name).read_bytes() == (tmp_path / "w2" / name).read_bytes()
     samples = _read_shards(out)
@@ -155,6 +155,8 @@ def test_webdataset_refuses_two_files_with_one_key(make_folder, tmp_path: Path) 
         build_dataset(src, tmp_path / "out", shard_size=10, dry_run=True)
     with pytest.raises(ValueError, match="format must be one of"):
         build_dataset(src, tmp_path / "out", format="tar", dry_run=True)
+    with pytest.raises(BuildOptionError, match="format 'webdataset' cannot be built in shards yet"):
+        build_dataset(src, tmp_path / "out", format="webdataset", num_shards=2, shard_index=0, dry_run=True)
 
 
 # -- skew and existing splits -------------------------------------------------------------------------------

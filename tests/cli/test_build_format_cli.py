@@ -32,10 +32,10 @@ def test_webdataset_format_writes_shards_and_says_so(tmp_path: Path) -> None:
     result = _run(str(src), str(out), "--split", "1,0,0", "--workers", "1", "--format", "webdataset",
                   "--shard-size", "8", "--jpeg-quality", "70")
     assert result.exit_code == 0, result.output
-    assert "shards: 3 tar files (train-000000.tar ... train-000002.tar)" in result.output
+    assert "webdataset: 3 tar files (train-000000.tar ... train-000002.tar)" in result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["format"] == "webdataset" and summary["config"]["jpeg_quality"] == 70
-    assert summary["shards"] == ["train-000000.tar", "train-000001.tar", "train-000002.tar"]
+    assert summary["tar_shards"] == ["train-000000.tar", "train-000001.tar", "train-000002.tar"]
     assert not (out / "train").exists()
 
 

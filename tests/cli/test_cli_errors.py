@@ -227,3 +227,15 @@ def test_cli_does_not_classify_errors_by_message_text():
     for path in Path(augbal.cli.__file__).parent.glob("*.py"):
         source = path.read_text()
         assert not re.search(r"in (str|repr)\(\s*(exc|err|error|e)\b|\.args\[0\]", source), path.name
+
+
+def test_a_manifest_without_rows_is_a_bad_path_like_an_empty_folder(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("path,label\n")
+    line = _one_error(CliRunner().invoke(cli, ["scan", str(empty)]), 2)
+    assert "PATH" in line and "empty.csv" in line and "no rows" in line
+    # rows that all fail are a failure of the work (exit 1), listed by line, not a bad argument
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,label\nnope.png,cat\n")
+    line = _one_error(CliRunner().invoke(cli, ["scan", str(bad)]), 1)
+    assert "bad.csv:2" in line and "no such file" in line

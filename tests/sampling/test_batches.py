@@ -172,3 +172,28 @@ def test_a_dataloader_takes_batches_as_batch_sampler(workers):
         assert len(loader) == 7
         got = torch.cat(list(loader)).tolist()
         assert [tuple(g) for g in got] == want
+
+
+def test_draw_batch_slices_are_draw_batches():
+    batch = DrawBatch(np.array([7, 3, 5, 1]), np.array([0, 2, 1, 0]), epoch=4)
+    part = batch[1:3]
+    assert isinstance(part, DrawBatch)
+    assert part.index.tolist() == [3, 5] and part.repeat.tolist() == [2, 1] and part.epoch == 4
+    assert batch[-1] == Draw(1, 0, 4)
+    assert list(batch[::2]) == [Draw(7, 0, 4), Draw(5, 1, 4)]
+
+
+def test_batch_view_forwards_set_epoch_and_state_to_its_sampler():
+    labels = np.repeat(np.arange(3), [40, 8, 2])
+    sampler = ClassAwareSampler(labels, weighting="balanced", seed=3)
+    batches = sampler.batches(8)
+    batches.set_epoch(2)
+    assert sampler.epoch == 2
+    it = iter(batches)
+    first = [next(it).tolist() for _ in range(2)]
+    state = batches.state_dict()
+    assert state == sampler.state_dict()
+    rest = [b.tolist() for b in it]
+    again = ClassAwareSampler(labels, weighting="balanced", seed=3).batches(8)
+    again.load_state_dict(state)
+    assert [b.tolist() for b in again] == rest and first

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from dataclasses import replace
 from pathlib import Path
@@ -20,13 +20,16 @@ from augbal._atomic import atomic_write
 from augbal._validation import check_choice, check_int, check_seed
 
 from ._execute import run_local
-from ._plan import SPLITS, Plan, make_plan, plan_rows
+from ._plan import SPLITS, Item, Plan, make_plan, plan_rows
+from ._ray import RayNotInstalledError, import_ray, run_ray
+from ._shard import SHARD_FILE, shard_positions
 from ._webdataset import DEFAULT_SHARD_SIZE, shard_layout, write_shards
 
 STATE_FILE = ".augbal-build.json"
 FORMATS: tuple[str, ...] = ("files", "webdataset")
 _SKEW_KEYS: tuple[str, ...] = ("ratio", "profile", "n_max", "mu", "order", "counts", "prior", "size")
 MANIFEST_COLUMNS = ("path", "label", "split", "group", "source_path", "source_hash", "policy", "repeat", "seed")
+EXECUTORS = ("local", "ray")
 
 
 class OutputPathError(ValueError):
@@ -64,8 +67,11 @@ class BuildSummary:
         counts: ``{"before" | "after": {split: {class: images}}}``.
         dropped: training originals ``undersample`` left out, as ``{"path", "label", "source_hash"}``.
         resumed: augmented copies an interrupted build had already written and this one kept.
+        shard: for one shard of a build, ``{"index": i, "count": K, "files": n}`` (its files);
+            rows, counts and the configuration still describe the whole build.
+        merged: the number of shards ``merge_shards`` joined into this dataset (0: built whole).
         skewed_out: ``{class: training originals}`` that ``skew`` left out (not copied).
-        shards: with ``format="webdataset"``, the tar shards written (names under ``out``).
+        tar_shards: with ``format="webdataset"``, the tar files written (names under ``out``).
     """
 
     out: Path
@@ -79,12 +85,16 @@ class BuildSummary:
     counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     dropped: list[dict[str, str]] = field(default_factory=list)
     resumed: int = 0
+    shard: dict[str, int] | None = None
+    merged: int = 0
     skewed_out: dict[str, int] = field(default_factory=dict)
-    shards: list[str] = field(default_factory=list)
+    tar_shards: list[str] = field(default_factory=list)
 
     @property
     def written(self) -> int:
-        """Files in the dataset (originals and augmented copies, all splits)."""
+        """Files in the dataset (originals and augmented copies, all splits); for a shard, its files."""
+        if self.shard is not None:
+            return int(self.shard["files"])
         return sum(r["after"] for r in self.rows)
 
 
@@ -262,8 +272,9 @@ def _setting_text(key: str, value: Any) -> str:
     return f"{flag} {text}"
 
 
-def _check_resumable(staging: Path, config: Mapping[str, Any], config_hash: str) -> None:
-    """Refuse to continue ``staging`` unless it was started with this configuration (names the setting)."""
+def _check_resumable(staging: Path, config: Mapping[str, Any], config_hash: str,
+                     shard: Mapping[str, int] | None = None) -> None:
+    """Refuse to continue ``staging`` unless it was started with this configuration and shard (names the setting)."""
     # a build stopped between removing its state file and the rename has written summary.json
     name = STATE_FILE if (staging / STATE_FILE).exists() else "summary.json"
     try:
@@ -274,6 +285,17 @@ def _check_resumable(staging: Path, config: Mapping[str, Any], config_hash: str)
             f"--resume refused: {staging} has no readable {STATE_FILE} (not started by this version of "
             f"build-dataset); --overwrite discards it", "state") from None
     if started_hash == config_hash and started == dict(config):
+        started_shard = state.get("shard")
+        ours = None if shard is None else {"index": shard["index"], "count": shard["count"]}
+        theirs = None if not isinstance(started_shard, dict) else {k: started_shard.get(k) for k in ("index", "count")}
+        if theirs == ours:
+            return
+        for key, flag in (("count", "num_shards"), ("index", "shard_index")):
+            was, now = (theirs or {}).get(key), (ours or {}).get(key)
+            if was != now:
+                raise ResumeRefusedError(
+                    f"--resume refused: {staging} was started with {_setting_text(flag, was)}, "
+                    f"this run has {_setting_text(flag, now)}", flag)
         return
     # the policy spec carries the seed: a seed change is named as --seed, not as the policy it implies
     for key in sorted(set(started) | set(config), key=lambda k: (k == "policy", k)):
@@ -364,6 +386,10 @@ def build_dataset(
     resume: bool = False,
     undersample: Any = None,
     progress: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
+    num_shards: int | None = None,
+    shard_index: int | None = None,
     skew: Any = None,
     jpeg_quality: int = 95,
     format: str = "files",
@@ -406,6 +432,15 @@ def build_dataset(
             the training split first; kept originals follow a seeded content-hash order, the
             dropped ones are listed in ``summary.json`` and not copied.
         progress: show a progress bar on stderr while writing (never in a dry run).
+        executor: ``"local"`` (``workers`` processes) or ``"ray"`` (Ray tasks, ``num_cpus=1``
+            each; ``pip install augbal[ray]``); the same bytes either way.
+        ray_address: with ``executor="ray"``, passed to ``ray.init(address=...)``; None:
+            ``RAY_ADDRESS`` if set, else a new local Ray with ``workers`` CPUs (all by default).
+            OUT must be on a file system every Ray node writes, with augbal installed there.
+        num_shards, shard_index: build only shard ``shard_index`` of ``num_shards`` (a fixed
+            partition of the plan by source content hash), as a shard: its part of the
+            manifest, the whole build's summary with a ``"shard"`` entry, and ``shard.json``;
+            ``merge_shards`` joins the K shard folders. Not part of the configuration hash.
         skew: ``augbal.data.skew`` arguments applied to the training split first (for experiments):
             a dict, its JSON, or ``"ratio=100"`` / ``"ratio=10,profile=step,mu=0.5"``; seeded by ``seed``.
             Left-out originals are not copied; ``before`` counts the skewed split.
@@ -413,11 +448,12 @@ def build_dataset(
         format: ``"files"`` (the tree above) or ``"webdataset"``: each split as tar shards
             ``out/<split>-NNNNNN.tar`` of ``shard_size`` samples (see ``augbal.build._webdataset``);
             the manifest's ``path`` is then ``<shard>#<key>.<ext>``.
-        shard_size: samples per shard (``format="webdataset"`` only; default 1000).
+        shard_size: samples per tar file (``format="webdataset"`` only; default 1000). A build
+            in shards (``num_shards``) writes files only, for now.
 
     Raises:
         OutputPathError: ``out`` inside ``source`` (or the reverse), or not empty.
-        ResumeRefusedError: ``resume`` with an ``<out>.incomplete`` of another configuration.
+        ResumeRefusedError: ``resume`` with an ``<out>.incomplete`` of another configuration or shard.
         ValueError: a bad option (the rule, then "got X").
         augbal.data.EmptyClassError: a class folder without a usable image (named).
 
@@ -445,6 +481,19 @@ def build_dataset(
         raise BuildOptionError("shard_size", f"shard_size only applies with format='webdataset'; got format={format!r}")
     if format == "webdataset":
         shard_size = shard_size or DEFAULT_SHARD_SIZE
+    check_choice("executor", executor, EXECUTORS)
+    if ray_address is not None and executor != "ray":
+        raise BuildOptionError("ray_address", f"ray_address needs executor 'ray'; got executor {executor!r} "
+                               f"with ray_address {ray_address!r}")
+    shard = _check_shard(num_shards, shard_index)
+    if executor == "ray" and not dry_run:
+        try:
+            import_ray()
+        except RayNotInstalledError as exc:
+            raise BuildOptionError("executor", str(exc)) from None
+    if format == "webdataset" and shard is not None:
+        raise BuildOptionError("format", f"format 'webdataset' cannot be built in shards yet (merge joins file "
+                               f"trees); got format 'webdataset' with num_shards {num_shards}")
     if not source.exists():
         raise FileNotFoundError(f"SOURCE must be an image folder or a manifest; no such path: {source}")
     check_output(source, out, overwrite=overwrite, resume=resume)
@@ -558,25 +607,40 @@ def build_dataset(
         dropped=[{"path": str(index.paths[i]), "label": index.classes[int(index.labels[i])],
                   "source_hash": str(index.hashes[i])} for i in dropped.tolist()],
         skewed_out=skewed_out,
-        shards=sorted({s.shard for s in layout.values()}) if layout else [],
+        tar_shards=sorted({s.shard for s in layout.values()}) if layout else [],
     )
+    positions = None
+    items: tuple[Item, ...] = plan.items
+    if shard is not None:
+        positions = shard_positions(plan.items, shard["count"], shard["index"])
+        items = tuple(plan.items[p] for p in positions)
+        shard = {**shard, "files": len(items)}
+        summary = replace(summary, shard=shard)
     if dry_run:
         return summary
     staging = _incomplete(out)
     config_hash = summary.config_hash
     resuming = resume and staging.exists()
     if resuming:
-        _check_resumable(staging, config, config_hash)
+        _check_resumable(staging, config, config_hash, shard)
     else:
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
+        state = {"config": config, "config_hash": config_hash}
+        if shard is not None:
+            state["shard"] = {"index": shard["index"], "count": shard["count"]}
         with atomic_write(staging / STATE_FILE, encoding="utf-8") as fh:
-            fh.write(json.dumps({"config": config, "config_hash": config_hash}, indent=2, sort_keys=True) + "\n")
-    n_workers = workers or _available_cpus()
-    options: dict[str, Any] = dict(spec=spec, size=size, link=link, workers=n_workers, resume=resuming)
+            fh.write(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    options: dict[str, Any] = dict(spec=spec, size=size, link=link, resume=resuming)
+    if executor == "ray":
+        def execute(todo: Any, root: str, **kwargs: Any) -> int:
+            return run_ray(todo, root, workers=workers, address=ray_address, **kwargs)
+    else:
+        def execute(todo: Any, root: str, **kwargs: Any) -> int:
+            return run_local(todo, root, workers=workers or _available_cpus(), **kwargs)
     if progress:
-        bar, total = _progress_bar(len(plan.items))
+        bar, total = _progress_bar(len(items))
         with bar:
             task = bar.add_task("writing", total=total, rate="0.0")
 
@@ -585,15 +649,14 @@ def build_dataset(
                 speed = bar.tasks[task].speed
                 bar.update(task, rate=f"{speed or 0.0:.1f}")
 
-            written = run_local(plan.items, str(staging), advance=advance, **options)
+            written = execute(items, str(staging), advance=advance, **options)
     else:
-        written = run_local(plan.items, str(staging), **options)
-    resumed = sum(plan.augmented().values()) - written if resuming else 0
-    records = _records(plan, summary, spec, layout)
-    if layout is not None:  # pack the loose files into shards, then drop them
-        write_shards(str(staging), ((layout[item.out], item.out, item.label, r)
-                                    for item, r in zip(plan.items, records)))
-    _write_outputs(staging, records, summary)
+        written = execute(items, str(staging), **options)
+    resumed = sum(1 for item in items if item.repeat) - written if resuming else 0
+    if layout is not None:  # pack the loose files into tar files, then drop them
+        records = _manifest_records(plan, items, spec_text=_spec_text(spec), seed=seed, layout=layout)
+        write_shards(str(staging), ((layout[item.out], item.out, item.label, r) for item, r in zip(items, records)))
+    _write_outputs(staging, plan, summary, spec, items=items, positions=positions, layout=layout)
     if layout is not None:
         for split_name in SPLITS:
             shutil.rmtree(staging / split_name, ignore_errors=True)
@@ -606,12 +669,32 @@ def build_dataset(
     return summary
 
 
-def _records(plan: Plan, summary: BuildSummary, spec: dict[str, Any], layout: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """The manifest rows, in plan order (``path`` a shard path ``<shard>#<key>.<ext>`` with ``layout``)."""
-    spec_text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
-    seed = summary.config["seed"]
-    return [
-        {
+def _check_shard(num_shards: Any, shard_index: Any) -> dict[str, int] | None:
+    """``{"index", "count"}`` of a shard build, or None for a whole build (both or neither given)."""
+    if num_shards is None and shard_index is None:
+        return None
+    if num_shards is None or shard_index is None:
+        missing, given = ("num_shards", "shard_index") if num_shards is None else ("shard_index", "num_shards")
+        value = shard_index if num_shards is None else num_shards
+        raise BuildOptionError(missing, f"{given} needs {missing} too (a shard is one of num_shards); "
+                               f"got {given} {value!r} without {missing}")
+    count = check_int("num_shards", num_shards, low=1)
+    try:
+        index = check_int("shard_index", shard_index, low=0, high=count - 1)
+    except ValueError as exc:
+        raise BuildOptionError("shard_index", f"{exc} (num_shards {count})") from None
+    return {"index": int(index), "count": int(count)}
+
+
+def _spec_text(spec: Mapping[str, Any]) -> str:
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+def _manifest_records(plan: Plan, items: Iterable[Item], *, spec_text: str, seed: int,
+                      layout: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """One manifest row per item, in the order given (``path`` is ``<tar>#<key>.<ext>`` with a ``layout``)."""
+    for item in items:
+        yield {
             "path": item.out if layout is None else layout[item.out].path,
             "label": plan.classes[item.label],
             "split": item.split,
@@ -622,20 +705,57 @@ def _records(plan: Plan, summary: BuildSummary, spec: dict[str, Any], layout: Ma
             "repeat": item.repeat,
             "seed": seed,
         }
-        for item in plan.items
-    ]
 
 
-def _write_outputs(root: Path, records: list[dict[str, Any]], summary: BuildSummary) -> None:
-    """manifest.csv, manifest.jsonl, problems.csv and summary.json, each written atomically."""
+def write_manifests(root: Path, records: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+    """``manifest.csv`` and ``manifest.jsonl`` from ``records()`` (called once per file: rows stream)."""
     with atomic_write(root / "manifest.csv", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(MANIFEST_COLUMNS)
-        for r in records:
+        for r in records():
             writer.writerow([r[c] for c in MANIFEST_COLUMNS])
     with atomic_write(root / "manifest.jsonl", encoding="utf-8", errors="surrogateescape") as fh:
-        for r in records:
+        for r in records():
             fh.write(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def write_summary(root: Path, document: Mapping[str, Any]) -> None:
+    """``summary.json``, atomically."""
+    with atomic_write(root / "summary.json", encoding="utf-8") as fh:
+        fh.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def _summary_from_document(out: Path, document: Mapping[str, Any]) -> BuildSummary:
+    """The ``BuildSummary`` a ``summary.json`` document records (as ``merge_shards`` returns it)."""
+    return BuildSummary(
+        out=out,
+        rows=list(document["rows"]),
+        short={c: (v["target"], v["reached"]) for c, v in document["short"].items()},
+        problems=list(document["problems"]),
+        config=dict(document["config"]),
+        config_hash=document["config_hash"],
+        warnings=list(document["warnings"]),
+        counts=dict(document["counts"]),
+        dropped=list(document["dropped"]),
+        shard=document.get("shard"),
+        merged=int((document.get("merged") or {}).get("shards", 0)),
+        skewed_out=dict(document.get("skewed_out") or {}),
+        tar_shards=list(document.get("tar_shards") or []),
+    )
+
+
+def _write_outputs(root: Path, plan: Plan, summary: BuildSummary, spec: dict[str, Any], *,
+                   items: Iterable[Item] | None = None, positions: list[int] | None = None,
+                   layout: Mapping[str, Any] | None = None) -> None:
+    """manifest.csv, manifest.jsonl, problems.csv and summary.json (and a shard's shard.json), each atomic.
+
+    ``items`` (default: the whole plan) are the rows of the manifest; a shard passes its own
+    and their ``positions`` in the plan.
+    """
+    spec_text = _spec_text(spec)
+    seed = summary.config["seed"]
+    rows = plan.items if items is None else items
+    write_manifests(root, lambda: _manifest_records(plan, rows, spec_text=spec_text, seed=seed, layout=layout))
     with atomic_write(root / "problems.csv", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["path", "kind", "reason"])
@@ -648,12 +768,17 @@ def _write_outputs(root: Path, records: list[dict[str, Any]], summary: BuildSumm
         "problems": summary.problems,
         "dropped": summary.dropped,
         "skewed_out": summary.skewed_out,
-        "shards": summary.shards,
+        "tar_shards": summary.tar_shards,
         "warnings": summary.warnings,
         "config": summary.config,
         "config_hash": summary.config_hash,
         "versions": _versions(),
         "splits": list(SPLITS),
     }
-    with atomic_write(root / "summary.json", encoding="utf-8") as fh:
-        fh.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    if summary.shard is not None:
+        document["shard"] = dict(summary.shard)
+        order = {"index": summary.shard["index"], "count": summary.shard["count"],
+                 "config_hash": summary.config_hash, "positions": positions or []}
+        with atomic_write(root / SHARD_FILE, encoding="utf-8") as fh:
+            fh.write(json.dumps(order, separators=(",", ":")) + "\n")
+    write_summary(root, document)

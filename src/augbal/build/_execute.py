@@ -1,4 +1,10 @@
-"""Execute a plan: copy originals, make augmented copies (uint8 in, JPEG or PNG out), locally in processes."""
+"""Execute a plan: copy originals, make augmented copies (uint8 in, JPEG or PNG out), locally in processes.
+
+The executor seam: ``pending_items`` copies the originals and yields the augmented items
+still to do; an executor (``run_local`` here, ``run_ray`` in ``_ray.py``) sends them in
+chunks of ``_CHUNK`` items through the one per-chunk function ``_augment_chunk``, so every executor
+writes the same bytes by construction.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ import io
 import multiprocessing
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from itertools import chain, islice
 from typing import Any
 
 import numpy as np
@@ -18,6 +26,39 @@ from ._plan import Item
 
 _RAW = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
 _CHUNK = 16
+
+
+class BuildTaskError(RuntimeError):
+    """An output could not be written: ``out`` (relative to OUT) from ``source``, and why.
+
+    Every executor raises this for a failed augmentation task (a worker process or a Ray task),
+    so the message names the file whichever executor ran it.
+
+    Example:
+        >>> str(BuildTaskError("train/a/x.aug1.png", "/src/a/x.png", "OSError: disk full"))
+        'cannot write train/a/x.aug1.png from /src/a/x.png: OSError: disk full'
+    """
+
+    def __init__(self, out: str, source: str, reason: str) -> None:
+        super().__init__(f"cannot write {out} from {source}: {reason}")
+        self.out, self.source, self.reason = out, source, reason
+
+    def __reduce__(self) -> tuple[Any, ...]:  # survive pickling across processes and Ray
+        return (type(self), (self.out, self.source, self.reason))
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def chunk_failed(items: Sequence[Item], exc: BaseException) -> BuildTaskError:
+    """The error for a chunk whose worker died (no item-level error came back): names its files."""
+    if isinstance(exc, BuildTaskError):
+        return exc
+    first, last = items[0], items[-1]
+    where = first.out if len(items) == 1 else f"{first.out} .. {last.out} ({len(items)} files)"
+    return BuildTaskError(where, first.source if len(items) == 1 else "their sources",
+                          f"the worker failed: {_reason(exc)}")
 
 
 def augment_draw(source_hash: str, repeat: int) -> Draw:
@@ -200,29 +241,59 @@ def copy_original(item: Item, root: str, *, link: bool) -> None:
 
 
 def _augment_chunk(items: Sequence[Item], root: str, spec: Any, size: int | None) -> int:
-    """Worker task: write the augmented copies of ``items`` (grouped by source, decoded once each)."""
+    """Worker task: write the augmented copies of ``items`` (grouped by source, decoded once each).
+
+    Raises:
+        BuildTaskError: naming the output and the source that failed (its reason attached).
+    """
     from augbal.data import load_rgb
 
     image, loaded = None, None
     for item in items:
-        key = (repr(spec), size, item.jpeg_quality)
-        augmenter = _WORKER_CACHE.get(key)
-        if augmenter is None:
-            augmenter = _WORKER_CACHE[key] = Augmenter(spec, size=size, jpeg_quality=item.jpeg_quality or 95)
-        if loaded != item.source:
-            image, loaded = load_rgb(item.source, max_pixels=None, formats=None), item.source
-        data = augmenter.encode(image, label=item.label, source_hash=item.source_hash, repeat=item.repeat,
-                                fmt=output_format(item.out))
-        _write_bytes(os.path.join(root, item.out), data)
+        try:
+            key = (repr(spec), size, item.jpeg_quality)
+            augmenter = _WORKER_CACHE.get(key)
+            if augmenter is None:
+                augmenter = _WORKER_CACHE[key] = Augmenter(spec, size=size, jpeg_quality=item.jpeg_quality or 95)
+            if loaded != item.source:
+                image, loaded = load_rgb(item.source, max_pixels=None, formats=None), item.source
+            data = augmenter.encode(image, label=item.label, source_hash=item.source_hash, repeat=item.repeat,
+                                    fmt=output_format(item.out))
+            _write_bytes(os.path.join(root, item.out), data)
+        except Exception as exc:
+            raise BuildTaskError(item.out, item.source, _reason(exc)) from exc
     return len(items)
 
 
 _WORKER_CACHE: dict[tuple[str, int | None, int | None], Augmenter] = {}
 
 
-def _chunks(items: Sequence[Item], size: int) -> Iterator[list[Item]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
+def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """Consecutive lists of ``size`` items (the last may be shorter), drawn lazily from ``items``."""
+    stream = iter(items)
+    while chunk := list(islice(stream, size)):
+        yield chunk
+
+
+def pending_items(
+    items: Iterable[Item], root: str, *, link: bool, resume: bool, step: Callable[[int], None]
+) -> Iterator[Item]:
+    """Copy the originals under ``root`` and yield the augmented items still to write, lazily.
+
+    With ``resume``, temporary files an interrupted build left are removed first and items
+    already complete (``is_done``) are kept and skipped. ``step(1)`` counts each item done
+    here. Nothing is collected: executors draw from this as they submit work.
+    """
+    if resume:
+        remove_partial_files(root)
+    for item in items:
+        if resume and is_done(item, root):
+            step(1)
+        elif item.repeat == 0:
+            copy_original(item, root, link=link)
+            step(1)
+        else:
+            yield item
 
 
 def _context() -> Any:
@@ -250,34 +321,40 @@ def run_local(
     (kept ones included). Returns the number of augmented copies written by this call.
     """
     step = advance or (lambda n: None)
-    if resume:
-        remove_partial_files(root)
-    todo: list[Item] = []
-    for item in items:
-        if resume and is_done(item, root):
-            step(1)
-        elif item.repeat == 0:
-            copy_original(item, root, link=link)
-            step(1)
-        else:
-            todo.append(item)
-    if workers <= 1 or len(todo) <= _CHUNK:
-        for chunk in _chunks(todo, _CHUNK):
-            step(_augment_chunk(chunk, root, spec, size))
-        return len(todo)
+    chunks = _chunks(pending_items(items, root, link=link, resume=resume, step=step), _CHUNK)
+    head = list(islice(chunks, 2))
+    if workers <= 1 or len(head) < 2:  # one chunk at most: no pool to start
+        done = 0
+        for chunk in chain(head, chunks):
+            done += _augment_chunk(chunk, root, spec, size)
+            step(len(chunk))
+        return done
     done = 0
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
-        pending: set[Future[int]] = set()
-        for chunk in _chunks(todo, _CHUNK):
-            if len(pending) >= 2 * workers:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    done += f.result()
-                    step(f.result())
-            pending.add(pool.submit(_augment_chunk, chunk, root, spec, size))
-        for future in pending:
-            done += future.result()
-            step(future.result())
+    pending: dict[Future[int], list[Item]] = {}
+
+    def collect(futures: Iterable[Future[int]]) -> None:
+        nonlocal done
+        for future in futures:
+            chunk = pending.pop(future)
+            try:
+                n = future.result()
+            except (BuildTaskError, BrokenProcessPool) as exc:
+                raise chunk_failed(chunk, exc) from exc
+            done += n
+            step(n)
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
+    try:
+        for chunk in chain(head, chunks):
+            if len(pending) >= 2 * workers:  # bounded: at most 2 * workers chunks in flight
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                collect(finished)
+            pending[pool.submit(_augment_chunk, chunk, root, spec, size)] = chunk
+        collect(list(pending))
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # drop queued chunks; running ones end atomically
+        raise
+    pool.shutdown(wait=True)
     return done
 
 

@@ -21,9 +21,11 @@ import click
 
 from augbal import __version__
 
+from ._bench import bench
 from ._build import build_dataset
 from ._demo import demo
 from ._scan import scan
+from ._train import evaluate, train
 
 
 @click.group(
@@ -38,6 +40,9 @@ def cli() -> None:
 cli.add_command(scan)
 cli.add_command(demo)
 cli.add_command(build_dataset)
+cli.add_command(train)
+cli.add_command(evaluate)
+cli.add_command(bench)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""``augbal build-dataset SOURCE OUT``."""
+"""``augbal build-dataset SOURCE OUT`` and ``augbal build-dataset merge OUT SHARD_DIRS...``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,22 @@ def _ratios(value: str) -> tuple[float, float, float] | str:
     return parts  # type: ignore[return-value]
 
 
-@click.command("build-dataset", short_help="Write a balanced, augmented, split copy of an image folder.")
+class _BuildCommand(click.Command):
+    """``build-dataset``, whose first argument ``merge`` runs the ``merge`` command instead.
+
+    ``augbal build-dataset SOURCE OUT`` stays as it is; a SOURCE folder named ``merge`` is
+    given as ``./merge``.
+    """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        if args and args[0] == "merge":
+            return merge.make_context(f"{info_name} merge", args[1:], parent=parent, **extra)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+@click.command("build-dataset", cls=_BuildCommand,
+               short_help="Write a balanced, augmented, split copy of an image folder (or merge shards).")
 @click.argument("source", type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path))
 @click.argument("out", type=click.Path(file_okay=False, dir_okay=True, path_type=Path))
 @click.option(
@@ -72,7 +87,20 @@ def _ratios(value: str) -> tuple[float, float, float] | str:
 @click.option("--shard-size", type=click.IntRange(min=1), default=None, metavar="N",
               help="Samples per tar shard with --format webdataset [default: 1000].")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Augmentation processes (default: the CPUs available).")
+              help="Augmentation processes (default: the CPUs available); with --executor ray, the CPUs of a "
+              "local Ray started for the build (default: all).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: --workers processes on this machine; ray: Ray tasks (one CPU each) on a Ray cluster, "
+              "the same bytes (needs pip install augbal[ray]; OUT on a file system every node writes, augbal "
+              "installed on the nodes).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="With --executor ray: the cluster for ray.init(address=ADDR), e.g. auto or ray://head:10001 "
+              "[default: $RAY_ADDRESS if set, else a new local Ray].")
+@click.option("--num-shards", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Build one shard of K (with --shard-index; e.g. a SLURM array task): files are split by source "
+              "content hash; join the K shard folders with 'augbal build-dataset merge OUT SHARD_DIRS...'.")
+@click.option("--shard-index", type=click.IntRange(min=0), default=None, metavar="I",
+              help="Which shard to build, 0..K-1 (with --num-shards).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (and, without --resume, discard a leftover OUT.incomplete).")
 @click.option("--resume", is_flag=True,
               help="Continue the interrupted build in OUT.incomplete, keeping the files it wrote; refused (naming "
@@ -100,6 +128,10 @@ def build_dataset(
     jpeg_quality: int,
     format_: str,
     shard_size: int | None,
+    executor: str,
+    ray_address: str | None,
+    num_shards: int | None,
+    shard_index: int | None,
 ) -> None:
     """Scan SOURCE (SOURCE/<class>/<image>), split it, bring each training class to its target
     with augmented copies, and write OUT/<split>/<class>/<file>, manifest.csv, manifest.jsonl,
@@ -112,8 +144,12 @@ def build_dataset(
     An interrupted build leaves OUT.incomplete: --resume continues it (the result is byte-identical
     to an uninterrupted build), --overwrite discards it. Exit codes: 2 bad arguments or a refused
     OUT / --resume, 1 a build that failed.
+
+    Scale: --executor ray runs the same work as Ray tasks; --num-shards K --shard-index I builds one
+    shard into its own OUT, and 'augbal build-dataset merge OUT SHARD_DIRS...' joins the K shards
+    (see its --help). Every way gives the same bytes as one process.
     """
-    from augbal.build import BuildOptionError, OutputPathError
+    from augbal.build import BuildOptionError, BuildTaskError, OutputPathError
     from augbal.data import EmptyClassError
     from augbal.build import build_dataset as build
 
@@ -124,6 +160,7 @@ def build_dataset(
             seed=seed, link=link, workers=workers, overwrite=overwrite, dry_run=dry_run, resume=resume,
             undersample=undersample, skew=skew, jpeg_quality=jpeg_quality, format=format_, shard_size=shard_size,
             progress=(sys.stderr.isatty() if progress is None else progress) and not dry_run,
+            executor=executor, ray_address=ray_address, num_shards=num_shards, shard_index=shard_index,
         )
     except OutputPathError as exc:
         raise click.UsageError(str(exc)) from None
@@ -135,6 +172,8 @@ def build_dataset(
         raise bad_parameter({"format": "format_"}.get(exc.option, exc.option), str(exc)) from None
     except ImportError as exc:
         raise click.UsageError(str(exc)) from None
+    except BuildTaskError as exc:
+        raise click.ClickException(f"cannot build {out}: {exc}") from None
     except OSError as exc:
         raise click.ClickException(f"cannot build {out}: {os_error_text(exc)}") from None
     except ValueError as exc:
@@ -142,9 +181,37 @@ def build_dataset(
     _print_summary(summary)
 
 
+@click.command("merge", short_help="Join the shard folders of one build into one dataset.")
+@click.argument("out", type=click.Path(file_okay=False, dir_okay=True, path_type=Path))
+@click.argument("shard_dirs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (or a leftover OUT.incomplete).")
+def merge(out: Path, shard_dirs: tuple[Path, ...], overwrite: bool) -> None:
+    """Join SHARD_DIRS, the outputs of 'augbal build-dataset SOURCE SHARD --num-shards K --shard-index I'
+    for every I in 0..K-1, into one dataset in OUT: the same files, manifest.csv, manifest.jsonl and
+    problems.csv as one build of that configuration, byte for byte, and its summary.json with a
+    last "merged" entry. Files are hard-linked from the shards (copied where links fail); the shards
+    are left as they are. Written to OUT.incomplete and renamed at the end.
+
+    Refused (exit 2), naming the folders: shards of different configurations or --num-shards, a shard
+    index missing or given twice, a folder that is not a shard build. Exit 1: an I/O error.
+    """
+    from augbal.build import MergeRefusedError, OutputPathError, merge_shards
+
+    try:
+        summary = merge_shards(out, shard_dirs, overwrite=overwrite)
+    except (MergeRefusedError, OutputPathError) as exc:
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot merge into {out}: {os_error_text(exc)}") from None
+    _print_summary(summary)
+
+
 def _print_summary(summary: Any) -> None:
     out = console()
     title = f"plan for {summary.out} (dry run: nothing written)" if summary.dry_run else f"built {summary.out}"
+    if summary.merged:
+        title = f"merged {summary.merged} shards into {summary.out}"
     table = Table(title=Text(title), title_justify="left")
     for name in ("class", "split", "before", "after", "max reuse", "augmented"):
         table.add_column(name, justify="left" if name in ("class", "split") else "right")
@@ -164,11 +231,16 @@ def _print_summary(summary: Any) -> None:
         left = sum(summary.skewed_out.values())
         out.print(f"skewed: {left} training originals left out by --skew (per class in summary.json)",
                   markup=False, highlight=False)
-    if summary.shards:
-        out.print(f"shards: {len(summary.shards)} tar files ({summary.shards[0]} ... {summary.shards[-1]})",
+    if summary.tar_shards:
+        out.print(f"webdataset: {len(summary.tar_shards)} tar files ({summary.tar_shards[0]} ... {summary.tar_shards[-1]})",
                   markup=False, highlight=False)
     if summary.resumed:
         out.print(f"resumed: kept {summary.resumed} augmented copies already written", markup=False, highlight=False)
     if summary.problems:
         out.print(f"problems: {len(summary.problems)} files not used (see problems.csv)", markup=False, highlight=False)
+    if summary.shard is not None:
+        verb = "would write" if summary.dry_run else "wrote"
+        out.print(f"shard {summary.shard['index']} of {summary.shard['count']}: {verb} {summary.shard['files']} of the "
+                  f"{sum(r['after'] for r in summary.rows)} files (the table is the whole build)",
+                  markup=False, highlight=False)
     out.print(f"config hash: {summary.config_hash}", markup=False, highlight=False)

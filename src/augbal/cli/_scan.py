@@ -109,6 +109,7 @@ def scan(
     from augbal.data import (
         DuplicateClassError,
         EmptyClassError,
+        EmptyManifestError,
         NoClassFoldersError,
         ScanSourceError,
         UnknownFormatError,
@@ -157,6 +158,8 @@ def scan(
             raise bad_parameter(
                 "path", f"no class folders in {exc.root} (expected PATH/<class>/<image>, or a .csv or .jsonl manifest)"
             ) from None
+        except EmptyManifestError as exc:
+            raise bad_parameter("path", f"manifest {exc.path} lists no images (no rows)") from None
         except EmptyClassError as exc:
             raise click.ClickException(
                 f"empty classes in {exc.root}: {', '.join(exc.classes)} "

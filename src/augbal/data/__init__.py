@@ -5,7 +5,14 @@
 
 from ._demo import DEMO_COUNTS, demo_dataset
 from ._duplicates import DuplicateReport, find_duplicates
-from ._errors import DuplicateClassError, EmptyClassError, NoClassFoldersError, ScanSourceError, UnknownFormatError
+from ._errors import (
+    DuplicateClassError,
+    EmptyClassError,
+    EmptyManifestError,
+    NoClassFoldersError,
+    ScanSourceError,
+    UnknownFormatError,
+)
 from ._export import write_image_folder
 from ._index import ImageIndex, Problem
 from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, check_formats, load_rgb
@@ -23,6 +30,7 @@ __all__ = [
     "DuplicateClassError",
     "DuplicateReport",
     "EmptyClassError",
+    "EmptyManifestError",
     "FewImagesWarning",
     "IMAGE_EXTENSIONS",
     "ImageDataset",

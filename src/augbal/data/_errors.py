@@ -110,4 +110,29 @@ class ScanSourceError(ValueError):
         return type(self), (self.path,), self.__dict__
 
 
-__all__ = ["DuplicateClassError", "EmptyClassError", "NoClassFoldersError", "ScanSourceError", "UnknownFormatError"]
+class EmptyManifestError(ValueError):
+    """A manifest with a header (or nothing) but no rows: like a folder without class folders.
+
+    A manifest whose rows all fail (missing files, bad labels) is not empty: that is a
+    ``ValueError`` listing the bad rows.
+
+    Attributes:
+        path: the manifest.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        super().__init__(f"manifest {self.path} lists no images (no rows)")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.path,), self.__dict__
+
+
+__all__ = [
+    "DuplicateClassError",
+    "EmptyClassError",
+    "EmptyManifestError",
+    "NoClassFoldersError",
+    "ScanSourceError",
+    "UnknownFormatError",
+]

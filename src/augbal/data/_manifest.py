@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._atomic import atomic_write
+from ._errors import EmptyManifestError
 from ._index import Problem
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
@@ -73,7 +74,7 @@ def read_manifest(manifest: str | os.PathLike[str], *, classes: tuple[str, ...] 
         more = f"; ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise ValueError(f"manifest {path} has {len(problems)} bad row{'s' * (len(problems) != 1)}: {shown}{more}")
     if not rows:
-        raise ValueError(f"manifest {path} lists no images")
+        raise EmptyManifestError(path)
     return rows
 
 

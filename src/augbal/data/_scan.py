@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import DuplicateClassError, EmptyClassError, NoClassFoldersError, ScanSourceError
+from ._errors import DuplicateClassError, EmptyClassError, EmptyManifestError, NoClassFoldersError, ScanSourceError
 from augbal._validation import check_int
 
 from ._duplicates import DEFAULT_MAX_DISTANCE, find_duplicates, merge_groups, phash_hex
@@ -401,6 +401,8 @@ def _check_link(entry: os.DirEntry, root_real: str, follow_external: bool) -> Pr
 def _list_manifest(manifest: Path, wanted):
     """Good rows as candidates; bad rows (missing files, bad fields, unknown labels) as problems."""
     rows, problems = parse_manifest(manifest, classes=wanted)
+    if not rows and not problems:
+        raise EmptyManifestError(manifest)
     if not rows and wanted is None:
         n = len(problems)
         found = f" ({n} bad row{'s' * (n != 1)}: {problems[0].reason}{'; ...' if n > 1 else ''})" if problems else ""

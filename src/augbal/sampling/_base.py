@@ -795,8 +795,10 @@ class ClassSampler(Sampler):
 class SamplerBatches:
     """A sampler's epoch in whole index arrays (``sampler.batches(batch_size)``), a DataLoader ``batch_sampler``.
 
-    Holds no state of its own: epoch, position and ``state_dict`` are the sampler's.
-    ``len`` is the number of batches in the sampler's current epoch.
+    Holds no state of its own: epoch, position and ``state_dict`` are the sampler's, and
+    ``set_epoch``, ``state_dict`` and ``load_state_dict`` here forward to it, so a loop
+    may keep only ``loader.batch_sampler``. ``len`` is the number of batches in the
+    sampler's current epoch.
     """
 
     def __init__(self, sampler: ClassSampler, batch_size: int, drop_last: bool) -> None:
@@ -812,6 +814,18 @@ class SamplerBatches:
         s = self.sampler
         s._fit()
         return s._iterate_batches(s.epoch, s._resume, self.batch_size, self.drop_last)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The sampler's ``set_epoch``."""
+        self.sampler.set_epoch(epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's ``state_dict`` (epoch and position, counted in samples)."""
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The sampler's ``load_state_dict``."""
+        self.sampler.load_state_dict(state)
 
     def __repr__(self) -> str:
         return f"SamplerBatches({self.sampler!r}, batch_size={self.batch_size}, drop_last={self.drop_last})"

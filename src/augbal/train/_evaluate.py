@@ -1,0 +1,189 @@
+"""Scoring a finished run: ``evaluate`` on any folder or manifest, ``evaluate_test`` once on the test split.
+
+Both read the run folder only after ``train`` has written ``selection.json`` (the choice
+of checkpoint); neither writes anything ``train`` reads, so a test score cannot influence
+which checkpoint was selected.
+
+Checkpoints: ``"selected"`` (``selected.pt``: the winner on validation, after averaging /
+cRT / tau-norm, with its post-hoc adjustment), ``"best"`` (``best.pt``: the selector's
+epoch) or ``"last"`` (the weights in ``last.pt``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+
+from augbal._atomic import atomic_write_text
+
+__all__ = ["evaluate", "evaluate_test"]
+
+_CHECKPOINTS = {"selected": "selected.pt", "best": "best.pt", "last": "last.pt"}
+_PRIORS = ("none", "uniform", "em")
+
+
+def evaluate(
+    run_dir: str | os.PathLike[str],
+    data: Any,
+    *,
+    checkpoint: str = "selected",
+    prior: str | None = None,
+    device: str = "cpu",
+    out: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Score a run's checkpoint on the images of ``data`` and write the metrics as JSON.
+
+    Args:
+        run_dir: a folder ``augbal train`` finished.
+        data: a folder of class sub-folders, a manifest (.csv / .jsonl), or an ``ImageIndex``;
+            its classes are matched to the run's by name (a class the run does not know is an
+            error naming it).
+        checkpoint: ``"selected"``, ``"best"`` or ``"last"``.
+        prior: ``None`` (the selected checkpoint's own post-hoc adjustment, if it has one),
+            ``"none"`` (raw logits), ``"uniform"`` (logits adjusted to a uniform prior) or
+            ``"em"`` (adjusted to this data's prior as estimated by EM from the posteriors;
+            Saerens et al. 2002 — the labels are not used for it).
+        device: where the forward passes run.
+        out: the JSON file (default ``RUN/evaluations/<data name>-<checkpoint>.json``).
+
+    Returns:
+        ``{"checkpoint", "prior", "data", "classes", "metrics": evaluate_logits(...), "path"}``.
+
+    Raises:
+        FileNotFoundError: the run folder lacks the checkpoint or ``selection.json``.
+        ValueError: an unknown ``checkpoint`` or ``prior``, or a class the run does not know.
+
+    Example:
+        >>> evaluate("no-such-run", "data")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: no-such-run is not a finished augbal run: no-such-run/selection.json does not exist
+    """
+    run = Path(run_dir)
+    if checkpoint not in _CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {', '.join(_CHECKPOINTS)}; got {checkpoint!r}")
+    if prior is not None and prior not in _PRIORS:
+        raise ValueError(f"prior must be one of {', '.join(_PRIORS)}; got {prior!r}")
+    selection = _selection(run)
+    index = _index(data, selection["classes"])
+    name = Path(str(data)).stem if not hasattr(data, "paths") else "index"
+    result = _score(run, selection, index, checkpoint=checkpoint, prior=prior, device=device)
+    result["data"] = str(data) if not hasattr(data, "paths") else f"ImageIndex of {len(index)} images"
+    target = Path(out) if out is not None else run / "evaluations" / f"{name}-{checkpoint}.json"
+    atomic_write_text(target, json.dumps(result, indent=2) + "\n")
+    result["path"] = str(target)
+    return result
+
+
+def evaluate_test(run_dir: str | os.PathLike[str], *, device: str = "cpu") -> dict[str, Any]:
+    """Score the selected model once on the recipe's test split; write ``RUN/test.json``.
+
+    Runs only on a finished run (``selection.json`` written): the choice is made before the
+    test images are read.
+
+    Raises:
+        FileNotFoundError: the run is not finished.
+        ValueError: the recipe's data has no test split.
+    """
+    from augbal.recipes import load_recipe
+
+    from ._data import resolve_data
+
+    run = Path(run_dir)
+    selection = _selection(run)
+    recipe = load_recipe(run / "recipe.yaml")
+    splits = resolve_data(recipe.data, seed=int(recipe.seed))
+    if splits.test is None:
+        raise ValueError(f"the recipe's data has no test split ({run / 'recipe.yaml'}): nothing to evaluate")
+    result = _score(run, selection, splits.test, checkpoint="selected", prior=None, device=device)
+    result["data"] = "test split"
+    atomic_write_text(run / "test.json", json.dumps(result, indent=2) + "\n")
+    result["path"] = str(run / "test.json")
+    return result
+
+
+def _selection(run: Path) -> dict[str, Any]:
+    path = run / "selection.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run} is not a finished augbal run: {path} does not exist")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _index(data: Any, classes: list[str]) -> Any:
+    """The images of ``data`` as an ImageIndex with the run's class numbering."""
+    from augbal.data import ImageIndex, scan
+
+    if isinstance(data, ImageIndex):
+        index = data
+    else:
+        path = Path(data)
+        if not path.exists():
+            raise FileNotFoundError(f"data {path} does not exist")
+        index = scan(path)  # a folder of class folders, or a manifest
+    unknown = [c for c in index.classes if c not in classes]
+    if unknown:
+        raise ValueError(f"data classes must be among the run's classes {classes}; got {', '.join(map(repr, unknown))}")
+    return index
+
+
+def _score(run: Path, selection: dict[str, Any], index: Any, *, checkpoint: str, prior: str | None, device: str) -> dict[str, Any]:
+    from augbal.data import ImageDataset
+    from augbal.recipes import load_recipe
+
+    from ._distributed import DistContext, resolve_device
+    from ._loop import _predict
+    from ._metrics import evaluate_logits
+    from ._model import build_model
+    from ._posthoc import adjust_logits, estimate_prior_em
+    from ._strategies import policies
+
+    path = run / _CHECKPOINTS[checkpoint]
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint!r} not found: {path} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=checkpoint != "last")
+    recipe = load_recipe(run / "recipe.yaml")
+    classes = list(selection["classes"])
+    info = SimpleNamespace(**selection["weights"])
+    m = recipe.model
+    model, _ = build_model(
+        len(classes), weights="none", cifar_stem=m.cifar_stem, dropout=m.dropout, head=m.head,
+        input_size=int(info.input_size), mean=tuple(info.mean), std=tuple(info.std),
+    )  # fmt: skip
+    model.load_state_dict(state["model"])
+    dev = resolve_device(device)
+    model.to(dev)
+    _, eval_policy = policies(recipe, info, seed=int(recipe.seed))
+    # the run's class numbering: data label k is class index.classes[k]
+    remap = np.array([classes.index(c) for c in index.classes], dtype=np.int64)
+    labels = remap[np.asarray(index.labels, dtype=np.int64)]
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=dev)
+    logits = _predict(model, ImageDataset(index, transform=eval_policy), len(labels), ctx, dev, None, False, batch=256)
+
+    train_prior = np.asarray(selection["train_prior"], dtype=np.float64)
+    own = state.get("posthoc") if checkpoint == "selected" else None
+    applied: dict[str, Any] | None = None
+    tau = 1.0
+    if prior is None and own:
+        applied = dict(own)
+        target: Any = np.asarray(own["target_prior"], dtype=np.float64)
+        tau = float(own.get("tau", 1.0))
+    elif prior == "uniform":
+        target = "uniform"
+        applied = {"prior": "uniform"}
+    elif prior == "em":
+        target = estimate_prior_em(torch.softmax(logits.double(), 1).numpy(), train_prior)
+        applied = {"prior": "em", "target_prior": np.asarray(target).tolist()}
+    else:
+        target = None
+    if target is not None:
+        logits = torch.as_tensor(np.asarray(adjust_logits(logits.numpy(), train_prior=train_prior, target_prior=target, tau=tau)),
+                                 dtype=torch.float32)  # fmt: skip
+    counts = np.asarray(selection.get("train_counts") or np.round(train_prior * 1e6), dtype=np.int64)
+    metrics = evaluate_logits(logits, labels, train_counts=counts, classes=classes)
+    return {"checkpoint": checkpoint, "epoch": state.get("epoch"), "prior": applied, "classes": classes, "metrics": metrics}

@@ -1,0 +1,501 @@
+"""The strategies of a run beyond its loss: the input path, DRS, and what acts after training.
+
+- **Inputs.** :func:`cache_level` says how far the trunk stays frozen for the whole run
+  (``freeze.frozen_through(epochs)``: "layer4" → the 512-d features can be cached, "layer3" →
+  layer3's activations); :func:`cached_inputs` then trains the tail on
+  ``FeatureCache.views(...)`` (K augmented views when an augmentation policy is set; the
+  draw with repeat k in epoch e reads view (k + e) mod K) instead of images.
+- **DRS** (deferred re-sampling, Cao et al. 2019): the sampler's weighting becomes
+  ``Deferred(switch_epoch, before="instance", after="balanced")`` (a class-aware sampler when
+  the recipe has none).
+- **Feature-space resampling**: ``resample_features`` (SMOTE, ADASYN, BorderlineSMOTE via
+  imbalanced-learn, seeded by the run seed) on the cached training features, once per run; the
+  head trains on the resampled set.
+- **After training**, each a *candidate* scored on validation, chosen only there:
+  cRT (Kang et al. 2020: a new head trained with class-balanced sampling on the frozen
+  features), tau-normalisation of the head (tau from a grid, chosen on validation), and
+  post-hoc logit adjustment (Menon et al. 2021) to the uniform prior, the validation prior,
+  or the validation prior estimated by EM (Saerens et al. 2002).
+
+Example:
+    >>> c = Candidate("best", 3, "epoch 3: best", torch.zeros(2, 2), {"balanced_accuracy": 0.5}, {})
+    >>> d = Candidate("crt", 3, "cRT", torch.zeros(2, 2), {"balanced_accuracy": 0.6}, {})
+    >>> choose([c, d], "balanced_accuracy", "max").name
+    'crt'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from augbal._draw import DrawBatch
+
+__all__ = ["Candidate", "TensorViews", "choose", "drs_weighting"]
+
+#: the tau grid of tau-normalisation when the recipe gives none (Kang et al. search [0, 1])
+TAU_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+@dataclass
+class Candidate:
+    """One model the run may select: its name, epoch, why it exists, its validation logits
+    and metrics, its full state_dict, and the post-hoc adjustment applied to its logits."""
+
+    name: str
+    epoch: int
+    reason: str
+    logits: torch.Tensor
+    metrics: dict[str, Any]
+    state: dict[str, torch.Tensor]
+    posthoc: dict[str, Any] | None = field(default=None)
+
+
+def choose(candidates: Sequence[Candidate], metric: str, mode: str) -> Candidate:
+    """The best candidate by ``metric`` (``mode`` "max" or "min"); ties keep the earlier one."""
+    if not candidates:
+        raise ValueError("choose needs at least one candidate; got none")
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}")
+    sign = 1.0 if mode == "max" else -1.0
+
+    def value(c: Candidate) -> float:
+        v = metric_value(c.metrics, metric)
+        return -np.inf if np.isnan(v) else sign * v  # a NaN never wins
+
+    best = candidates[0]
+    for c in candidates[1:]:
+        if value(c) > value(best):
+            best = c
+    return best
+
+
+def metric_value(metrics: dict[str, Any], name: str) -> float:
+    """A validation metric by name: a key (``"loss"``), ``"val.<key>"``, or ``"<list key>.<class>"``
+    (``"recall.2"``).
+
+    Example:
+        >>> metric_value({"loss": 0.5, "recall": [0.1, 0.9]}, "val.recall.1")
+        0.9
+    """
+    key = name[4:] if name.startswith("val.") else name
+    if key in metrics:
+        return float(metrics[key])
+    head, _, index = key.rpartition(".")
+    if head in metrics and index.isdigit():
+        return float(metrics[head][int(index)])
+    raise KeyError(f"metric {name!r} is not among the validation metrics: {', '.join(sorted(metrics))}")
+
+
+def selection_metric(selector: Any) -> tuple[str, str]:
+    """The metric and mode ("max"/"min") candidates are compared by: the selector's, else
+    balanced accuracy; ``"auto"`` (or none) minimises losses and ECE, maximises the rest.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> selection_metric(SimpleNamespace(metric="val.loss", mode="auto"))
+        ('val.loss', 'min')
+    """
+    metric = str(getattr(selector, "metric", None) or "balanced_accuracy")
+    mode = getattr(selector, "mode", None)
+    if mode not in ("max", "min"):
+        base = metric[4:] if metric.startswith("val.") else metric
+        mode = "min" if base.startswith("loss") or base == "ece" else "max"
+    return metric, str(mode)
+
+
+# ======================================================================================
+# inputs
+# ======================================================================================
+
+
+def policies(recipe: Any, weights: Any, *, seed: int) -> tuple[Any, Any]:
+    """The training and evaluation policies, sized and normalised by the weights unless the
+    spec gives its own ``size``/``mean``/``std``; seeded by the run seed unless it sets one."""
+    from augbal.augment import build_policy
+
+    def make(spec: Any) -> Any:
+        spec = _spec(spec) if spec is not None else "none"
+        given = set(spec) if isinstance(spec, dict) else set()
+        defaults = {"size": int(weights.input_size), "mean": tuple(weights.mean), "std": tuple(weights.std), "seed": seed}
+        return build_policy(spec, **{k: v for k, v in defaults.items() if k not in given})
+
+    train_spec = getattr(recipe, "augmentation", None)
+    return make(train_spec), make(getattr(recipe, "eval_augmentation", None))
+
+
+def cache_level(recipe: Any, freeze: Any, epochs: int) -> str | None:
+    """``"features"``, ``"layer3"`` or ``None``: what the run trains on, from the freeze policy
+    and ``cache.enabled`` (``auto``: cache when allowed and no mixer mixes images)."""
+    frozen = freeze.frozen_through(epochs)
+    upto = {"layer4": "features", "layer3": "layer3"}.get(frozen)
+    cache = getattr(recipe, "cache", None)
+    enabled = getattr(cache, "enabled", "auto") if cache is not None else "auto"
+    mixer = getattr(recipe, "mixer", None)
+    resampler = _strategy(recipe, "feature_resampler")
+    if enabled is False or enabled == "false":
+        if resampler is not None:
+            raise ValueError("strategy.feature_resampler must run on cached features; got cache.enabled: false")
+        return None
+    if upto is None:
+        if enabled is True or enabled == "true":
+            raise ValueError(
+                f"cache.enabled: true needs a trunk frozen for the whole run (freeze head, layer4 or layer3); "
+                f"got freeze {_spec(recipe.freeze)!r}"
+            )
+        if resampler is not None:
+            raise ValueError("strategy.feature_resampler needs the 512-d features cached: use freeze: head")
+        return None
+    if mixer is not None:
+        if enabled is True or enabled == "true" or resampler is not None:
+            raise ValueError("a mixer mixes images, so it cannot run on cached features; set cache.enabled: false")
+        return None
+    if resampler is not None and upto != "features":
+        raise ValueError("strategy.feature_resampler needs the 512-d features cached: use freeze: head")
+    return upto
+
+
+class TensorViews:
+    """In-memory inputs (features or activations) and labels: a dataset taking whole batches of
+    keys, as ``CachedViews`` does (here there is one view, so the repeat is ignored).
+
+    Example:
+        >>> tv = TensorViews(torch.arange(6.0).reshape(3, 2), np.array([0, 1, 1]))
+        >>> x, y = tv.__getitems__(np.array([2, 0])); x.tolist(), y.tolist()
+        ([[4.0, 5.0], [0.0, 1.0]], [1, 0])
+    """
+
+    def __init__(self, inputs: torch.Tensor, labels: Any) -> None:
+        self.inputs = inputs
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.targets = self.labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitems__(self, keys: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.asarray(keys.index if isinstance(keys, DrawBatch) else keys, dtype=np.int64)
+        t = torch.from_numpy(idx)
+        return self.inputs[t], torch.from_numpy(self.labels[idx])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.inputs[i], int(self.labels[i])
+
+
+def cached_inputs(
+    recipe: Any,
+    model: nn.Module,
+    trunk_key: str,
+    data: Any,
+    *,
+    upto: str,
+    train_policy: Any,
+    eval_policy: Any,
+    device: torch.device,
+    ctx: Any,
+    seed: int,
+    root: Path,
+) -> tuple[Any, Any, nn.Module]:
+    """``(train inputs, val inputs, the tail to train)`` from the feature cache; rank 0 fills the
+    cache first, the other ranks then read it."""
+    from ._cache import FeatureCache, tail
+    from ._distributed import barrier
+
+    cache = getattr(recipe, "cache", None)
+    views = int(getattr(cache, "views", 1) or 1)
+    augmented = not getattr(train_policy, "deterministic", False)
+    # features in float32: a cached run equals an uncached one; layer3 activations in float16 (memory)
+    store = FeatureCache(getattr(cache, "dir", None) or root, dtype="float32" if upto == "features" else "float16")
+
+    def build() -> tuple[Any, Any]:
+        tr = store.views(
+            model, trunk_key, data.train, upto=upto, policy=train_policy if augmented else eval_policy,
+            num_views=views if augmented else 1, device=device,
+        )  # fmt: skip
+        va = store.views(model, trunk_key, data.val, upto=upto, policy=eval_policy, num_views=1, device=device)
+        return tr, va
+
+    if ctx.is_main:
+        train_views, val_views = build()
+    barrier(ctx)
+    if not ctx.is_main:
+        train_views, val_views = build()
+    resampler = _strategy(recipe, "feature_resampler")
+    if resampler is not None:
+        from ._features import resample_features
+
+        features, labels = train_views.__getitems__(np.arange(len(train_views)))
+        x, y = resample_features(features.numpy(), labels.numpy(), _spec(resampler), seed=seed)
+        train_views = TensorViews(torch.as_tensor(np.asarray(x), dtype=features.dtype), np.asarray(y))
+    return train_views, val_views, tail(model, upto)
+
+
+def autocast_dtype(recipe: Any, device: torch.device) -> torch.dtype | None:
+    """bf16 on CUDA (``amp`` auto or bf16), nothing on CPU or with ``amp: off``."""
+    amp = getattr(recipe, "amp", "auto")
+    if amp == "off" or device.type != "cuda":
+        return None
+    return torch.bfloat16
+
+
+def bn_loader(dataset: Any, batch: int, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The training inputs in order, in batches, for ``update_bn`` (BatchNorm recomputed)."""
+    n = len(dataset)
+    out = []
+    for i in range(0, n, batch):
+        idx = np.arange(i, min(n, i + batch), dtype=np.int64)
+        items = dataset.__getitems__(DrawBatch(idx, np.zeros_like(idx), 0))
+        if isinstance(items, tuple):
+            x, y = items
+        else:
+            x = torch.stack([torch.as_tensor(it[0]) for it in items])
+            y = torch.tensor([it[1] for it in items])
+        out.append((x.to(device), y))
+    return out
+
+
+# ======================================================================================
+# DRS
+# ======================================================================================
+
+
+def drs_weighting(switch_epoch: int, *, after: Any = "balanced") -> dict[str, Any]:
+    """The DRS sampler weighting: instance-balanced (the data as it is) before ``switch_epoch``,
+    the sampler's own weighting (class-balanced by default) from it.
+
+    Example:
+        >>> drs_weighting(4)
+        {'name': 'deferred', 'switch_epoch': 4, 'before': 'instance', 'after': 'balanced'}
+    """
+    return {"name": "deferred", "switch_epoch": int(switch_epoch), "before": "instance", "after": after}
+
+
+def sampler_spec(recipe: Any) -> Any:
+    """The recipe's sampler spec, with DRS folded in (``strategy.drs``)."""
+    spec = _spec(getattr(recipe, "sampler", None))
+    drs = _strategy(recipe, "drs")
+    if drs is None:
+        return spec
+    spec = {"name": "class_aware"} if spec is None else {"name": spec} if isinstance(spec, str) else dict(spec)
+    after = spec.get("weighting", "balanced")
+    return {**spec, "weighting": drs_weighting(int(_get(drs, "switch_epoch")), after=after)}
+
+
+# ======================================================================================
+# after training: cRT, tau-norm, post-hoc adjustment
+# ======================================================================================
+
+
+def after_training(
+    recipe: Any,
+    chosen: Candidate,
+    *,
+    model: nn.Module,
+    data: Any,
+    weights: Any,
+    train_prior: np.ndarray,
+    val_labels: np.ndarray,
+    train_counts: np.ndarray,
+    classes: list[str],
+    score: Callable[[nn.Module], tuple[torch.Tensor, dict[str, Any]]],
+    net: nn.Module,
+    device: torch.device,
+    ctx: Any,
+    seed: int,
+    metric: str,
+    mode: str,
+    candidates: list[Candidate],
+    root: Path,
+    eval_policy: Any,
+) -> Candidate:
+    """Add the cRT, tau-norm and post-hoc candidates the recipe asks for; return the winner."""
+    from ._metrics import evaluate_logits
+
+    crt = _strategy(recipe, "crt")
+    tau = _strategy(recipe, "tau_norm")
+    if crt is not None or tau is not None:
+        model.load_state_dict(chosen.state)
+        feats = _features(model, data, weights_key=_key(model), device=device, ctx=ctx, root=root, policy=eval_policy)
+        train_x, train_y, val_x = feats
+        if tau is not None:
+            candidates.append(_tau_norm(model, chosen, val_x, val_labels, train_counts, classes, tau, metric, mode))
+        if crt is not None:
+            candidates.append(_crt(recipe, model, chosen, train_x, train_y, val_x, val_labels, train_counts, classes,
+                                   crt, seed=seed, ctx=ctx))  # fmt: skip
+        chosen = choose(candidates, metric, mode)
+    posthoc = _strategy(recipe, "posthoc")
+    if posthoc is not None:
+        from ._posthoc import adjust_logits, estimate_prior_em
+
+        prior = str(_get(posthoc, "prior", "uniform"))
+        tau_p = float(_get(posthoc, "tau", 1.0))
+        if prior == "uniform":
+            target: Any = "uniform"
+        elif prior == "val":
+            target = np.bincount(val_labels, minlength=len(classes)) / len(val_labels)
+        else:  # "em": the validation prior estimated from the model's own posteriors
+            target = estimate_prior_em(torch.softmax(chosen.logits.double(), 1).numpy(), train_prior)
+        adjusted = torch.as_tensor(np.asarray(adjust_logits(chosen.logits.numpy(), train_prior=train_prior,
+                                                            target_prior=target, tau=tau_p)), dtype=torch.float32)  # fmt: skip
+        target_list = [1.0 / len(classes)] * len(classes) if isinstance(target, str) else np.asarray(target).tolist()
+        adj = Candidate(
+            f"{chosen.name}+posthoc", chosen.epoch, f"{chosen.reason}; logits adjusted to the {prior} prior",
+            adjusted, evaluate_logits(adjusted, val_labels, train_counts=train_counts, classes=classes), chosen.state,
+            posthoc={"prior": prior, "train_prior": train_prior.tolist(), "target_prior": target_list, "tau": tau_p},
+        )  # fmt: skip
+        candidates.append(adj)
+        chosen = choose([chosen, adj], metric, mode)
+    return chosen
+
+
+def _key(model: nn.Module) -> str:
+    from ._loop import trunk_hash
+
+    return trunk_hash(model, "features")
+
+
+def _features(
+    model: nn.Module, data: Any, *, weights_key: str, device: torch.device, ctx: Any, root: Path, policy: Any
+) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+    """512-d features of the training and validation images under ``model`` (cached)."""
+    from ._cache import FeatureCache
+    from ._distributed import barrier
+
+    store = FeatureCache(root, dtype="float32")
+    out: Any = None
+    for turn in (0, 1):  # rank 0 fills the cache, then the others read it
+        if (turn == 0) == bool(ctx.is_main):
+            tr = store.views(model, weights_key, data.train, upto="features", policy=policy, num_views=1, device=device)
+            va = store.views(model, weights_key, data.val, upto="features", policy=policy, num_views=1, device=device)
+            tx, ty = tr.__getitems__(np.arange(len(tr)))
+            vx, _ = va.__getitems__(np.arange(len(va)))
+            out = (tx.float(), ty.numpy(), vx.float())
+        if turn == 0:
+            barrier(ctx)
+    return out
+
+
+def _tau_norm(
+    model: nn.Module,
+    chosen: Candidate,
+    val_x: torch.Tensor,
+    val_labels: np.ndarray,
+    train_counts: np.ndarray,
+    classes: list[str],
+    spec: Any,
+    metric: str,
+    mode: str,
+) -> Candidate:
+    """tau-normalised head (bias dropped), tau chosen on validation from the grid."""
+    from ._metrics import evaluate_logits
+    from ._model import head_linear
+    from ._posthoc import tau_normalize
+
+    head = head_linear(model)
+    given = _get(spec, "tau", None)
+    grid = sorted(set(TAU_GRID) | ({float(given)} if given is not None else set()))
+    scored = []
+    with torch.no_grad():
+        for t in grid:
+            w = torch.as_tensor(tau_normalize(head.weight.detach().cpu(), t), dtype=torch.float32)
+            logits = val_x @ w.T
+            scored.append(Candidate("tau_norm", chosen.epoch, "", logits,
+                                    evaluate_logits(logits, val_labels, train_counts=train_counts, classes=classes),
+                                    {}, posthoc=None))  # fmt: skip
+            scored[-1].reason = t  # type: ignore[assignment]
+    best = choose(scored, metric, mode)
+    t = float(best.reason)  # type: ignore[arg-type]
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(tau_normalize(head.weight.detach().cpu(), t), dtype=head.weight.dtype))
+        if getattr(head, "bias", None) is not None:
+            head.bias.zero_()
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(chosen.state)
+    return replace(best, reason=f"{chosen.reason}; head tau-normalised with tau={t:g} (chosen on validation)",
+                   state=state)  # fmt: skip
+
+
+def _crt(
+    recipe: Any,
+    model: nn.Module,
+    chosen: Candidate,
+    train_x: torch.Tensor,
+    train_y: np.ndarray,
+    val_x: torch.Tensor,
+    val_labels: np.ndarray,
+    train_counts: np.ndarray,
+    classes: list[str],
+    spec: Any,
+    *,
+    seed: int,
+    ctx: Any,
+) -> Candidate:
+    """Classifier re-training: a new head, class-balanced sampling, on the frozen features."""
+    from augbal.sampling import SAMPLERS
+
+    from ._metrics import evaluate_logits
+    from ._model import head_linear
+    from ._optim import build_optimizer
+
+    head = head_linear(model)
+    epochs = int(_get(spec, "epochs", 10))
+    lr = float(_get(spec, "lr", None) or recipe.optim["lr"])
+    sampler = SAMPLERS.from_spec(_spec(_get(spec, "sampler", None)) or {"name": "class_aware", "weighting": "balanced"},
+                                 labels=train_y, seed=seed, num_replicas=1, rank=0)  # fmt: skip
+    fresh = nn.Linear(head.in_features, head.out_features)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh.reset_parameters()
+    optim_spec = {**dict(recipe.optim), "lr": lr}
+    optimizer = build_optimizer([{"params": list(fresh.parameters()), "lr": lr}], optim_spec)
+    batch = int(recipe.batch_size)
+    y_all = torch.from_numpy(np.asarray(train_y, dtype=np.int64))
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        for idx in sampler.batches(batch):
+            t = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+            loss = torch.nn.functional.cross_entropy(fresh(train_x[t]), y_all[t])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        head.weight.copy_(fresh.weight)
+        if getattr(head, "bias", None) is not None:
+            head.bias.copy_(fresh.bias)
+        logits = fresh(val_x)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(chosen.state)
+    return Candidate(
+        "crt", chosen.epoch,
+        f"{chosen.reason}; head re-trained {epochs} epochs with class-balanced sampling on frozen features (cRT)",
+        logits, evaluate_logits(logits, val_labels, train_counts=train_counts, classes=classes), state,
+    )  # fmt: skip
+
+
+# ======================================================================================
+# small helpers
+# ======================================================================================
+
+
+def _spec(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump() if callable(dump) else value
+
+
+def _get(section: Any, key: str, default: Any = None) -> Any:
+    if isinstance(section, dict):
+        return section.get(key, default)
+    return getattr(section, key, default)
+
+
+def _strategy(recipe: Any, key: str) -> Any:
+    section = getattr(recipe, "strategy", None)
+    if section is None:
+        return None
+    return _get(section, key, None)

@@ -1,0 +1,108 @@
+"""Issue 9, item 6 on the command line: --executor, --ray-address, --num-shards/--shard-index, merge."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from augbal.cli import cli
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for name, n in {"a": 8, "b": 3}.items():
+        (tmp_path / "src" / name).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(tmp_path / "src" / name / f"{i}.png")
+    return tmp_path / "src"
+
+
+def _run(*args: str):
+    return CliRunner().invoke(cli, ["build-dataset", *args], prog_name="augbal")
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+ARGS = ("--split", "0.5,0.25,0.25", "--workers", "1", "--seed", "3")
+
+
+def test_shards_then_merge_give_the_single_build(source: Path, tmp_path: Path) -> None:
+    whole = _run(str(source), str(tmp_path / "whole"), *ARGS)
+    assert whole.exit_code == 0, whole.output
+    after = json.loads((tmp_path / "whole" / "summary.json").read_text())["counts"]["after"]
+    total = sum(n for split in after.values() for n in split.values())
+    assert total == 14
+    parts = []
+    for i in range(2):
+        part = _run(str(source), str(tmp_path / f"part{i}"), *ARGS, "--num-shards", "2", "--shard-index", str(i))
+        assert part.exit_code == 0, part.output
+        files = json.loads((tmp_path / f"part{i}" / "summary.json").read_text())["shard"]["files"]
+        assert f"shard {i} of 2: wrote {files} of the {total} files (the table is the whole build)" in part.output
+        parts.append(str(tmp_path / f"part{i}"))
+    merged = _run("merge", str(tmp_path / "merged"), *parts)
+    assert merged.exit_code == 0, merged.output
+    assert merged.output.startswith(f"merged 2 shards into {tmp_path / 'merged'}\n")
+    assert merged.output.splitlines()[-1] == whole.output.splitlines()[-1]  # the config hash
+    got, want = _tree(tmp_path / "merged"), _tree(tmp_path / "whole")
+    assert sorted(got) == sorted(want) and [k for k in want if k != "summary.json" and got[k] != want[k]] == []
+
+
+def test_merge_refusals_exit_2_naming_the_folders(source: Path, tmp_path: Path) -> None:
+    part = tmp_path / "part0"
+    assert _run(str(source), str(part), *ARGS, "--num-shards", "2", "--shard-index", "0").exit_code == 0
+    twice = _run("merge", str(tmp_path / "out"), str(part), str(part))
+    assert twice.exit_code == 2
+    assert twice.output.splitlines()[0] == "Usage: augbal build-dataset merge [OPTIONS] OUT SHARD_DIRS..."
+    assert twice.output.strip().splitlines()[-1] == (
+        f"Error: each shard index must be given once; shard 0 of 2 is both {part} and {part}")
+    missing = _run("merge", str(tmp_path / "out"), str(part))
+    assert missing.exit_code == 2 and "Error: every shard index 0..1 must be given; missing shard 1 of 2" in missing.output
+    none = _run("merge", str(tmp_path / "out"))
+    assert none.exit_code == 2 and "Missing argument 'SHARD_DIRS...'" in none.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "text"),
+    [
+        (["--shard-index", "1"], "--num-shards", "shard_index needs num_shards too"),
+        (["--num-shards", "2"], "--shard-index", "num_shards needs shard_index too"),
+        (["--num-shards", "2", "--shard-index", "2"], "--shard-index", "got 2 (num_shards 2)"),
+        (["--num-shards", "0", "--shard-index", "0"], "--num-shards", "0 is not in the range x>=1"),
+        (["--executor", "dask"], "--executor", "'dask' is not one of 'local', 'ray'"),
+        (["--ray-address", "auto"], "--ray-address", "ray_address needs executor 'ray'"),
+    ],
+)
+def test_bad_scale_options_exit_2_naming_the_flag(source: Path, tmp_path: Path, args, flag: str, text: str) -> None:
+    result = _run(str(source), str(tmp_path / "out"), "--dry-run", *args)
+    assert result.exit_code == 2, result.output
+    assert flag in result.output and text in result.output
+
+
+def test_executor_ray_without_ray_installed_exits_2(source: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    result = _run(str(source), str(tmp_path / "out"), "--executor", "ray")
+    assert result.exit_code == 2
+    assert "Invalid value for '--executor'" in result.output and "pip install augbal[ray]" in result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.incomplete").exists()
+
+
+def test_help_documents_the_scale_options_and_merge() -> None:
+    result = CliRunner().invoke(cli, ["build-dataset", "--help"])
+    assert result.exit_code == 0
+    for flag in ("--executor [local|ray]", "--ray-address ADDR", "--num-shards K", "--shard-index I",
+                 "$RAY_ADDRESS", "pip install augbal[ray]", "augbal build-dataset merge OUT SHARD_DIRS..."):
+        assert flag in " ".join(result.output.split()), flag
+    merge = _run("merge", "--help")
+    assert merge.exit_code == 0
+    assert merge.output.startswith("Usage: augbal build-dataset merge [OPTIONS] OUT SHARD_DIRS...")
+    assert "--overwrite" in merge.output and "byte for byte" in merge.output

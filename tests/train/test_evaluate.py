@@ -1,0 +1,93 @@
+"""augbal.train.evaluate: a run's checkpoint scored on a folder, a manifest or an index."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+_spec = importlib.util.spec_from_file_location("_loop_helpers", Path(__file__).with_name("test_loop.py"))
+_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_helpers)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from augbal.train import train
+
+    root = tmp_path_factory.mktemp("eval")
+    folder = _helpers.make_folder(root / "data")
+    result = train(_helpers.tiny_recipe(folder, **{"optim.lr": 1e-2}), out=root / "run")
+    return result, folder
+
+
+def val_split(result):
+    from augbal.recipes import load_recipe
+    from augbal.train._data import resolve_data
+
+    recipe = load_recipe(result.run_dir / "recipe.yaml")
+    return resolve_data(recipe.data, seed=recipe.seed).val
+
+
+def test_the_selected_checkpoint_on_the_validation_images_scores_what_the_run_recorded(run):
+    from augbal.train import evaluate
+
+    result, _ = run
+    scored = evaluate(result.run_dir, val_split(result))
+    recorded = json.loads((result.run_dir / "selection.json").read_text())["val"]
+    assert scored["checkpoint"] == "selected" and scored["prior"] is None
+    assert scored["metrics"]["confusion"] == recorded["confusion"]
+    for key in ("loss", "loss_weighted", "loss_uniform_prior", "balanced_accuracy", "ece"):
+        assert scored["metrics"][key] == pytest.approx(recorded[key], abs=1e-5), key
+    assert Path(scored["path"]) == result.run_dir / "evaluations" / "index-selected.json"
+
+
+def test_a_manifest_scores_as_its_folder_and_labels_follow_the_run_classes(run, tmp_path):
+    from augbal.data import scan, write_manifest
+    from augbal.train import evaluate
+
+    result, folder = run
+    index = scan(folder)
+    as_folder = evaluate(result.run_dir, folder, out=tmp_path / "a.json")
+    manifest = write_manifest(index, tmp_path / "m.csv")
+    as_manifest = evaluate(result.run_dir, manifest, out=tmp_path / "b.json")
+    assert as_manifest["metrics"] == as_folder["metrics"]
+    # a folder holding only some of the run's classes keeps the run's numbering
+    only_dog = tmp_path / "dogs"
+    (only_dog / "dog").mkdir(parents=True)
+    for p in sorted((folder / "dog").iterdir())[:3]:
+        (only_dog / "dog" / p.name).write_bytes(p.read_bytes())
+    scored = evaluate(result.run_dir, only_dog, out=tmp_path / "c.json")
+    assert scored["metrics"]["n"] == [0, 0, 3]
+
+
+def test_priors_adjust_the_logits_and_bad_arguments_name_themselves(run, tmp_path):
+    from augbal.train import evaluate
+    from augbal.train._posthoc import adjust_logits
+
+    result, folder = run
+    none = evaluate(result.run_dir, folder, prior="none", out=tmp_path / "n.json")
+    uniform = evaluate(result.run_dir, folder, prior="uniform", out=tmp_path / "u.json")
+    em = evaluate(result.run_dir, folder, prior="em", out=tmp_path / "e.json")
+    assert none["prior"] is None and uniform["prior"] == {"prior": "uniform"}
+    assert len(em["prior"]["target_prior"]) == 3 and sum(em["prior"]["target_prior"]) == pytest.approx(1.0)
+    # the adjustment is a per-class shift of the logits: the uniform target lifts the rare classes
+    prior = np.asarray(json.loads((result.run_dir / "selection.json").read_text())["train_prior"])
+    shift = np.asarray(adjust_logits(np.zeros((1, 3)), train_prior=prior, target_prior="uniform"))[0]
+    assert shift.argmax() == prior.argmin()
+    assert sum(uniform["metrics"]["confusion"][i][prior.argmin()] for i in range(3)) >= sum(
+        none["metrics"]["confusion"][i][prior.argmin()] for i in range(3))  # fmt: skip
+    with pytest.raises(ValueError, match="prior must be one of none, uniform, em; got 'val'"):
+        evaluate(result.run_dir, folder, prior="val")
+    with pytest.raises(ValueError, match="checkpoint must be one of selected, best, last; got 'first'"):
+        evaluate(result.run_dir, folder, checkpoint="first")
+    other = _helpers.make_folder(tmp_path / "other", counts=(3, 3, 3))
+    (other / "dog").rename(other / "wolf")
+    with pytest.raises(ValueError, match=r"data classes must be among the run's classes .*; got 'wolf'"):
+        evaluate(result.run_dir, other)

@@ -1,0 +1,163 @@
+"""augbal.train.train end to end on tiny generated images: the run folder, determinism, the
+cache path equal to the image path, and test data kept out of selection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from augbal.data import write_image_folder
+
+torch.set_num_threads(1)
+
+
+def make_folder(root: Path, counts=(48, 16, 8), size: int = 32, seed: int = 0) -> Path:
+    """Class c: noise around its own colour, so a head can learn something in two epochs."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for c, n in enumerate(counts):
+        base = np.array([60 + 70 * c, 180 - 50 * c, 90 + 40 * (c % 2)], dtype=np.float64)
+        for _ in range(n):
+            img = np.clip(base + rng.normal(0, 40, size=(size, size, 3)), 0, 255).astype(np.uint8)
+            items.append((img, c))
+    return write_image_folder(items, root, classes=["cat", "deer", "dog"])
+
+
+def tiny_recipe(source: Path, **overrides):
+    recipe = {
+        "data": {"source": str(source), "val_fraction": 0.25, "test_fraction": 0.2, "split_seed": 0},
+        "model": {"weights": "none", "input_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+        "epochs": 2,
+        "batch_size": 16,
+        "device": "cpu",
+        "num_workers": 0,
+        "optim": {"name": "adam", "lr": 1e-3},
+        "noise_floor": {"n_boot": 50, "seed": 0},
+    }
+    for key, value in overrides.items():
+        node = recipe
+        *path, last = key.split(".")
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return recipe
+
+
+def without_timing(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        row.pop("time_s")
+    return rows
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return make_folder(tmp_path_factory.mktemp("images") / "data")
+
+
+@pytest.fixture(scope="module")
+def head_run(folder, tmp_path_factory):
+    from augbal.train import train
+
+    out = tmp_path_factory.mktemp("runs") / "head"
+    return train(tiny_recipe(folder, **{"cache.dir": str(out.parent / "cache")}), out=out)
+
+
+def test_a_run_writes_its_folder_and_says_what_it_selected(head_run):
+    run = head_run.run_dir
+    for name in ("recipe.yaml", "metrics.jsonl", "last.pt", "best.pt", "selected.pt", "selection.json", "run.md"):
+        assert (run / name).is_file(), name
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1]
+    for r in rows:
+        assert set(r) == {"epoch", "lr", "train", "val", "time_s"}
+        assert set(r["train"]) == {"loss", "loss_unweighted"}
+        assert {"loss", "loss_weighted", "loss_uniform_prior", "balanced_accuracy", "macro_f1", "recall",
+                "confusion", "ece"} <= set(r["val"])
+        assert r["lr"] == [pytest.approx(1e-3)]
+    best = torch.load(run / "best.pt", weights_only=True)
+    selection = json.loads((run / "selection.json").read_text())
+    assert best["epoch"] == selection["epoch"] == head_run.selected_epoch
+    assert selection["candidate"] == head_run.candidate == "best"
+    chosen = max(rows, key=lambda r: r["val"]["balanced_accuracy"])  # first of the ties, as "best" keeps it
+    assert head_run.selected_epoch == chosen["epoch"]
+    assert head_run.val["balanced_accuracy"] == pytest.approx(chosen["val"]["balanced_accuracy"], abs=1e-9)
+    assert selection["verdict"] == head_run.verdict and "noise" in head_run.verdict
+    assert selection["classes"] == ["cat", "deer", "dog"]
+    assert (run / "cache").exists() is False  # the recipe's cache.dir was used
+    assert any((run.parent / "cache").iterdir())
+
+
+def test_an_occupied_run_folder_is_refused(head_run, folder):
+    from augbal.train import train
+
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(tiny_recipe(folder), out=head_run.run_dir)
+
+
+def test_the_same_recipe_gives_the_same_metrics_byte_for_byte(folder, tmp_path):
+    from augbal.train import train
+
+    recipe = tiny_recipe(folder, freeze={"name": "layer4"}, sampler={"name": "class_aware"},
+                         augmentation={"name": "light"}, epochs=2)
+    a = train(recipe, out=tmp_path / "a")
+    b = train(recipe, out=tmp_path / "b")
+    assert without_timing(a.run_dir / "metrics.jsonl") == without_timing(b.run_dir / "metrics.jsonl")
+    wa = torch.load(a.run_dir / "selected.pt", weights_only=True)["model"]
+    wb = torch.load(b.run_dir / "selected.pt", weights_only=True)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = train({**recipe, "seed": 1}, out=tmp_path / "c")
+    assert without_timing(c.run_dir / "metrics.jsonl") != without_timing(a.run_dir / "metrics.jsonl")
+
+
+def test_cached_features_train_the_head_as_the_images_do(folder, tmp_path, head_run):
+    from augbal.train import train
+
+    plain = train(tiny_recipe(folder, **{"cache.enabled": False}), out=tmp_path / "plain")
+    assert not (tmp_path / "plain" / "cache").exists()
+    cached = without_timing(head_run.run_dir / "metrics.jsonl")
+    images = without_timing(plain.run_dir / "metrics.jsonl")
+    for a, b in zip(cached, images):
+        for key in ("loss", "loss_weighted", "loss_uniform_prior", "balanced_accuracy", "ece"):
+            assert a["val"][key] == pytest.approx(b["val"][key], abs=1e-5), key
+        assert a["train"]["loss"] == pytest.approx(b["train"]["loss"], abs=1e-5)
+
+
+def test_the_test_split_cannot_influence_the_selection(folder, tmp_path, head_run, monkeypatch):
+    from augbal.train import _data, train
+    from augbal.train._evaluate import evaluate_test
+
+    before = (head_run.run_dir / "selection.json").read_bytes()
+    best = (head_run.run_dir / "best.pt").read_bytes()
+    scored = evaluate_test(head_run.run_dir)
+    assert (head_run.run_dir / "test.json").is_file()
+    assert json.loads((head_run.run_dir / "test.json").read_text())["metrics"] == scored["metrics"]
+    assert (head_run.run_dir / "selection.json").read_bytes() == before  # scoring test changed nothing
+    assert (head_run.run_dir / "best.pt").read_bytes() == best
+
+    real = _data.resolve_data
+
+    def no_test(*args, **kwargs):
+        splits = real(*args, **kwargs)
+        assert splits.test is not None
+        return type(splits)(**{**splits.__dict__, "test": None})
+
+    monkeypatch.setattr(_data, "resolve_data", no_test)
+    alone = train(tiny_recipe(folder, **{"cache.dir": str(head_run.run_dir.parent / "cache")}), out=tmp_path / "no-test")
+    a = json.loads(before)
+    b = json.loads((alone.run_dir / "selection.json").read_text())
+    assert (a["candidate"], a["epoch"], a["val"]) == (b["candidate"], b["epoch"], b["val"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_trains_in_bf16_with_channels_last(folder, tmp_path):
+    from augbal.train import train
+
+    result = train(tiny_recipe(folder, device="cuda", freeze={"name": "layer4"}, **{"cache.enabled": False}),
+                   out=tmp_path / "cuda")
+    rows = without_timing(result.run_dir / "metrics.jsonl")
+    assert len(rows) == 2 and all(np.isfinite(r["val"]["loss"]) for r in rows)
