@@ -19,7 +19,7 @@ import numpy as np
 from augbal._atomic import atomic_write
 from augbal._validation import check_choice, check_int, check_seed
 
-from ._execute import run_local
+from ._execute import prestart_workers, run_local
 from ._plan import SPLITS, Item, Plan, make_plan, plan_rows
 from ._ray import RayNotInstalledError, import_ray, run_ray
 from ._shard import SHARD_FILE, shard_positions
@@ -518,6 +518,8 @@ def build_dataset(
         raise BuildOptionError("undersample", f"undersample must be a sampling_strategy name, a float or a JSON "
                                f"dict; got {undersample!r} ({exc.msg})") from None
 
+    if not dry_run and executor == "local" and (workers or _available_cpus()) > 1:
+        prestart_workers()  # the fork server loads torch and the policies while SOURCE is scanned
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if existing:

@@ -122,8 +122,11 @@ class Augmenter:
         """The augmented ``(H, W, 3)`` uint8 array."""
         side = self.size or int(min(image.shape[0], image.shape[1]))
         out = self.policy(side)(image, label=label, draw=augment_draw(source_hash, repeat))
-        array = out.numpy() if hasattr(out, "numpy") else np.asarray(out)
-        return np.rint(array.transpose(1, 2, 0) * 255.0).clip(0, 255).astype(np.uint8)
+        array = np.array(out.numpy() if hasattr(out, "numpy") else out, dtype=np.float32)
+        # v / 255 in float32 times 255 rounds back to v in 0..255: no clip needed (it cost a numpy errstate)
+        np.multiply(array, 255.0, out=array)
+        np.rint(array, out=array)
+        return array.astype(np.uint8).transpose(1, 2, 0)
 
     def encode(self, image: np.ndarray, *, label: int, source_hash: str, repeat: int, fmt: str = "PNG") -> bytes:
         """The augmented image as ``fmt`` (``"PNG"`` or ``"JPEG"``) bytes, without metadata."""
@@ -286,7 +289,7 @@ def pending_items(
     """
     if resume:
         remove_partial_files(root)
-    for item in items:
+    for item in _interleaved(items):
         if resume and is_done(item, root):
             step(1)
         elif item.repeat == 0:
@@ -296,9 +299,55 @@ def pending_items(
             yield item
 
 
+#: What the fork server imports once, so that each worker forks from a process that has
+#: torch, albumentations and the policies loaded (importing them took a worker seconds).
+_PRELOAD = ["augbal.build._execute", "augbal.data", "augbal.augment", "PIL.JpegImagePlugin", "PIL.PngImagePlugin"]
+
+
 def _context() -> Any:
+    """The start method of worker processes: a fork server preloading ``_PRELOAD`` (spawn where none)."""
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
+def prestart_workers() -> None:
+    """Start the fork server now (it imports ``_PRELOAD`` while the caller scans and plans).
+
+    Called by ``build_dataset`` before it scans SOURCE, when it will run local workers;
+    the first worker then forks from a loaded process instead of importing torch itself.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        _context()
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+def _interleaved(items: Iterable[Item]) -> Iterator[Item]:
+    """``items`` with the originals spread evenly among the augmented copies (same items, another order).
+
+    A plan lists every original before the first copy; executed in that order, the main
+    process would copy all originals while the workers wait. Interleaved, it copies a few
+    between two chunks it hands out, while the workers augment.
+    """
+    items = list(items)
+    originals = [item for item in items if item.repeat == 0]
+    copies = [item for item in items if item.repeat > 0]
+    if not copies:
+        yield from originals
+        return
+    per_copy = len(originals) / len(copies)
+    given = 0
+    for i, item in enumerate(copies):
+        upto = int((i + 1) * per_copy)
+        yield from originals[given:upto]
+        given = upto
+        yield item
+    yield from originals[given:]
 
 
 def run_local(
