@@ -234,3 +234,28 @@ def test_existing_splits_need_the_same_classes_naming_the_split(make_folder, tmp
     assert info.value.option == "split"
     with pytest.raises(BuildOptionError, match="needs a SOURCE/train folder"):
         build_dataset(src / "val", tmp_path / "out", split="existing", dry_run=True)
+
+
+# -- the writer path ----------------------------------------------------------------------------------------
+
+
+def test_originals_are_spread_among_the_copies_same_items() -> None:
+    from augbal.build._execute import _interleaved
+
+    originals = [Item("train", 0, f"/s/{i}.png", "ab", "g", f"train/a/{i}.png", 0) for i in range(3)]
+    copies = [Item("train", 0, "/s/0.png", "ab", "g", f"train/a/0.aug{k}.png", k) for k in range(1, 7)]
+    order = [item.out for item in _interleaved(originals + copies)]
+    assert order == ["train/a/0.aug1.png", "train/a/0.png", "train/a/0.aug2.png", "train/a/0.aug3.png",
+                     "train/a/1.png", "train/a/0.aug4.png", "train/a/0.aug5.png", "train/a/2.png",
+                     "train/a/0.aug6.png"]
+    assert [i.out for i in _interleaved(originals)] == [i.out for i in originals]
+
+
+def test_written_copies_have_the_umask_permissions_and_no_temporary_file_is_left(small_source: Path, tmp_path) -> None:
+    out = tmp_path / "out"
+    build_dataset(small_source, out, split=ALL_TRAIN, workers=1)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    copies = sorted(out.glob("train/*/*.aug*.png"))
+    assert len(copies) == 17 and {p.stat().st_mode & 0o777 for p in copies} == {0o666 & ~mask}
+    assert [p for p in out.rglob("*") if p.name.endswith(".part")] == []
