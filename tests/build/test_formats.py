@@ -145,6 +145,25 @@ def test_webdataset_manifest_paths_point_into_the_shards(small_source: Path, tmp
     assert header.startswith("path,label,split,group")
 
 
+def test_webdataset_build_stopped_while_packing_resumes_to_the_same_tar_bytes(small_source: Path, tmp_path: Path,
+                                                                             monkeypatch, tree_bytes) -> None:
+    import augbal.build._build as build_module
+
+    def fail(root, entries):
+        raise OSError(28, "No space left on device", root)
+
+    options = dict(split=(0.6, 0.2, 0.2), format="webdataset", shard_size=5, workers=1)
+    monkeypatch.setattr(build_module, "write_shards", fail)
+    with pytest.raises(OSError, match="No space left"):
+        build_dataset(small_source, tmp_path / "out", **options)
+    monkeypatch.undo()
+    assert (tmp_path / "out.incomplete" / "train").is_dir()  # the loose files are kept until packed
+    s = build_dataset(small_source, tmp_path / "out", resume=True, **options)
+    assert s.resumed == sum(r["augmented"] for r in s.rows) == 11  # every copy kept, none redone
+    build_dataset(small_source, tmp_path / "whole", **options)
+    assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "whole")
+
+
 def test_webdataset_refuses_two_files_with_one_key(make_folder, tmp_path: Path) -> None:
     src = make_folder(tmp_path / "src", {"a": 3, "b": 1})
     os.replace(src / "a" / "001.png", src / "a" / "x.y.png")
