@@ -337,3 +337,12 @@ def test_the_resolved_recipe_saved_in_a_run_folder_loads_back_equal(tmp_path, mo
     again = load_recipe(run / "recipe.yaml")
     assert again == recipe and recipe_hash(again) == recipe_hash(recipe)
     assert again.data.source == str(folder / "images") and again.model.weights == str(folder / "w.pth")
+
+
+def test_a_resolved_existing_splits_recipe_loads_back(tmp_path):
+    for side in ("train", "val"):
+        (tmp_path / "tree" / side / "cat").mkdir(parents=True)
+    recipe = load_recipe({"data": {"source": str(tmp_path / "tree"), "splits": "existing"}, "model": {"weights": "none"}})
+    assert load_recipe(recipe.to_dict()) == recipe
+    with pytest.raises(RecipeError, match="data.val_fraction: applies to splits: split only"):
+        load_recipe({"data": {"source": str(tmp_path / "tree"), "splits": "existing", "val_fraction": 0.3}})

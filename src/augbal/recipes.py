@@ -205,7 +205,9 @@ class DataSection(_Section):
                 raise _fail(f"data.{key}", f"{rule}; got {value!r}")
         if self.task_options:
             raise _fail("data.task_options", f"applies to a task only; got {self.task_options!r}")
-        given = sorted({"val_fraction", "test_fraction"} & self.model_fields_set)
+        # a resolved recipe (to_dict) states the defaults: only a value other than the default is a conflict
+        given = sorted(k for k in {"val_fraction", "test_fraction"} & self.model_fields_set
+                       if getattr(self, k) != type(self).model_fields[k].default)
         if self.splits == "existing" and given:
             rule = "applies to splits: split only (existing sides are used as they are)"
             raise _fail(f"data.{given[0]}", f"{rule}; got {getattr(self, given[0])!r}")

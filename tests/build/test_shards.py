@@ -43,11 +43,11 @@ def test_each_output_is_written_by_exactly_one_shard_chosen_by_content(small_sou
     from augbal.build._plan import Item
 
     a = Item("train", 0, "/x/1.png", "ab12", "g0", "train/a/1.png", 0)
-    copy = Item("train", 0, "/y/other-name.png", "ab12", "g0", "train/a/other-name.aug3.png", 3)
-    held_out = Item("test", 0, "/z/2.png", "ab12", "g1", "test/a/2.png", 0)
-    assert shard_of(a, 5) == shard_of(copy, 5) == shard_of(held_out, 5)  # the content hash alone decides
-    assert [shard_of(Item("val", 0, "p", h, "g", "o", 0), 4) for h in ("00", "01", "02", "03", "04")] == [
-        shard_of(Item("train", 1, "q", h, "h", "r", 2), 4) for h in ("00", "01", "02", "03", "04")]
+    moved = Item("test", 2, "/elsewhere/renamed.png", "ab12", "g7", "test/c/renamed.png", 0)
+    assert shard_of(a, 5) == shard_of(moved, 5)  # content hash and repeat alone decide: not path, split, label
+    copies = [Item("train", 0, "/x/1.png", "ab12", "g0", f"train/a/1.aug{k}.png", k) for k in range(1, 41)]
+    spread = [sum(shard_of(c, 2) == i for c in copies) for i in (0, 1)]
+    assert spread == [18, 22]  # one original's copies spread over the shards, not all in one
 
 
 def test_two_shards_and_merge_equal_a_single_build_byte_for_byte(small_source: Path, tmp_path: Path, tree_bytes) -> None:
@@ -106,6 +106,14 @@ def test_merge_refuses_shards_that_do_not_make_one_build(small_source: Path, tmp
         merge_shards(tmp_path / "full", dirs)
     with pytest.raises(OutputPathError, match="OUT must be outside every shard folder"):
         merge_shards(dirs[0] / "inner", dirs)
+    manifest = dirs[1] / "manifest.jsonl"
+    manifest.write_text("".join(manifest.read_text().splitlines(keepends=True)[:-1]))  # a row lost
+    with pytest.raises(MergeRefusedError) as info:
+        merge_shards(tmp_path / "out", dirs)
+    assert str(info.value).startswith(f"SHARD_DIRS must be finished shard builds; {manifest} must hold the ")
+    assert str(info.value).endswith(f" rows {dirs[1] / 'shard.json'} lists; got {len(manifest.read_text().splitlines())}")
+    assert info.value.shards == (str(dirs[1]),)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.incomplete").exists()
 
 
 def test_a_failed_merge_leaves_no_out_and_the_shards_whole(small_source: Path, tmp_path: Path, tree_bytes, monkeypatch) -> None:

@@ -106,3 +106,44 @@ def test_help_documents_the_scale_options_and_merge() -> None:
     assert merge.exit_code == 0
     assert merge.output.startswith("Usage: augbal build-dataset merge [OPTIONS] OUT SHARD_DIRS...")
     assert "--overwrite" in merge.output and "byte for byte" in merge.output
+
+
+def test_a_full_disk_in_the_writer_exits_1_naming_the_file_and_resumes(source: Path, tmp_path: Path, monkeypatch) -> None:
+    """Issue 9, item 8: an OSError(ENOSPC) from the image writer leaves a resumable OUT.incomplete."""
+    import errno
+    import pickle
+
+    import augbal.build._execute as execute
+    from augbal.build import BuildTaskError
+
+    real, calls = execute._write_bytes, []
+
+    def full(path, data):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(execute, "_write_bytes", full)
+    out = tmp_path / "out"
+    result = _run(str(source), str(out), *ARGS)
+    assert result.exit_code == 1
+    third = Path(calls[2]).relative_to(f"{out}.incomplete").as_posix()
+    assert result.output.strip().splitlines()[-1].startswith(
+        f"Error: cannot build {out}: cannot write {third} from {source}/b/")
+    assert result.output.strip().endswith(": OSError: [Errno 28] No space left on device")
+    monkeypatch.undo()
+    resumed = _run(str(source), str(out), *ARGS, "--resume")
+    assert resumed.exit_code == 0 and "resumed: kept 2 augmented copies already written" in resumed.output
+    assert _run(str(source), str(tmp_path / "whole"), *ARGS).exit_code == 0
+    assert _tree(out) == _tree(tmp_path / "whole")
+    error = pickle.loads(pickle.dumps(BuildTaskError("train/a/x.aug1.png", "/s/x.png", "OSError: full", errno.ENOSPC)))
+    assert isinstance(error, OSError) and error.errno == errno.ENOSPC and error.out == "train/a/x.aug1.png"
+
+
+def test_a_source_folder_named_merge_is_built_as_dot_slash_merge(source: Path, tmp_path: Path, monkeypatch) -> None:
+    source.rename(tmp_path / "merge")
+    monkeypatch.chdir(tmp_path)
+    result = _run("./merge", "out", "--dry-run", *ARGS)
+    assert result.exit_code == 0 and result.output.startswith("plan for out (dry run: nothing written)")
+    assert "./merge" in " ".join(_run("--help").output.split())

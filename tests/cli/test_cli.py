@@ -64,7 +64,7 @@ def test_unknown_command_exits_2():
 
 
 def test_demo_writes_images_and_reports(tmp_path):
-    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "out"), "--no-bench"])
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
     assert len(list((out / "images").rglob("*.jpg"))) == 840
@@ -82,9 +82,29 @@ def test_demo_writes_images_and_reports(tmp_path):
         assert im.size == (9 * 64, 3 * 64)
     first = (out / "augment" / "repeats.png").read_bytes()
     (out / "augment" / "repeats.png").unlink()
-    again = CliRunner().invoke(cli, ["demo", "--out", str(out)])
+    again = CliRunner().invoke(cli, ["demo", "--out", str(out), "--no-bench"])
     assert again.exit_code == 0
     assert (out / "augment" / "repeats.png").read_bytes() == first  # seeded: byte-identical
+
+
+def test_demo_builds_and_benches_into_a_report(tmp_path, monkeypatch):
+    import augbal._tour
+
+    # the real demo runs 5 strategies x 2 seeds; two runs show the same pipeline
+    monkeypatch.setattr(augbal._tour, "DEMO_STRATEGIES", ("ce", "logit-adjust"))
+    monkeypatch.setattr(augbal._tour, "DEMO_SEEDS", 1)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-cache"))  # no ImageNet weights cached
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    text = " ".join(result.output.split())
+    assert "6. build-dataset" in text and "random weights" in text and "only show the pipeline working" in text
+    assert "On demo, " in text and "augbal bench --recipe recipes/seedlike-3-bench.yaml" in text
+    built = [line for line in (out / "balanced" / "manifest.csv").read_text().splitlines()[1:] if ",train," in line]
+    assert len(built) == 384 + 480 + 480  # cat capped by --max-multiplier 8 (48 originals)
+    html = (out / "bench" / "report" / "report.html").read_text()
+    assert "ce" in html and "logit-adjust" in html and "random weights" in html
+    assert len(list((out / "bench" / "runs").iterdir())) == 2
 
 
 def test_console_script_and_module_entry_points(demo_root):

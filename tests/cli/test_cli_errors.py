@@ -178,7 +178,7 @@ def test_demo_write_failures_exit_1_with_one_line(places, monkeypatch):
 
     import augbal._tour
 
-    def refuse(out_dir, *, seed):
+    def refuse(out_dir, *, seed, **options):
         raise PermissionError(13, "Permission denied", str(Path(out_dir) / "images" / "cat"))
 
     monkeypatch.setattr(augbal._tour, "run_demo", refuse)

@@ -255,8 +255,11 @@ def run_grid(
     elif jobs == 1 or len(todo) <= 1:
         for run, (payload, folder) in zip(todo, payloads):
             counts["running"] = 1
-            note(run, RunRecord.from_dict(_guarded(fn, payload, folder)))
+            if progress is not None:
+                progress(dict(counts), None)
+            record = RunRecord.from_dict(_guarded(fn, payload, folder))
             counts["running"] = 0
+            note(run, record)
     else:
         _run_processes(todo, payloads, fn, note, counts, progress, jobs)
     ordered = [records[r.key] for r in runs if r.key in records]
@@ -322,13 +325,10 @@ def _run_processes(todo, payloads, fn, note, counts, progress, jobs) -> None:
 
 
 def _run_ray(todo, payloads, fn, note, counts, progress, ray_address, resources) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError("the Ray executor needs Ray: pip install 'augbal[ray]'") from None
-    if not ray.is_initialized():
-        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+    from .._ray import connect, import_ray
+
+    ray = import_ray()
+    connect(ray, address=ray_address, workers=None)
     options = dict(resources or {"num_cpus": 1})
     remote = ray.remote(_guarded).options(**options)
     pending = {remote.remote(fn, payload, folder): run for run, (payload, folder) in zip(todo, payloads)}

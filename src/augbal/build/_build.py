@@ -438,7 +438,7 @@ def build_dataset(
             ``RAY_ADDRESS`` if set, else a new local Ray with ``workers`` CPUs (all by default).
             OUT must be on a file system every Ray node writes, with augbal installed there.
         num_shards, shard_index: build only shard ``shard_index`` of ``num_shards`` (a fixed
-            partition of the plan by source content hash), as a shard: its part of the
+            partition of the plan by source content hash and repeat), as a shard: its part of the
             manifest, the whole build's summary with a ``"shard"`` entry, and ``shard.json``;
             ``merge_shards`` joins the K shard folders. Not part of the configuration hash.
         skew: ``augbal.data.skew`` arguments applied to the training split first (for experiments):

@@ -28,23 +28,25 @@ _RAW = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
 _CHUNK = 16
 
 
-class BuildTaskError(RuntimeError):
+class BuildTaskError(OSError):
     """An output could not be written: ``out`` (relative to OUT) from ``source``, and why.
 
     Every executor raises this for a failed augmentation task (a worker process or a Ray task),
-    so the message names the file whichever executor ran it.
+    so the message names the file whichever executor ran it. It is an ``OSError`` (the build
+    failed, resumable) and keeps the ``errno`` of an ``OSError`` cause (``ENOSPC``: disk full).
 
     Example:
         >>> str(BuildTaskError("train/a/x.aug1.png", "/src/a/x.png", "OSError: disk full"))
         'cannot write train/a/x.aug1.png from /src/a/x.png: OSError: disk full'
     """
 
-    def __init__(self, out: str, source: str, reason: str) -> None:
+    def __init__(self, out: str, source: str, reason: str, code: int | None = None) -> None:
         super().__init__(f"cannot write {out} from {source}: {reason}")
         self.out, self.source, self.reason = out, source, reason
+        self.errno = code
 
     def __reduce__(self) -> tuple[Any, ...]:  # survive pickling across processes and Ray
-        return (type(self), (self.out, self.source, self.reason))
+        return (type(self), (self.out, self.source, self.reason, self.errno))
 
 
 def _reason(exc: BaseException) -> str:
@@ -264,7 +266,8 @@ def _augment_chunk(items: Sequence[Item], root: str, spec: Any, size: int | None
                                     fmt=output_format(item.out))
             _write_bytes(os.path.join(root, item.out), data)
         except Exception as exc:
-            raise BuildTaskError(item.out, item.source, _reason(exc)) from exc
+            raise BuildTaskError(item.out, item.source, _reason(exc),
+                                 exc.errno if isinstance(exc, OSError) else None) from exc
     return len(items)
 
 

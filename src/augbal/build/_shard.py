@@ -15,9 +15,12 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._plan import Item
+
+if TYPE_CHECKING:
+    from ._build import BuildSummary
 
 SHARD_FILE = "shard.json"
 
@@ -31,27 +34,28 @@ class MergeRefusedError(ValueError):
 
 
 def shard_of(item: Item, num_shards: int) -> int:
-    """The shard (``0 .. num_shards - 1``) that writes ``item``: fixed by its source's content hash.
+    """The shard (``0 .. num_shards - 1``) that writes ``item``: fixed by (source content hash, repeat k).
 
-    An original and all its augmented copies land in one shard (its image is decoded once),
-    in every split; the partition does not depend on paths, workers or the executor.
+    Keyed on each output rather than on its source, so a minority original with 99 copies
+    spreads its work over the shards instead of loading one; paths, splits, workers and the
+    executor play no part.
 
     Example:
         >>> item = Item("train", 0, "/src/a/1.png", "0f3a", "g0", "train/a/1.png", 0)
         >>> shard_of(item, 1), shard_of(item, 4)
-        (0, 1)
+        (0, 2)
     """
-    digest = hashlib.sha256(item.source_hash.encode("utf-8", "surrogateescape")).digest()
-    return int.from_bytes(digest[:8], "big") % num_shards
+    key = f"{item.source_hash}:{item.repeat}".encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % num_shards
 
 
 def shard_positions(items: Sequence[Item], num_shards: int, index: int) -> list[int]:
     """Positions in ``items`` (the plan's order) of the items shard ``index`` of ``num_shards`` writes.
 
     Example:
-        >>> items = [Item("train", 0, f"/s/{h}.png", h, "g", f"train/a/{h}.png", 0) for h in ("0a", "0b", "0c")]
+        >>> items = [Item("train", 0, f"/s/{h}.png", h, "g", f"train/a/{h}.png", 0) for h in ("0a", "0b", "0c", "0d")]
         >>> shard_positions(items, 2, 0), shard_positions(items, 2, 1)
-        ([2], [0, 1])
+        ([0, 1], [2, 3])
     """
     return [p for p, item in enumerate(items) if shard_of(item, num_shards) == index]
 
@@ -109,7 +113,7 @@ def merge_shards(
     shards: Sequence[str | os.PathLike[str]],
     *,
     overwrite: bool = False,
-) -> Any:
+) -> BuildSummary:
     """Join the outputs of the shard builds ``shards`` into one dataset in ``out``.
 
     Every shard index ``0 .. K-1`` of one configuration must be given once. Files are
@@ -144,11 +148,13 @@ def merge_shards(
         >>> merged.merged, merged.written
         (2, 12)
     """
-    from augbal._atomic import atomic_write_bytes
-
-    from ._build import _incomplete, _summary_from_document, write_manifests, write_summary
-
     out, dirs = Path(out), [Path(s) for s in shards]
+    document, positions, problems = _check_shards(out, dirs, overwrite=overwrite)
+    return _join(out, dirs, document, positions, problems)
+
+
+def _check_shards(out: Path, dirs: list[Path], *, overwrite: bool) -> tuple[dict[str, Any], list[list[int]], bytes]:
+    """Validate a merge: the whole build's summary document, each shard's plan positions, problems.csv."""
     if not dirs:
         raise MergeRefusedError("SHARD_DIRS must name at least one shard folder; got none")
     for shard in dirs:
@@ -197,30 +203,43 @@ def merge_shards(
     if sorted(p for ps in positions for p in ps) != list(range(total)):
         raise MergeRefusedError(f"shards must together hold each of the {total} planned files once; got "
                                 f"{sum(map(len, positions))} positions in {', '.join(map(str, dirs))}", dirs)
+    problems = {(shard / "problems.csv").read_bytes() for shard in dirs}
+    if len(problems) > 1:
+        raise MergeRefusedError(f"shards must come from one scan; their problems.csv differ ({', '.join(map(str, dirs))})",
+                                dirs)
+    for shard, ps in zip(dirs, positions):
+        try:
+            with open(shard / "manifest.jsonl", "rb") as fh:
+                rows_there = sum(1 for _ in fh)
+        except OSError:
+            rows_there = -1
+        if rows_there != len(ps):
+            raise MergeRefusedError(f"SHARD_DIRS must be finished shard builds; {shard / 'manifest.jsonl'} must hold "
+                                    f"the {len(ps)} rows {shard / SHARD_FILE} lists; got {rows_there}", [shard])
+    return {**wholes[0], "merged": {"shards": k}}, positions, problems.pop()
+
+
+def _join(out: Path, dirs: list[Path], document: dict[str, Any], positions: list[list[int]],
+          problems: bytes) -> BuildSummary:
+    """Link every shard's files into ``<out>.incomplete``, write the whole build's outputs, rename it to ``out``."""
+    from augbal._atomic import atomic_write_bytes
+
+    from ._build import _incomplete, _summary_from_document, write_manifests, write_summary
 
     def rows() -> Iterator[dict[str, Any]]:
         streams = [_records(shard, ps) for shard, ps in zip(dirs, positions)]
         for _, record in heapq.merge(*streams, key=lambda pr: pr[0]):
             yield record
 
-    problems = {(shard / "problems.csv").read_bytes() for shard in dirs}
-    if len(problems) > 1:
-        raise MergeRefusedError(f"shards must come from one scan; their problems.csv differ ({', '.join(map(str, dirs))})",
-                                dirs)
     staging = _incomplete(out)
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     for shard, ps in zip(dirs, positions):
-        try:
-            for _, record in _records(shard, ps):
-                _link_or_copy(shard / record["path"], staging / record["path"])
-        except ValueError:  # zip(strict=True): the manifest and shard.json disagree
-            raise MergeRefusedError(f"SHARD_DIRS must be finished shard builds; {shard / 'manifest.jsonl'} does not "
-                                    f"hold the {len(ps)} rows {shard / SHARD_FILE} lists", [shard]) from None
+        for _, record in _records(shard, ps):
+            _link_or_copy(shard / record["path"], staging / record["path"])
     write_manifests(staging, rows)
-    atomic_write_bytes(staging / "problems.csv", problems.pop())
-    document = {**wholes[0], "merged": {"shards": k}}
+    atomic_write_bytes(staging / "problems.csv", problems)
     write_summary(staging, document)
     if out.exists():
         shutil.rmtree(out)

@@ -66,6 +66,7 @@ def bench(recipe, out, overrides, strategies, seeds, jobs, executor, ray_address
     on validation; the test split is scored once per run, after that choice.
     """
     from augbal.bench import STRATEGIES, expand_grid, grid_table, load_bench, run_grid, write_report
+    from augbal.build import RayNotInstalledError
     from augbal.recipes import RecipeError
 
     if list_strategies:
@@ -106,8 +107,8 @@ def bench(recipe, out, overrides, strategies, seeds, jobs, executor, ray_address
     try:
         result = run_grid(runs, out, jobs=jobs, shard=shard, executor=executor, ray_address=ray_address,
                           resources=resources, progress=progress)
-    except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
+    except RayNotInstalledError as exc:
+        raise bad_parameter("executor", str(exc)) from None
     finally:
         if live is not None:
             live.stop()

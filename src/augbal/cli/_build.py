@@ -98,7 +98,7 @@ class _BuildCommand(click.Command):
               "[default: $RAY_ADDRESS if set, else a new local Ray].")
 @click.option("--num-shards", type=click.IntRange(min=1), default=None, metavar="K",
               help="Build one shard of K (with --shard-index; e.g. a SLURM array task): files are split by source "
-              "content hash; join the K shard folders with 'augbal build-dataset merge OUT SHARD_DIRS...'.")
+              "content hash and repeat; join the K shard folders with 'augbal build-dataset merge OUT SHARD_DIRS...'.")
 @click.option("--shard-index", type=click.IntRange(min=0), default=None, metavar="I",
               help="Which shard to build, 0..K-1 (with --num-shards).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (and, without --resume, discard a leftover OUT.incomplete).")
@@ -147,7 +147,8 @@ def build_dataset(
 
     Scale: --executor ray runs the same work as Ray tasks; --num-shards K --shard-index I builds one
     shard into its own OUT, and 'augbal build-dataset merge OUT SHARD_DIRS...' joins the K shards
-    (see its --help). Every way gives the same bytes as one process.
+    (see its --help; a SOURCE folder named merge is given as ./merge). Every way gives the same bytes
+    as one process.
     """
     from augbal.build import BuildOptionError, BuildTaskError, OutputPathError
     from augbal.data import EmptyClassError

@@ -24,16 +24,27 @@ from ._params import OutputPath, os_error_text
 @click.option(
     "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random draw (an int >= 0)."
 )
-def demo(out_dir: Path, seed: int) -> None:
-    """Run augbal end to end on its embedded demo images and show where outputs are."""
-    from augbal._tour import run_demo
+@click.option("--bench/--no-bench", default=True, show_default=True,
+              help="Run the small bench grid (5 strategies x 2 seeds, about a minute or two) and write its report.")
+def demo(out_dir: Path, seed: int, bench: bool) -> None:
+    """Run augbal end to end on its embedded demo images and show where outputs are.
+
+    Scan, split, sample, augment, build a balanced dataset, then a small bench grid (ce,
+    wce:inverse, oversample, oversample-augment, logit-adjust; 2 seeds) with its report.html.
+    """
+    from augbal._tour import DEMO_SEEDS, DEMO_STRATEGIES, SEEDLIKE3_COMMAND, run_demo
 
     start = time.perf_counter()
+    out = console()
+
+    def progress(counts, run):
+        if run is not None:
+            out.print(f"   run {counts['done']}/{counts['total']}: {run.strategy}, seed {run.seed}", highlight=False)
+
     try:
-        run = run_demo(out_dir, seed=seed)
+        run = run_demo(out_dir, seed=seed, bench=bench, progress=progress)
     except OSError as exc:
         raise click.ClickException(f"cannot write the demo to {out_dir}: {os_error_text(exc)}") from None
-    out = console()
     out.print(f"[bold]1. demo images[/bold] (840 CIFAR-10 images) in {run.files['images']}")
     print_index(out, run.index, title="2. scan")
 
@@ -65,6 +76,22 @@ def demo(out_dir: Path, seed: int) -> None:
         "5. augmentation: rarity-scaled 'medium' policy, a different draw for each repeat "
         f"of an image -> {run.files['augmentation']}"
     )
+    table = Table(title=f"6. build-dataset: balanced train with 'light' augmentation -> {run.files['balanced dataset']}",
+                  title_justify="left")
+    for name in ("class", "before", "after", "augmented"):
+        table.add_column(name, justify="left" if name == "class" else "right")
+    for r in run.build.rows:
+        if r["split"] == "train":
+            table.add_row(r["class"], str(r["before"]), str(r["after"]), str(r["augmented"]))
+    out.print(table)
+    if run.bench is not None:
+        weights = ("ImageNet ResNet-18 weights from torchvision's cache" if run.weights == "imagenet" else
+                   "random weights (torchvision's cache holds no ImageNet ResNet-18), so its numbers only show the pipeline working")
+        out.print(f"7. bench: {', '.join(DEMO_STRATEGIES)} x {DEMO_SEEDS} seeds, head trained on cached features, {weights}")
+        for split, sentence in run.report.recommendations.items():
+            out.print(f"   {sentence}", highlight=False)
+        out.print(f"8. report: {run.files['bench report']}")
+        out.print(f"   the real benchmark (needs ../shared): {SEEDLIKE3_COMMAND}", highlight=False)
     out.print()
     out.print(f"outputs are in {run.out_dir.resolve()} ({time.perf_counter() - start:.1f} s):")
     for name, path in run.files.items():

@@ -51,7 +51,7 @@ def train(
     run = out or Path(getattr(recipe, "out", None) or Path("runs") / recipe_path.stem)
     con = console()
     if find_lr:
-        from augbal.train._loop import lr_find
+        from augbal.train import lr_find
 
         try:
             result = lr_find(recipe, out=run)
@@ -71,6 +71,8 @@ def train(
 
     # under torchrun every rank runs this command; rank 0 alone speaks and scores the test split
     speaks = os.environ.get("RANK", "0") == "0"
+    if resume and not (Path(run) / "last.pt").exists():
+        raise bad_parameter("resume", f"nothing to resume: {Path(run) / 'last.pt'} does not exist")
     try:
         result = run_training(recipe, out=run, resume=resume, progress=progress)
     except RecipeError as exc:
@@ -78,8 +80,6 @@ def train(
     except FileExistsError as exc:
         raise bad_parameter("out", str(exc)) from None
     except FileNotFoundError as exc:
-        if resume and "nothing to resume" in str(exc):
-            raise bad_parameter("resume", str(exc)) from None
         raise click.ClickException(os_error_text(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"training failed: {os_error_text(exc)}") from None
@@ -92,7 +92,7 @@ def train(
     con.print(_metrics_table("validation, selected model", result.val))
     con.print(result.verdict, highlight=False, markup=False)
     if test:
-        from augbal.train._evaluate import evaluate_test
+        from augbal.train import evaluate_test
 
         try:
             scored = evaluate_test(run)

@@ -17,6 +17,10 @@ import importlib
 _EXPORTS: dict[str, str] = {
     # model and weights
     "STAGES": "_model",
+    "CosineLinear": "_model",
+    "HeadDroppedWarning": "_model",
+    "KNOWN_WEIGHTS": "_model",
+    "WeightsError": "_model",
     "WeightsInfo": "_model",
     "build_model": "_model",
     "head_linear": "_model",
@@ -27,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     # checkpoint selection and weight averaging
     "SELECTIONS": "_select",
     "Selector": "_select",
+    "Averager": "_select",
     "EMA": "_select",
     "SWA": "_select",
     # losses
@@ -58,7 +63,9 @@ _EXPORTS: dict[str, str] = {
     # the run
     "RunResult": "_loop",
     "train": "_loop",
+    "lr_find": "_loop",
     "evaluate": "_evaluate",
+    "evaluate_test": "_evaluate",
     "write_run_report": "_report",
 }
 
