@@ -5,6 +5,7 @@
 
 from ._build import (
     EXECUTORS,
+    FORMATS,
     MANIFEST_COLUMNS,
     BuildOptionError,
     BuildSummary,
@@ -14,13 +15,15 @@ from ._build import (
     check_output,
     undersample_train,
 )
-from ._execute import Augmenter, BuildTaskError, augment_draw, run_local
-from ._plan import Item, Plan, copies_per_original, make_plan
+from ._execute import Augmenter, BuildTaskError, augment_draw, output_format, run_local
+from ._plan import Item, Plan, augmented_name, copies_per_original, make_plan
 from ._ray import RayNotInstalledError, run_ray
 from ._shard import MergeRefusedError, merge_shards, shard_of
+from ._webdataset import sample_key, shard_layout
 
 __all__ = [
     "EXECUTORS",
+    "FORMATS",
     "MANIFEST_COLUMNS",
     "Augmenter",
     "BuildOptionError",
@@ -33,13 +36,17 @@ __all__ = [
     "Plan",
     "RayNotInstalledError",
     "augment_draw",
+    "augmented_name",
     "build_dataset",
     "check_output",
     "copies_per_original",
     "make_plan",
     "merge_shards",
+    "output_format",
     "run_local",
     "run_ray",
+    "sample_key",
+    "shard_layout",
     "shard_of",
     "undersample_train",
 ]

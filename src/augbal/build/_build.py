@@ -19,12 +19,15 @@ import numpy as np
 from augbal._atomic import atomic_write
 from augbal._validation import check_choice, check_int, check_seed
 
-from ._execute import run_local
+from ._execute import prestart_workers, run_local
 from ._plan import SPLITS, Item, Plan, make_plan, plan_rows
 from ._ray import RayNotInstalledError, import_ray, run_ray
 from ._shard import SHARD_FILE, shard_positions
+from ._webdataset import DEFAULT_SHARD_SIZE, shard_layout, write_shards
 
 STATE_FILE = ".augbal-build.json"
+FORMATS: tuple[str, ...] = ("files", "webdataset")
+_SKEW_KEYS: tuple[str, ...] = ("ratio", "profile", "n_max", "mu", "order", "counts", "prior", "size")
 MANIFEST_COLUMNS = ("path", "label", "split", "group", "source_path", "source_hash", "policy", "repeat", "seed")
 EXECUTORS = ("local", "ray")
 
@@ -67,6 +70,8 @@ class BuildSummary:
         shard: for one shard of a build, ``{"index": i, "count": K, "files": n}`` (its files);
             rows, counts and the configuration still describe the whole build.
         merged: the number of shards ``merge_shards`` joined into this dataset (0: built whole).
+        skewed_out: ``{class: training originals}`` that ``skew`` left out (not copied).
+        tar_shards: with ``format="webdataset"``, the tar files written (names under ``out``).
     """
 
     out: Path
@@ -82,6 +87,8 @@ class BuildSummary:
     resumed: int = 0
     shard: dict[str, int] | None = None
     merged: int = 0
+    skewed_out: dict[str, int] = field(default_factory=dict)
+    tar_shards: list[str] = field(default_factory=list)
 
     @property
     def written(self) -> int:
@@ -132,6 +139,106 @@ def _parse_target(target: Any) -> Any:
         return float(text)
     except ValueError:
         return text
+
+
+def _parse_skew(skew: Any) -> dict[str, Any] | None:
+    """``skew`` keyword arguments from a dict, its JSON, or ``key=value,...`` (``ratio=100,profile=step``).
+
+    Example:
+        >>> _parse_skew("ratio=100"), _parse_skew("ratio=10,profile=step,mu=0.3")
+        ({'ratio': 100}, {'ratio': 10, 'profile': 'step', 'mu': 0.3})
+    """
+    if skew is None:
+        return None
+    if isinstance(skew, str):
+        text = skew.strip()
+        if text.startswith("{"):
+            try:
+                skew = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"skew must be key=value pairs or a JSON dict; got {skew!r} ({exc.msg})") from None
+        else:
+            pairs = {}
+            for part in filter(None, (p.strip() for p in text.split(","))):
+                key, sep, value = part.partition("=")
+                if not sep or not key.strip():
+                    raise ValueError(f"skew must be key=value pairs such as ratio=100,profile=exp; got {skew!r}")
+                pairs[key.strip()] = _scalar(value.strip())
+            skew = pairs
+    if not isinstance(skew, Mapping) or not skew:
+        raise ValueError(f"skew must be a non-empty dict of augbal.data.skew arguments; got {skew!r}")
+    unknown = sorted(set(skew) - set(_SKEW_KEYS))
+    if unknown:
+        raise ValueError(f"skew keys must be among {', '.join(_SKEW_KEYS)}; got {', '.join(map(str, unknown))}")
+    return {str(k): v for k, v in skew.items()}
+
+
+def _scalar(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _skew_train(index: Any, train: np.ndarray, params: Mapping[str, Any], *, seed: int) -> np.ndarray:
+    """The training positions ``augbal.data.skew(train side, **params, seed=seed)`` keeps."""
+    from augbal.data import skew
+
+    kept = skew(index.subset(train), **params, seed=seed)
+    wanted = set(kept.paths.tolist())
+    return np.array([int(i) for i in train if str(index.paths[i]) in wanted], dtype=np.int64)
+
+
+def _scan_existing(source: Path) -> tuple[Any, dict[str, np.ndarray], dict[str, str], list[str]]:
+    """``--splits existing``: scan ``source/train`` (and ``val``, ``test`` where present) into one index.
+
+    Returns the index, its positions per split, each split's folder and warnings (files of
+    val/test byte-identical to training files). Classes must agree between the splits.
+    """
+    from augbal.data import ImageIndex, find_duplicates, scan
+
+    parts: dict[str, Any] = {}
+    for name in SPLITS:
+        folder = source / name
+        if folder.is_dir():
+            parts[name] = scan(folder, allow_empty=name != "train")
+        elif name == "train":
+            raise BuildOptionError("split", f"--splits existing needs a SOURCE/train folder (and optionally val, "
+                                   f"test); got no folder {folder}")
+    classes = parts["train"].classes
+    for name, part in parts.items():
+        if part.classes != classes:
+            missing = [c for c in classes if c not in part.classes]
+            extra = [c for c in part.classes if c not in classes]
+            said = "; ".join(x for x in (f"lacks {', '.join(missing)}" if missing else "",
+                                         f"has extra {', '.join(extra)}" if extra else "") if x)
+            raise BuildOptionError("split", f"--splits existing needs the same class folders in every split; "
+                                   f"{name} ({source / name}) {said or 'orders them differently'} (train has "
+                                   f"{', '.join(classes)})")
+    names = list(parts)
+    columns = {k: np.concatenate([getattr(parts[n], k) for n in names]) for k in
+               ("paths", "labels", "nbytes", "hashes", "widths", "heights", "modes")}
+    index = ImageIndex.from_arrays(
+        columns["paths"].tolist(), columns["labels"], classes, nbytes=columns["nbytes"], hashes=columns["hashes"],
+        widths=columns["widths"], heights=columns["heights"], modes=columns["modes"], root=str(source),
+        problems=sorted((p for n in names for p in parts[n].problems), key=lambda p: (p.path, p.kind)),
+    )
+    groups = find_duplicates(index, near=False).groups
+    index = replace(index, groups=groups)
+    sides, start = {}, 0
+    for name in SPLITS:
+        n = len(parts[name]) if name in parts else 0
+        sides[name] = np.arange(start, start + n, dtype=np.int64)
+        start += n
+    notes = []
+    train_groups = set(groups[sides["train"]].tolist()) - {-1}
+    leaked = sum(int(g in train_groups) for s in ("val", "test") for g in groups[sides[s]].tolist())
+    if leaked:
+        notes.append(f"{leaked} val/test images of {source} are byte-identical to training images (kept where "
+                     f"SOURCE put them; the manifest's group column marks them)")
+    return index, sides, {n: str(source / n) for n in parts}, notes
 
 
 def _policy_spec(policy: Any, *, seed: int, counts: list[int], classes: tuple[str, ...]) -> dict[str, Any]:
@@ -267,7 +374,7 @@ def build_dataset(
     out: str | os.PathLike[str],
     *,
     target: Any = "auto",
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    split: tuple[float, float, float] | str = (0.8, 0.1, 0.1),
     policy: Any = "light",
     size: int | None = None,
     max_multiplier: int | None = None,
@@ -283,13 +390,18 @@ def build_dataset(
     ray_address: str | None = None,
     num_shards: int | None = None,
     shard_index: int | None = None,
+    skew: Any = None,
+    jpeg_quality: int = 95,
+    format: str = "files",
+    shard_size: int | None = None,
 ) -> BuildSummary:
     """Build a balanced, augmented copy of the image folder ``source`` in ``out``.
 
     Scans ``source`` (problem files are reported, not copied), splits it (stratified,
     duplicate-group-aware, seeded ``split`` ratios), brings each training class to its
     ``target`` with augmented copies spread evenly over its originals, and writes
-    ``out/<split>/<class>/<file>`` (originals unchanged; copies as ``<stem>.aug<k>.png``),
+    ``out/<split>/<class>/<file>`` (originals unchanged; copies as ``<stem>.aug<k>.jpg`` for a
+    JPEG source, at ``jpeg_quality``, and ``<stem>.aug<k>.png`` for every other source),
     ``manifest.csv`` / ``manifest.jsonl``, ``summary.json`` and ``problems.csv``. It builds
     into ``<out>.incomplete`` and renames that at the end. Val and test are copied untouched.
 
@@ -301,7 +413,9 @@ def build_dataset(
         out: the output folder (must be missing or empty unless ``overwrite``).
         target: an imbalanced-learn ``sampling_strategy`` (``"auto"``, ``"not majority"``,
             ``"all"``, ``{class: count}``, a float ratio, or a CLI string of one: JSON for a dict).
-        split: ``(train, val, test)`` ratios.
+        split: ``(train, val, test)`` ratios, or ``"existing"``: keep SOURCE's own ``train/``,
+            ``val/`` and ``test/`` folders (val and test optional; their class folders must be
+            train's, else ``BuildOptionError`` naming the split).
         policy: a registered policy name, a spec dict (or its JSON), or ``"rarity_scaled"``
             (its counts are the training counts).
         size: side of augmented images (default: each source's shorter side).
@@ -327,6 +441,15 @@ def build_dataset(
             partition of the plan by source content hash and repeat), as a shard: its part of the
             manifest, the whole build's summary with a ``"shard"`` entry, and ``shard.json``;
             ``merge_shards`` joins the K shard folders. Not part of the configuration hash.
+        skew: ``augbal.data.skew`` arguments applied to the training split first (for experiments):
+            a dict, its JSON, or ``"ratio=100"`` / ``"ratio=10,profile=step,mu=0.5"``; seeded by ``seed``.
+            Left-out originals are not copied; ``before`` counts the skewed split.
+        jpeg_quality: quality (1-100) of augmented copies of JPEG sources.
+        format: ``"files"`` (the tree above) or ``"webdataset"``: each split as tar shards
+            ``out/<split>-NNNNNN.tar`` of ``shard_size`` samples (see ``augbal.build._webdataset``);
+            the manifest's ``path`` is then ``<shard>#<key>.<ext>``.
+        shard_size: samples per tar file (``format="webdataset"`` only; default 1000). A build
+            in shards (``num_shards``) writes files only, for now.
 
     Raises:
         OutputPathError: ``out`` inside ``source`` (or the reverse), or not empty.
@@ -351,6 +474,13 @@ def build_dataset(
     check_int("max_multiplier", max_multiplier, low=1, allow_none=True)
     check_int("size", size, low=1, allow_none=True)
     check_int("workers", workers, low=1, allow_none=True)
+    check_int("jpeg_quality", jpeg_quality, low=1, high=100)
+    check_choice("format", format, FORMATS)
+    check_int("shard_size", shard_size, low=1, allow_none=True)
+    if shard_size is not None and format != "webdataset":
+        raise BuildOptionError("shard_size", f"shard_size only applies with format='webdataset'; got format={format!r}")
+    if format == "webdataset":
+        shard_size = shard_size or DEFAULT_SHARD_SIZE
     check_choice("executor", executor, EXECUTORS)
     if ray_address is not None and executor != "ray":
         raise BuildOptionError("ray_address", f"ray_address needs executor 'ray'; got executor {executor!r} "
@@ -361,13 +491,22 @@ def build_dataset(
             import_ray()
         except RayNotInstalledError as exc:
             raise BuildOptionError("executor", str(exc)) from None
+    if format == "webdataset" and shard is not None:
+        raise BuildOptionError("format", f"format 'webdataset' cannot be built in shards yet (merge joins file "
+                               f"trees); got format 'webdataset' with num_shards {num_shards}")
     if not source.exists():
         raise FileNotFoundError(f"SOURCE must be an image folder or a manifest; no such path: {source}")
     check_output(source, out, overwrite=overwrite, resume=resume)
+    existing = isinstance(split, str) and split.strip() == "existing"
     try:
-        ratios = tuple(float(r) for r in split)
+        ratios = () if existing else tuple(float(r) for r in split)
     except (TypeError, ValueError):
-        raise BuildOptionError("split", f"split must be three ratios (train, val, test); got {split!r}") from None
+        raise BuildOptionError("split", f"split must be three ratios (train, val, test) or 'existing'; "
+                               f"got {split!r}") from None
+    try:
+        skew_params = _parse_skew(skew)
+    except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise BuildOptionError("skew", str(exc)) from None
     try:
         strategy = _parse_target(target)
     except json.JSONDecodeError as exc:
@@ -379,14 +518,32 @@ def build_dataset(
         raise BuildOptionError("undersample", f"undersample must be a sampling_strategy name, a float or a JSON "
                                f"dict; got {undersample!r} ({exc.msg})") from None
 
+    if not dry_run and executor == "local" and (workers or _available_cpus()) > 1:
+        prestart_workers()  # the fork server loads torch and the policies while SOURCE is scanned
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        index = scan(source)  # an empty class stops the build (EmptyClassError names it)
-    try:
-        sides = split_index(index, ratios=ratios, seed=seed)
-    except ValueError as exc:
-        raise BuildOptionError("split", str(exc)) from None
-    train = sides.train_indices
+        if existing:
+            index, sides, roots, notes = _scan_existing(source)
+        else:
+            index = scan(source)  # an empty class stops the build (EmptyClassError names it)
+            roots, notes = None, []
+    if not existing:
+        try:
+            made = split_index(index, ratios=ratios, seed=seed)
+        except ValueError as exc:
+            raise BuildOptionError("split", str(exc)) from None
+        sides = {"train": made.train_indices, "val": made.val_indices, "test": made.test_indices}
+    train = sides["train"]
+    skewed_out: dict[str, int] = {}
+    if skew_params is not None:
+        try:
+            kept = _skew_train(index, train, skew_params, seed=seed)
+        except (TypeError, ValueError) as exc:
+            raise BuildOptionError("skew", str(exc)) from None
+        left = np.bincount(index.labels[train], minlength=len(index.classes)) - np.bincount(
+            index.labels[kept], minlength=len(index.classes))
+        skewed_out = {c: int(n) for c, n in zip(index.classes, left.tolist())}
+        train = kept
     dropped = np.array([], dtype=np.int64)
     if under is not None:
         try:
@@ -401,11 +558,19 @@ def build_dataset(
         raise BuildOptionError("target", str(exc)) from None
     plan = make_plan(
         index,
-        {"train": train, "val": sides.val_indices, "test": sides.test_indices},
+        {"train": train, "val": sides["val"], "test": sides["test"]},
         targets,
         seed=seed,
         max_multiplier=max_multiplier,
+        jpeg_quality=jpeg_quality,
+        roots=roots,
     )
+    layout = None
+    if format == "webdataset":
+        try:
+            layout = shard_layout(plan.items, seed=seed, shard_size=int(shard_size or DEFAULT_SHARD_SIZE))
+        except ValueError as exc:
+            raise BuildOptionError("format", str(exc)) from None
     try:
         spec = _policy_spec(policy, seed=seed, counts=train_counts.tolist(), classes=index.classes)
     except (TypeError, ValueError, KeyError) as exc:
@@ -414,13 +579,16 @@ def build_dataset(
         "source": os.path.abspath(source),
         "target": strategy,
         "undersample": under,
-        "split": list(ratios),
+        "skew": skew_params,
+        "split": "existing" if existing else list(ratios),
         "policy": spec,
         "size": size,
         "max_multiplier": max_multiplier,
         "seed": seed,
         "link": link,
-        "format": "png",
+        "format": format,
+        "jpeg_quality": jpeg_quality,
+        "shard_size": shard_size,
     }
     rows = plan_rows(plan)
     before = {s: dict(plan.before[s]) for s in SPLITS}
@@ -436,10 +604,12 @@ def build_dataset(
         config=config,
         config_hash=_config_hash(config),
         dry_run=dry_run,
-        warnings=[str(w.message) for w in caught],
+        warnings=[str(w.message) for w in caught] + notes,
         counts={"before": before, "after": plan.after()},
         dropped=[{"path": str(index.paths[i]), "label": index.classes[int(index.labels[i])],
                   "source_hash": str(index.hashes[i])} for i in dropped.tolist()],
+        skewed_out=skewed_out,
+        tar_shards=sorted({s.shard for s in layout.values()}) if layout else [],
     )
     positions = None
     items: tuple[Item, ...] = plan.items
@@ -485,7 +655,13 @@ def build_dataset(
     else:
         written = execute(items, str(staging), **options)
     resumed = sum(1 for item in items if item.repeat) - written if resuming else 0
-    _write_outputs(staging, plan, summary, spec, items=items, positions=positions)
+    if layout is not None:  # pack the loose files into tar files, then drop them
+        records = _manifest_records(plan, items, spec_text=_spec_text(spec), seed=seed, layout=layout)
+        write_shards(str(staging), ((layout[item.out], item.out, item.label, r) for item, r in zip(items, records)))
+    _write_outputs(staging, plan, summary, spec, items=items, positions=positions, layout=layout)
+    if layout is not None:
+        for split_name in SPLITS:
+            shutil.rmtree(staging / split_name, ignore_errors=True)
     (staging / STATE_FILE).unlink(missing_ok=True)
     if out.exists():
         shutil.rmtree(out)
@@ -512,11 +688,16 @@ def _check_shard(num_shards: Any, shard_index: Any) -> dict[str, int] | None:
     return {"index": int(index), "count": int(count)}
 
 
-def _manifest_records(plan: Plan, items: Iterable[Item], *, spec_text: str, seed: int) -> Iterator[dict[str, Any]]:
-    """One manifest row per item, in the order given."""
+def _spec_text(spec: Mapping[str, Any]) -> str:
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+def _manifest_records(plan: Plan, items: Iterable[Item], *, spec_text: str, seed: int,
+                      layout: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """One manifest row per item, in the order given (``path`` is ``<tar>#<key>.<ext>`` with a ``layout``)."""
     for item in items:
         yield {
-            "path": item.out,
+            "path": item.out if layout is None else layout[item.out].path,
             "label": plan.classes[item.label],
             "split": item.split,
             "group": item.group,
@@ -560,20 +741,23 @@ def _summary_from_document(out: Path, document: Mapping[str, Any]) -> BuildSumma
         dropped=list(document["dropped"]),
         shard=document.get("shard"),
         merged=int((document.get("merged") or {}).get("shards", 0)),
+        skewed_out=dict(document.get("skewed_out") or {}),
+        tar_shards=list(document.get("tar_shards") or []),
     )
 
 
 def _write_outputs(root: Path, plan: Plan, summary: BuildSummary, spec: dict[str, Any], *,
-                   items: Iterable[Item] | None = None, positions: list[int] | None = None) -> None:
+                   items: Iterable[Item] | None = None, positions: list[int] | None = None,
+                   layout: Mapping[str, Any] | None = None) -> None:
     """manifest.csv, manifest.jsonl, problems.csv and summary.json (and a shard's shard.json), each atomic.
 
     ``items`` (default: the whole plan) are the rows of the manifest; a shard passes its own
     and their ``positions`` in the plan.
     """
-    spec_text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    spec_text = _spec_text(spec)
     seed = summary.config["seed"]
     rows = plan.items if items is None else items
-    write_manifests(root, lambda: _manifest_records(plan, rows, spec_text=spec_text, seed=seed))
+    write_manifests(root, lambda: _manifest_records(plan, rows, spec_text=spec_text, seed=seed, layout=layout))
     with atomic_write(root / "problems.csv", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["path", "kind", "reason"])
@@ -585,6 +769,8 @@ def _write_outputs(root: Path, plan: Plan, summary: BuildSummary, spec: dict[str
         "short": {c: {"target": t, "reached": r} for c, (t, r) in summary.short.items()},
         "problems": summary.problems,
         "dropped": summary.dropped,
+        "skewed_out": summary.skewed_out,
+        "tar_shards": summary.tar_shards,
         "warnings": summary.warnings,
         "config": summary.config,
         "config_hash": summary.config_hash,

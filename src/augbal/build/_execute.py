@@ -1,4 +1,4 @@
-"""Execute a plan: copy originals, make augmented copies (uint8 in, PNG out), locally in processes.
+"""Execute a plan: copy originals, make augmented copies (uint8 in, JPEG or PNG out), locally in processes.
 
 The executor seam: ``pending_items`` copies the originals and yields the augmented items
 still to do; an executor (``run_local`` here, ``run_ray`` in ``_ray.py``) sends them in
@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from augbal._atomic import atomic_write_bytes
 from augbal._draw import Draw
 
 from ._plan import Item
@@ -76,24 +75,41 @@ def augment_draw(source_hash: str, repeat: int) -> Draw:
     return Draw(index=int(source_hash, 16), repeat=int(repeat), epoch=0)
 
 
+#: Suffixes of augmented copies written as JPEG (every other copy is PNG).
+JPEG_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg")
+
+
+def output_format(path: str) -> str:
+    """The Pillow format an augmented copy at ``path`` is encoded in: ``"JPEG"`` or ``"PNG"``.
+
+    Example:
+        >>> output_format("train/cat/001.aug2.jpg"), output_format("train/cat/001.aug2.png")
+        ('JPEG', 'PNG')
+    """
+    return "JPEG" if os.path.splitext(path)[1].lower() in JPEG_SUFFIXES else "PNG"
+
+
 class Augmenter:
-    """Make one augmented copy as PNG bytes: ``policy`` run on the source's uint8 pixels.
+    """Make one augmented copy as PNG or JPEG bytes: ``policy`` run on the source's uint8 pixels.
 
     The policy is rebuilt with ``mean=0, std=1`` (its output is then ``v / 255`` in float32,
     which rounds back to the exact uint8 value) and ``size`` (or, when ``size`` is None,
-    the shorter side of each source image).
+    the shorter side of each source image). Encoders run with fixed settings and no
+    metadata, so the same pixels give the same bytes in any process: PNG (Pillow's
+    defaults), JPEG at ``jpeg_quality`` (baseline, not optimised, 4:2:0 chroma subsampling).
 
     Example:
         >>> import numpy as np
         >>> aug = Augmenter({"name": "light", "seed": 3}, size=8)
         >>> png = aug.png(np.zeros((10, 12, 3), np.uint8), label=0, source_hash="ab", repeat=1)
-        >>> png[:4]
-        b'\\x89PNG'
+        >>> png[:4], aug.encode(np.zeros((8, 8, 3), np.uint8), label=0, source_hash="ab", repeat=1, fmt="JPEG")[:2]
+        (b'\\x89PNG', b'\\xff\\xd8')
     """
 
-    def __init__(self, spec: Any, *, size: int | None) -> None:
+    def __init__(self, spec: Any, *, size: int | None, jpeg_quality: int = 95) -> None:
         self.spec = spec
         self.size = size
+        self.jpeg_quality = jpeg_quality
         self._policies: dict[int, Any] = {}
 
     def policy(self, side: int) -> Any:
@@ -108,31 +124,74 @@ class Augmenter:
         """The augmented ``(H, W, 3)`` uint8 array."""
         side = self.size or int(min(image.shape[0], image.shape[1]))
         out = self.policy(side)(image, label=label, draw=augment_draw(source_hash, repeat))
-        array = out.numpy() if hasattr(out, "numpy") else np.asarray(out)
-        return np.rint(array.transpose(1, 2, 0) * 255.0).clip(0, 255).astype(np.uint8)
+        array = np.array(out.numpy() if hasattr(out, "numpy") else out, dtype=np.float32)
+        # v / 255 in float32 times 255 rounds back to v in 0..255: no clip needed (it cost a numpy errstate)
+        np.multiply(array, 255.0, out=array)
+        np.rint(array, out=array)
+        return array.astype(np.uint8).transpose(1, 2, 0)
 
-    def png(self, image: np.ndarray, *, label: int, source_hash: str, repeat: int) -> bytes:
-        """The augmented image as PNG bytes (no metadata: the same pixels give the same bytes)."""
+    def encode(self, image: np.ndarray, *, label: int, source_hash: str, repeat: int, fmt: str = "PNG") -> bytes:
+        """The augmented image as ``fmt`` (``"PNG"`` or ``"JPEG"``) bytes, without metadata."""
         from PIL import Image
 
         buf = io.BytesIO()
-        Image.fromarray(self.pixels(image, label=label, source_hash=source_hash, repeat=repeat)).save(buf, format="PNG")
+        picture = Image.fromarray(self.pixels(image, label=label, source_hash=source_hash, repeat=repeat))
+        if fmt == "JPEG":
+            picture.save(buf, format="JPEG", quality=self.jpeg_quality, optimize=False, progressive=False,
+                         subsampling="4:2:0")
+        else:
+            picture.save(buf, format="PNG")
         return buf.getvalue()
+
+    def png(self, image: np.ndarray, *, label: int, source_hash: str, repeat: int) -> bytes:
+        """The augmented image as PNG bytes (no metadata: the same pixels give the same bytes)."""
+        return self.encode(image, label=label, source_hash=source_hash, repeat=repeat, fmt="PNG")
 
 
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_JPEG_END = b"\xff\xd9"
+_MADE_FOLDERS: set[str] = set()
 
 
 def _write_bytes(path: str, data: bytes) -> None:
-    """Write atomically (a temporary file renamed into place): a file present is complete."""
-    atomic_write_bytes(path, data, fsync=False)
+    """Write atomically: ``.<name>.<pid>.part`` beside ``path``, then renamed, so a present file is complete.
+
+    Cheaper than ``augbal._atomic.atomic_write_bytes`` (no random name, no umask lookup, each
+    folder made once per process): a build writes tens of thousands of small files. The
+    temporary name carries the process id, so two processes never share one; the file gets
+    the permission bits a new file gets under the umask.
+    """
+    folder, name = os.path.split(path)
+    if folder not in _MADE_FOLDERS:
+        os.makedirs(folder, exist_ok=True)
+        _MADE_FOLDERS.add(folder)
+    temp = os.path.join(folder, f".{name}.{os.getpid()}.part")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except FileNotFoundError:
+        if os.path.isdir(folder):
+            raise
+        _MADE_FOLDERS.discard(folder)  # the folder went away (a new build in the same process): make it again
+        _write_bytes(path, data)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
 
 
 def is_done(item: Item, root: str) -> bool:
     """Whether ``root/item.out`` is already written completely (checked cheaply, for ``resume``).
 
     Every output is written atomically, so a present file is whole; this still checks that an
-    original has its source's size and that an augmented PNG ends with its ``IEND`` chunk.
+    original has its source's size and that an augmented PNG ends with its ``IEND`` chunk (a
+    JPEG with its end-of-image marker).
     """
     target = os.path.join(root, item.out)
     try:
@@ -144,11 +203,12 @@ def is_done(item: Item, root: str) -> bool:
             return size == os.path.getsize(item.source)
         except OSError:
             return False
-    if size < len(_PNG_END):
+    end = _JPEG_END if output_format(item.out) == "JPEG" else _PNG_END
+    if size < len(end):
         return False
     with open(target, "rb") as fh:
-        fh.seek(-len(_PNG_END), os.SEEK_END)
-        return fh.read() == _PNG_END
+        fh.seek(-len(end), os.SEEK_END)
+        return fh.read() == end
 
 
 def remove_partial_files(root: str) -> int:
@@ -193,15 +253,17 @@ def _augment_chunk(items: Sequence[Item], root: str, spec: Any, size: int | None
     """
     from augbal.data import load_rgb
 
-    augmenter = _WORKER_CACHE.get((repr(spec), size))
-    if augmenter is None:
-        augmenter = _WORKER_CACHE[(repr(spec), size)] = Augmenter(spec, size=size)
     image, loaded = None, None
     for item in items:
         try:
+            key = (repr(spec), size, item.jpeg_quality)
+            augmenter = _WORKER_CACHE.get(key)
+            if augmenter is None:
+                augmenter = _WORKER_CACHE[key] = Augmenter(spec, size=size, jpeg_quality=item.jpeg_quality or 95)
             if loaded != item.source:
                 image, loaded = load_rgb(item.source, max_pixels=None, formats=None), item.source
-            data = augmenter.png(image, label=item.label, source_hash=item.source_hash, repeat=item.repeat)
+            data = augmenter.encode(image, label=item.label, source_hash=item.source_hash, repeat=item.repeat,
+                                    fmt=output_format(item.out))
             _write_bytes(os.path.join(root, item.out), data)
         except Exception as exc:
             raise BuildTaskError(item.out, item.source, _reason(exc),
@@ -209,8 +271,7 @@ def _augment_chunk(items: Sequence[Item], root: str, spec: Any, size: int | None
     return len(items)
 
 
-
-_WORKER_CACHE: dict[tuple[str, int | None], Augmenter] = {}
+_WORKER_CACHE: dict[tuple[str, int | None, int | None], Augmenter] = {}
 
 
 def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -231,7 +292,7 @@ def pending_items(
     """
     if resume:
         remove_partial_files(root)
-    for item in items:
+    for item in _interleaved(items):
         if resume and is_done(item, root):
             step(1)
         elif item.repeat == 0:
@@ -241,9 +302,56 @@ def pending_items(
             yield item
 
 
+#: What the fork server imports once, so that each worker forks from a process that has
+#: torch, albumentations and the policies loaded (importing them took a worker seconds) and
+#: warmed (``_warm`` runs each albumentations policy once: a first call cost 0.5 s of CPU).
+_PRELOAD = ["augbal.build._execute", "augbal.data", "augbal.augment", "augbal.build._warm"]
+
+
 def _context() -> Any:
+    """The start method of worker processes: a fork server preloading ``_PRELOAD`` (spawn where none)."""
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
+def prestart_workers() -> None:
+    """Start the fork server now (it imports ``_PRELOAD`` while the caller scans and plans).
+
+    Called by ``build_dataset`` before it scans SOURCE, when it will run local workers;
+    the first worker then forks from a loaded process instead of importing torch itself.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        _context()
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+def _interleaved(items: Iterable[Item]) -> Iterator[Item]:
+    """``items`` with the originals spread evenly among the augmented copies (same items, another order).
+
+    A plan lists every original before the first copy; executed in that order, the main
+    process would copy all originals while the workers wait. Interleaved, it copies a few
+    between two chunks it hands out, while the workers augment.
+    """
+    items = list(items)
+    originals = [item for item in items if item.repeat == 0]
+    copies = [item for item in items if item.repeat > 0]
+    if not copies:
+        yield from originals
+        return
+    per_copy = len(originals) / len(copies)
+    given = 0
+    for i, item in enumerate(copies):
+        upto = int((i + 1) * per_copy)
+        yield from originals[given:upto]
+        given = upto
+        yield item
+    yield from originals[given:]
 
 
 def run_local(

@@ -26,6 +26,7 @@ class Item:
     group: str
     out: str  # path relative to OUT, with "/" separators
     repeat: int
+    jpeg_quality: int | None = None  # the quality of an augmented copy written as JPEG
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,37 @@ def _relative_name(path: str, root: str | None, class_name: str) -> str:
     return os.path.basename(path)
 
 
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def is_jpeg(path: str) -> bool:
+    """Whether the file at ``path`` holds a JPEG image (its first bytes, not its name).
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "x.png")
+        >>> _ = open(p, "wb").write(bytes([0xFF, 0xD8, 0xFF, 0xE0]) + b"rest")
+        >>> is_jpeg(p)
+        True
+    """
+    with open(path, "rb") as fh:
+        return fh.read(3) == _JPEG_MAGIC
+
+
+def augmented_name(stem: str, k: int, *, jpeg: bool) -> str:
+    """The file name of augmented copy ``k`` of a source with ``stem``: JPEG for a JPEG source, else PNG.
+
+    A JPEG source keeps its format (``<stem>.aug<k>.jpg``); every other source (PNG, with
+    or without alpha, palette, 16-bit, TIFF, WebP, BMP, GIF, ...) gives ``<stem>.aug<k>.png``.
+    Augmented pixels are RGB either way (``load_rgb`` composites alpha onto white).
+
+    Example:
+        >>> augmented_name("cat/001", 2, jpeg=True), augmented_name("001", 1, jpeg=False)
+        ('cat/001.aug2.jpg', '001.aug1.png')
+    """
+    return f"{stem}.aug{k}.{'jpg' if jpeg else 'png'}"
+
+
 def _group_of(index: ImageIndex, i: int) -> str:
     g = int(index.groups[i])
     return f"g{g}" if g >= 0 else f"h{index.hashes[i]}"
@@ -124,8 +156,14 @@ def make_plan(
     *,
     seed: int,
     max_multiplier: int | None,
+    jpeg_quality: int = 95,
+    roots: Mapping[str, str] | None = None,
 ) -> Plan:
     """Plan a build of ``index`` split into ``sides`` (positions per split) with training ``targets``.
+
+    Augmented copies of JPEG sources are JPEG at ``jpeg_quality``, the others PNG (see
+    ``augmented_name``). ``roots`` gives each split's source folder (``--splits existing``:
+    ``SOURCE/train``, ...), under which class subfolders are kept; default ``index.root``.
 
     Raises:
         ValueError: two outputs would share a path (named).
@@ -140,7 +178,7 @@ def make_plan(
         positions = sorted(sides[split_name].tolist(), key=lambda i: (labels[i], paths[i]))
         for i in positions:
             before[split_name][classes[labels[i]]] += 1
-            rel = _relative_name(paths[i], index.root, classes[labels[i]])
+            rel = _relative_name(paths[i], (roots or {}).get(split_name, index.root), classes[labels[i]])
             items.append(Item(split_name, labels[i], paths[i], str(index.hashes[i]), _group_of(index, i),
                               f"{split_name}/{classes[labels[i]]}/{rel}", 0))
         if split_name != "train":
@@ -154,11 +192,15 @@ def make_plan(
             if reached < target:
                 short[classes[c]] = (target, reached)
             for i, k_max in zip(members, copies):
-                rel = _relative_name(paths[i], index.root, classes[c])
+                if k_max == 0:
+                    continue
+                rel = _relative_name(paths[i], (roots or {}).get("train", index.root), classes[c])
                 stem = rel.rsplit(".", 1)[0] if "." in os.path.basename(rel) else rel
+                jpeg = is_jpeg(paths[i])
+                quality = jpeg_quality if jpeg else None
                 for k in range(1, k_max + 1):
                     augmented.append(Item("train", c, paths[i], str(index.hashes[i]), _group_of(index, i),
-                                          f"train/{classes[c]}/{stem}.aug{k}.png", k))
+                                          f"train/{classes[c]}/{augmented_name(stem, k, jpeg=jpeg)}", k, quality))
     items.extend(augmented)
     seen: dict[str, str] = {}
     for item in items:

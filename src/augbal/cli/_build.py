@@ -14,13 +14,15 @@ from ._output import console
 from ._params import bad_parameter, os_error_text
 
 
-def _ratios(value: str) -> tuple[float, float, float]:
+def _ratios(value: str) -> tuple[float, float, float] | str:
+    if value.strip() == "existing":
+        return "existing"
     try:
         parts = tuple(float(p) for p in value.split(","))
     except ValueError:
         parts = ()
     if len(parts) != 3:
-        raise bad_parameter("split", f"must be three comma-separated ratios train,val,test; got {value!r}")
+        raise bad_parameter("split", f"must be three comma-separated ratios train,val,test or 'existing'; got {value!r}")
     return parts  # type: ignore[return-value]
 
 
@@ -58,8 +60,14 @@ class _BuildCommand(click.Command):
     "majority, 'not minority', 'not majority', all, a float ratio (two classes) or a JSON dict of counts. "
     "Which originals stay is seeded by (seed, content hash); the dropped ones are listed in summary.json.",
 )
-@click.option("--split", "split", default="0.8,0.1,0.1", show_default=True, metavar="TRAIN,VAL,TEST",
-              help="Stratified, duplicate-group-aware split ratios (seeded).")
+@click.option("--split", "--splits", "split", default="0.8,0.1,0.1", show_default=True, metavar="TRAIN,VAL,TEST|existing",
+              help="Stratified, duplicate-group-aware split ratios (seeded), or 'existing': keep SOURCE's own "
+              "train/, val/ and test/ folders (val, test optional; each must hold train's class folders).")
+@click.option("--skew", default=None, metavar="SPEC",
+              help="Skew the training split first, for experiments (augbal.data.skew, seeded by --seed): "
+              "ratio=100 (exponential long tail, the head class keeps all its images), "
+              "ratio=10,profile=step[,mu=0.5], n_max=N, order=count, or a JSON dict such as "
+              "'{\"counts\": {\"cat\": 50, \"dog\": 500}}'. Left-out images are not copied.")
 @click.option("--policy", default="light", show_default=True, metavar="NAME|JSON",
               help="Augmentation policy: a registered name (light, medium, heavy, rarity_scaled, ...) or a JSON spec.")
 @click.option("--size", type=click.IntRange(min=1), default=None, metavar="PX",
@@ -69,6 +77,15 @@ class _BuildCommand(click.Command):
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the split, the tie order and every augmentation.")
 @click.option("--link", is_flag=True, help="Hard-link originals instead of copying them.")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True, metavar="Q",
+              help="Quality of augmented copies of JPEG sources (written as <stem>.aug<k>.jpg); copies of "
+              "every other source (PNG, alpha, palette, TIFF, ...) are PNG. Part of the configuration hash.")
+@click.option("--format", "format_", type=click.Choice(["files", "webdataset"]), default="files", show_default=True,
+              help="files: OUT/<split>/<class>/<file>. webdataset: OUT/<split>-NNNNNN.tar shards (webdataset "
+              "library), each sample <key>.<ext> + .cls (label index) + .json (its manifest row), in a seeded "
+              "order; manifest paths are <shard>#<key>.<ext>. Needs pip install 'augbal[webdataset]'.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Samples per tar shard with --format webdataset [default: 1000].")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Augmentation processes (default: the CPUs available); with --executor ray, the CPUs of a "
               "local Ray started for the build (default: all).")
@@ -107,6 +124,10 @@ def build_dataset(
     progress: bool | None,
     dry_run: bool,
     undersample: str | None,
+    skew: str | None,
+    jpeg_quality: int,
+    format_: str,
+    shard_size: int | None,
     executor: str,
     ray_address: str | None,
     num_shards: int | None,
@@ -116,8 +137,9 @@ def build_dataset(
     with augmented copies, and write OUT/<split>/<class>/<file>, manifest.csv, manifest.jsonl,
     summary.json and problems.csv. The build is written to OUT.incomplete and renamed at the end.
 
-    Augmented copies are OUT/train/<class>/<stem>.aug<k>.png; each depends only on the seed,
-    its source file's content and k. Val and test are copied untouched.
+    Augmented copies are OUT/train/<class>/<stem>.aug<k>.jpg for a JPEG source (--jpeg-quality),
+    <stem>.aug<k>.png for any other; each depends only on the seed, its source file's content
+    and k. Val and test are copied untouched.
 
     An interrupted build leaves OUT.incomplete: --resume continues it (the result is byte-identical
     to an uninterrupted build), --overwrite discards it. Exit codes: 2 bad arguments or a refused
@@ -137,7 +159,8 @@ def build_dataset(
         summary = build(
             source, out, target=target, split=ratios, policy=policy, size=size, max_multiplier=max_multiplier,
             seed=seed, link=link, workers=workers, overwrite=overwrite, dry_run=dry_run, resume=resume,
-            undersample=undersample, progress=(sys.stderr.isatty() if progress is None else progress) and not dry_run,
+            undersample=undersample, skew=skew, jpeg_quality=jpeg_quality, format=format_, shard_size=shard_size,
+            progress=(sys.stderr.isatty() if progress is None else progress) and not dry_run,
             executor=executor, ray_address=ray_address, num_shards=num_shards, shard_index=shard_index,
         )
     except OutputPathError as exc:
@@ -147,7 +170,9 @@ def build_dataset(
             f"empty classes in {exc.root}: {', '.join(exc.classes)} (a build needs at least one image per class)"
         ) from None
     except BuildOptionError as exc:
-        raise bad_parameter(exc.option, str(exc)) from None
+        raise bad_parameter({"format": "format_"}.get(exc.option, exc.option), str(exc)) from None
+    except ImportError as exc:
+        raise click.UsageError(str(exc)) from None
     except BuildTaskError as exc:
         raise click.ClickException(f"cannot build {out}: {exc}") from None
     except OSError as exc:
@@ -202,6 +227,13 @@ def _print_summary(summary: Any) -> None:
         out.print(f"warning: {message}", markup=False, highlight=False)
     if summary.dropped:
         out.print(f"undersampled: {len(summary.dropped)} training originals dropped (listed in summary.json)",
+                  markup=False, highlight=False)
+    if summary.skewed_out:
+        left = sum(summary.skewed_out.values())
+        out.print(f"skewed: {left} training originals left out by --skew (per class in summary.json)",
+                  markup=False, highlight=False)
+    if summary.tar_shards:
+        out.print(f"webdataset: {len(summary.tar_shards)} tar files ({summary.tar_shards[0]} ... {summary.tar_shards[-1]})",
                   markup=False, highlight=False)
     if summary.resumed:
         out.print(f"resumed: kept {summary.resumed} augmented copies already written", markup=False, highlight=False)
