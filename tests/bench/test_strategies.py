@@ -1,5 +1,7 @@
 """Strategies: every registered name applies to a recipe; combinations merge or refuse."""
 
+from pathlib import Path
+
 import pytest
 
 from augbal.bench import STRATEGIES, apply_strategy, register_strategy, resolve_strategy
@@ -59,3 +61,13 @@ def test_user_registration_and_bad_names():
             register_strategy(bad, {})
     with pytest.raises(ValueError, match="names must be unique"):
         register_strategy("ce", {"loss": "ce"})
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*-bench.yaml")), ids=lambda p: p.name)
+def test_every_ready_bench_recipe_expands_into_valid_runs(path):
+    from augbal.bench import expand_grid, load_bench
+
+    spec = load_bench(path)
+    runs = expand_grid(spec)  # every run's recipe validated; nothing is read from ../shared
+    assert len(runs) == len(spec.strategies) * len(spec.seeds) * len(spec.splits) and len(spec.strategies) >= 5
+    assert len({r.key for r in runs}) == len(runs)
