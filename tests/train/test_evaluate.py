@@ -91,3 +91,27 @@ def test_priors_adjust_the_logits_and_bad_arguments_name_themselves(run, tmp_pat
     (other / "dog").rename(other / "wolf")
     with pytest.raises(ValueError, match=r"data classes must be among the run's classes .*; got 'wolf'"):
         evaluate(result.run_dir, other)
+
+
+def test_a_frozen_trunk_run_scores_on_the_feature_cache_as_on_the_images(run, monkeypatch):
+    import augbal.train._evaluate as ev
+    from augbal.data import ImageDataset
+    from augbal.train import evaluate
+    from augbal.train._cache import CachedViews
+
+    result, _ = run
+    seen = []
+    real = ev._inputs
+
+    def spy(*args):
+        net, inputs = real(*args)
+        seen.append(type(inputs))
+        return net, inputs
+
+    monkeypatch.setattr(ev, "_inputs", spy)
+    cached = evaluate(result.run_dir, val_split(result))["metrics"]
+    monkeypatch.setattr(ev, "_inputs", lambda run, recipe, model, index, policy, device: (model, ImageDataset(index, transform=policy)))
+    images = evaluate(result.run_dir, val_split(result))["metrics"]
+    assert seen == [CachedViews]  # head-only run: the trunk's features come from the cache
+    assert cached["confusion"] == images["confusion"]
+    assert cached["loss"] == pytest.approx(images["loss"], abs=1e-5)

@@ -132,8 +132,32 @@ def _index(data: Any, classes: list[str]) -> Any:
     return index
 
 
-def _score(run: Path, selection: dict[str, Any], index: Any, *, checkpoint: str, prior: str | None, device: str) -> dict[str, Any]:
+def _inputs(run: Path, recipe: Any, model: Any, index: Any, eval_policy: Any, device: Any) -> tuple[Any, Any]:
+    """``(network, dataset)`` to score ``index`` with: where the run trained on a frozen trunk's
+    cached outputs (and the trunk is unchanged, so its key matches), the tail on the same feature
+    cache, filled once per image and shared by every run of a grid; else the whole model on images."""
     from augbal.data import ImageDataset
+
+    from ._cache import FeatureCache, tail
+    from ._freeze import FREEZE_POLICIES
+    from ._loop import trunk_hash
+    from ._strategies import _spec, cache_level
+
+    upto = None
+    if getattr(eval_policy, "deterministic", False):
+        try:
+            upto = cache_level(recipe, FREEZE_POLICIES.from_spec(_spec(recipe.freeze)), int(recipe.epochs))
+        except ValueError:
+            upto = None
+    if upto is None:
+        return model, ImageDataset(index, transform=eval_policy)
+    root = Path(getattr(getattr(recipe, "cache", None), "dir", None) or run / "cache")
+    store = FeatureCache(root, dtype="float32" if upto == "features" else "float16")  # as the run stored them
+    views = store.views(model, trunk_hash(model, upto), index, upto=upto, policy=eval_policy, num_views=1, device=device)
+    return tail(model, upto), views
+
+
+def _score(run: Path, selection: dict[str, Any], index: Any, *, checkpoint: str, prior: str | None, device: str) -> dict[str, Any]:
     from augbal.recipes import load_recipe
 
     from ._distributed import DistContext, resolve_device
@@ -163,7 +187,8 @@ def _score(run: Path, selection: dict[str, Any], index: Any, *, checkpoint: str,
     remap = np.array([classes.index(c) for c in index.classes], dtype=np.int64)
     labels = remap[np.asarray(index.labels, dtype=np.int64)]
     ctx = DistContext(rank=0, world_size=1, local_rank=0, device=dev)
-    logits = _predict(model, ImageDataset(index, transform=eval_policy), len(labels), ctx, dev, None, False, batch=256)
+    net, inputs = _inputs(run, recipe, model, index, eval_policy, dev)
+    logits = _predict(net, inputs, len(labels), ctx, dev, None, False, batch=256)
 
     train_prior = np.asarray(selection["train_prior"], dtype=np.float64)
     own = state.get("posthoc") if checkpoint == "selected" else None

@@ -347,8 +347,9 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     # ---- should I worry? the volatility of the unweighted val loss against its noise floor ---
     nf = recipe.noise_floor
     floor = noise_floor(chosen.logits, val_labels, n_boot=int(nf.n_boot), seed=int(nf.seed), classes=classes)
-    vol = volatility([row["val"]["loss"] for row in history])
-    verdict = worry_verdict(vol, floor)
+    curve = [row["val"]["loss"] for row in history]
+    vol = volatility(curve)
+    verdict = worry_verdict(vol, floor, values=curve)  # also says when the excess is only the early descent
 
     # ---- outputs (rank 0) -------------------------------------------------------------------
     paths = {name: run / name for name in ("recipe.yaml", "metrics.jsonl", "last.pt", "selected.pt", "selection.json")}
