@@ -44,6 +44,14 @@ def test_combinations_merge_disjoint_fragments_and_refuse_clashes():
         resolve_strategy("ce+nope")
 
 
+def test_layer4_fine_tunes_a_block_and_combines_with_a_loss():
+    out = apply_strategy({**BASE, "freeze": "head", "augmentation": "none"}, "logit-adjust+layer4")
+    assert out["freeze"] == {"name": "layer4"} and out["augmentation"] == "light"
+    assert out["loss"] == {"name": "logit_adjusted", "tau": 1.0} and out["optim"] == BASE["optim"]
+    with pytest.raises(ValueError, match=r"'oversample-augment' and 'layer4' cannot be combined: both set recipe key augmentation"):
+        resolve_strategy("oversample-augment+layer4").overrides(BASE)
+
+
 def test_apply_replaces_a_component_spec_whole_but_merges_plain_sections():
     base = {"loss": {"name": "focal", "gamma": 1.0}, "strategy": {"crt": None, "posthoc": None}}
     out = apply_strategy(base, "wce:inverse")
