@@ -167,45 +167,67 @@ _JPEG_END = b"\xff\xd9"
 _MADE_FOLDERS: set[str] = set()
 
 
-def _write_bytes(path: str, data: bytes) -> None:
-    """Write atomically: ``.<name>.<pid>.part`` beside ``path``, then renamed, so a present file is complete.
-
-    Cheaper than ``augbal._atomic.atomic_write_bytes`` (no random name, no umask lookup, each
-    folder made once per process): a build writes tens of thousands of small files. The
-    temporary name carries the process id, so two processes never share one; the file gets
-    the permission bits a new file gets under the umask.
-    """
-    folder, name = os.path.split(path)
+def _folder_for(path: str) -> None:
+    """Make the folder of ``path`` unless this process already made it (one ``makedirs`` per folder)."""
+    folder = os.path.dirname(path)
     if folder not in _MADE_FOLDERS:
         os.makedirs(folder, exist_ok=True)
         _MADE_FOLDERS.add(folder)
-    temp = os.path.join(folder, f".{name}.{os.getpid()}.part")
+
+
+def _written(path: str, write: Callable[[], None]) -> None:
+    """Run ``write`` (which creates ``path``); if it fails, remove what it left, so no torn file stays.
+
+    The folder is made once per process; if it went away (a new build in the same process),
+    it is made again.
+    """
+    _folder_for(path)
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        write()
+    except FileNotFoundError:
+        folder = os.path.dirname(path)
+        if os.path.isdir(folder):
+            raise
+        _MADE_FOLDERS.discard(folder)
+        _folder_for(path)
+        _written(path, write)
+    except BaseException:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        raise
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` directly (no temporary file and rename: 2 syscalls less per image).
+
+    A failed write removes the part it wrote; only a killed process can leave a file cut
+    short, and ``is_done`` tells one from a whole file (an augmented copy ends with its
+    format's end marker), so ``resume`` redoes it. The whole build is still atomic: it is
+    written under ``OUT.incomplete`` and renamed at the end. The file gets the permission
+    bits a new file gets under the umask.
+    """
+
+    def write() -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
         finally:
             os.close(fd)
-        os.replace(temp, path)
-    except FileNotFoundError:
-        if os.path.isdir(folder):
-            raise
-        _MADE_FOLDERS.discard(folder)  # the folder went away (a new build in the same process): make it again
-        _write_bytes(path, data)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+
+    _written(path, write)
 
 
 def is_done(item: Item, root: str) -> bool:
     """Whether ``root/item.out`` is already written completely (checked cheaply, for ``resume``).
 
-    Every output is written atomically, so a present file is whole; this still checks that an
-    original has its source's size and that an augmented PNG ends with its ``IEND`` chunk (a
-    JPEG with its end-of-image marker).
+    Outputs are written in place (a failed write removes its part, but a killed process can
+    leave a file cut short), so this checks that an original has its source's size and that
+    an augmented PNG ends with its ``IEND`` chunk (a JPEG with its end-of-image marker; the
+    encoders write no metadata, so that marker appears nowhere else).
     """
     target = os.path.join(root, item.out)
     try:
@@ -226,7 +248,8 @@ def is_done(item: Item, root: str) -> bool:
 
 
 def remove_partial_files(root: str) -> int:
-    """Delete the temporary ``.<name>.<random>.part`` files an interrupted build left under ``root``."""
+    """Delete the temporary ``.<name>.<random>.part`` files an interrupted build left under ``root``
+    (originals copied atomically by an older augbal, or any other ``atomic_write`` of the build)."""
     removed = 0
     for folder, _, files in os.walk(root):
         for name in files:
@@ -237,11 +260,11 @@ def remove_partial_files(root: str) -> int:
 
 
 def copy_original(item: Item, root: str, *, link: bool) -> None:
-    """Copy (or hard-link) an original to ``root/item.out`` unchanged, atomically."""
+    """Copy (or hard-link) an original to ``root/item.out`` unchanged, in place like ``_write_bytes``
+    (a copy cut short has another size than its source: ``is_done`` tells)."""
     target = os.path.join(root, item.out)
-    folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
     if link:
+        _folder_for(target)
         try:
             if os.path.lexists(target):
                 os.remove(target)
@@ -249,14 +272,7 @@ def copy_original(item: Item, root: str, *, link: bool) -> None:
             return
         except OSError:  # another file system, or links not allowed: copy instead
             pass
-    temp = os.path.join(folder, f".{os.path.basename(target)}.{os.getpid()}.part")
-    try:
-        shutil.copyfile(item.source, temp)
-        os.replace(temp, target)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    _written(target, lambda: shutil.copyfile(item.source, target))
 
 
 def _augment_chunk(items: Sequence[Item], root: str, spec: Any, size: int | None, link: bool = False) -> int:
@@ -432,7 +448,7 @@ def run_local(
             in_flight[pool.submit(_augment_chunk, chunk, root, spec, size, link)] = chunk
         collect(list(in_flight))
     except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)  # drop queued chunks; running ones end atomically
+        pool.shutdown(wait=True, cancel_futures=True)  # drop queued chunks; running ones finish their files
         raise
     pool.shutdown(wait=True)
     return done
