@@ -267,3 +267,30 @@ def test_registry_lists_every_policy_with_a_docstring() -> None:
     for name in POLICIES.names():
         cls = POLICIES.get(name)
         assert cls.name == name and cls.__doc__ and "Example" in cls.__doc__
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES.names()))
+def test_pixels_are_the_calls_output_before_normalisation(name: str) -> None:
+    # build-dataset writes policy.pixels(...): the very pixels a mean-0 / std-1 call returns / 255,
+    # and the same pixels the policy normalises with any mean and std
+    image = smooth(20, 24, seed=5)
+    raw = build_policy(name, size=16, seed=2, mean=(0, 0, 0), std=(1, 1, 1))
+    for draw in (Draw(7, repeat=1), Draw(7, repeat=2)):
+        pixels = raw.pixels(image, label=0, draw=draw)
+        assert pixels.dtype == np.uint8 and pixels.shape == (16, 16, 3) and pixels.flags.c_contiguous
+        called = raw(image, label=0, draw=draw)
+        np.testing.assert_array_equal(torch.round(called * 255).to(torch.uint8).permute(1, 2, 0).numpy(), pixels)
+        normed = build_policy(name, size=16, seed=2)(image, label=0, draw=draw)
+        torch.testing.assert_close(normed, reference_normalise(pixels).float())
+
+
+def test_pixels_of_a_policy_with_only_apply_unnormalise_its_tensor() -> None:
+    from augbal.augment import Policy
+
+    class Invert(Policy):  # a user policy implementing only the tensor hook
+        def _apply(self, image, seeds, label):
+            x = torch.from_numpy(255 - image).permute(2, 0, 1).float() / 255.0
+            return (x - torch.tensor(self.mean).view(3, 1, 1)) / torch.tensor(self.std).view(3, 1, 1)
+
+    image = smooth(8, 8)
+    np.testing.assert_array_equal(Invert(size=8).pixels(image, draw=Draw(0)), 255 - image)

@@ -42,6 +42,35 @@ def test_a_failed_copy_names_its_output_from_a_worker_process(make_folder, tmp_p
         run_local(items, str(tmp_path / "out"), spec=SPEC, size=None, link=False, workers=2)
 
 
+def test_with_worker_processes_the_main_process_copies_no_original(make_folder, tmp_path: Path, monkeypatch) -> None:
+    # with 2 workers on 2 cores the main process must stay nearly idle: the workers copy the originals too
+    import augbal.build._execute as execute
+
+    src = make_folder(tmp_path / "src", {"a": 3})
+    originals = [Item("train", 0, str(p), "0a", "g0", f"train/a/{p.name}", 0) for p in sorted((src / "a").iterdir())]
+    items = originals + _copies(src / "a" / "000.png", 40)
+
+    def copy_here(*args, **kwargs):
+        raise AssertionError("the main process copied an original")
+
+    monkeypatch.setattr(execute, "copy_original", copy_here)  # the fork-server workers keep the real one
+    steps: list[int] = []
+    assert run_local(items, str(tmp_path / "out"), spec=SPEC, size=None, link=False, workers=2,
+                     advance=steps.append) == 40
+    assert sum(steps) == 43
+    written = sorted(p.name for p in (tmp_path / "out" / "train" / "a").iterdir())
+    assert [n for n in written if ".aug" not in n] == ["000.png", "001.png", "002.png"]
+    assert (tmp_path / "out" / "train" / "a" / "001.png").read_bytes() == (src / "a" / "001.png").read_bytes()
+
+
+def test_chunk_sizes_grow_with_the_plan_within_bounds() -> None:
+    from augbal.build._execute import _CHUNK, _MAX_CHUNK, chunk_size
+
+    assert chunk_size(0, 2) == chunk_size(2_000, 2) == _CHUNK
+    assert chunk_size(50_000, 2) == _MAX_CHUNK and chunk_size(20_000, 2) == 156
+    assert chunk_size(20_000, 0) == _MAX_CHUNK  # workers <= 1 counts as one
+
+
 def test_ray_not_installed_is_a_clear_option_error(small_source: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # "import ray" now raises ImportError
     with pytest.raises(RayNotInstalledError, match=r"^executor 'ray' needs Ray, which is not installed \(pip install augbal\[ray\]\)"):

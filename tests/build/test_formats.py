@@ -278,3 +278,33 @@ def test_written_copies_have_the_umask_permissions_and_no_temporary_file_is_left
     copies = sorted(out.glob("train/*/*.aug*.png"))
     assert len(copies) == 17 and {p.stat().st_mode & 0o777 for p in copies} == {0o666 & ~mask}
     assert [p for p in out.rglob("*") if p.name.endswith(".part")] == []
+
+
+def test_a_write_that_fails_midway_leaves_no_torn_file_and_a_copy_cut_short_is_not_done(
+    make_folder, tmp_path: Path, monkeypatch
+) -> None:
+    import errno
+
+    import augbal.build._execute as execute
+
+    root = tmp_path / "r"
+    real_write, calls = os.write, []
+
+    def full(fd, data):  # the second os.write of a file fails, as a full disk does
+        calls.append(len(data))
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, bytes(data)[:10])
+
+    monkeypatch.setattr(execute.os, "write", full)
+    with pytest.raises(OSError, match="No space left"):
+        execute._write_bytes(str(root / "train" / "a" / "x.aug1.jpg"), b"\xff\xd8" + b"x" * 100 + b"\xff\xd9")
+    monkeypatch.undo()
+    assert list((root / "train" / "a").iterdir()) == []
+
+    src = make_folder(tmp_path / "src", {"a": 1})
+    original = Item("train", 0, str(src / "a" / "000.png"), "ab", "g0", "train/a/000.png", 0)
+    execute.copy_original(original, str(root), link=False)
+    assert is_done(original, str(root)) and (root / original.out).read_bytes() == (src / "a" / "000.png").read_bytes()
+    (root / original.out).write_bytes((src / "a" / "000.png").read_bytes()[:-3])  # a copy a kill cut short
+    assert not is_done(original, str(root))

@@ -39,15 +39,21 @@ class AlbumentationsPolicy(Policy):
     def _ops(self, A: Any, m: float) -> list[Any]:
         raise NotImplementedError
 
-    def _apply(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> Any:
+    def _built_pipeline(self) -> tuple[Any, np.ndarray]:
         built = self.__dict__.get("_built")
         if built is None:
             A = _albumentations()
             built = self._built = (A.Compose(self._ops(A, self.magnitude), p=1.0, seed=0),
                                    normalization_lut(self.mean, self.std))
-        compose, lut = built
+        return built
+
+    def _pixels(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> np.ndarray:
+        compose, _ = self._built_pipeline()
         compose.set_random_state(*numpy_python_rngs(seeds))
-        return normalize_to_tensor(compose(image=image)["image"], lut)
+        return compose(image=image)["image"]
+
+    def _apply(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> Any:
+        return normalize_to_tensor(self._pixels(image, seeds, label), self._built_pipeline()[1])
 
 
 def _resize(A: Any, size: int) -> Any:

@@ -85,18 +85,24 @@ class TorchvisionAutoPolicy(Policy):
             ops.append(_scale_space(self._auto_op(v2), m))
         return v2.Compose(ops), normalization_lut(self.mean, self.std)
 
-    def _apply(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> Any:
-        import torch
-
+    def _built_pipeline(self) -> tuple[Any, np.ndarray]:
         built = self.__dict__.get("_built")
         if built is None:
             built = self._built = self._build()
-        pipeline, lut = built
+        return built
+
+    def _pixels(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> np.ndarray:
+        import torch
+
+        pipeline, _ = self._built_pipeline()
         if not image.flags.writeable:  # torch.from_numpy warns on read-only arrays
             image = image.copy()
         with forked_rngs(seeds):
             out = pipeline(torch.from_numpy(image).permute(2, 0, 1))
-        return normalize_to_tensor(out.permute(1, 2, 0).numpy(), lut)
+        return np.ascontiguousarray(out.permute(1, 2, 0).numpy())
+
+    def _apply(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> Any:
+        return normalize_to_tensor(self._pixels(image, seeds, label), self._built_pipeline()[1])
 
 
 @POLICIES.register("randaugment")

@@ -108,6 +108,9 @@ class ClassConditional(Policy):
     def __call__(self, image: Any, *, label: int | None = None, draw: Draw | None = None) -> Any:
         return self.policy_for(label)(image, label=label, draw=draw)
 
+    def pixels(self, image: Any, *, label: int | None = None, draw: Draw | None = None) -> np.ndarray:
+        return self.policy_for(label).pixels(image, label=label, draw=draw)
+
     def get_params(self) -> dict[str, Any]:
         return {
             # keyed by name when names are known: a JSON round trip cannot confuse a class
@@ -209,6 +212,9 @@ class RarityScaled(Policy):
 
     def __call__(self, image: Any, *, label: int | None = None, draw: Draw | None = None) -> Any:
         return self.policy_for(label)(image, label=label, draw=draw)
+
+    def pixels(self, image: Any, *, label: int | None = None, draw: Draw | None = None) -> np.ndarray:
+        return self.policy_for(label).pixels(image, label=label, draw=draw)
 
     def get_params(self) -> dict[str, Any]:
         return {

@@ -92,8 +92,37 @@ class Policy:
         seeds = self._stream.next() if draw is None else draw_seed_sequence(self.seed, as_draw(draw))
         return self._apply(array, seeds, None if label is None else int(label))
 
+    def pixels(self, image: Any, *, label: int | None = None, draw: Draw | None = None) -> np.ndarray:
+        """The same augmentation as a call, as ``(size, size, 3)`` uint8 pixels before normalisation.
+
+        What ``augbal build-dataset`` writes: with ``mean=0, std=1`` the call's tensor is
+        exactly these pixels ``/ 255``. Policies whose ops end on uint8 pixels (albumentations,
+        torchvision) return them through the ``_pixels`` hook without the float round trip.
+
+        Example:
+            >>> from augbal._draw import Draw
+            >>> p = build_policy("light", size=8, mean=(0, 0, 0), std=(1, 1, 1))
+            >>> img = np.arange(300, dtype=np.uint8).reshape(10, 10, 3)
+            >>> u8 = p.pixels(img, draw=Draw(2, repeat=1))
+            >>> u8.dtype, u8.shape, bool((p(img, draw=Draw(2, repeat=1)).numpy() * 255).round().astype(np.uint8)
+            ...                              .transpose(1, 2, 0).tolist() == u8.tolist())
+            (dtype('uint8'), (8, 8, 3), True)
+        """
+        array = as_rgb_array(image)
+        seeds = self._stream.next() if draw is None else draw_seed_sequence(self.seed, as_draw(draw))
+        return self._pixels(array, seeds, None if label is None else int(label))
+
     def _apply(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> Any:
         raise NotImplementedError
+
+    def _pixels(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> np.ndarray:
+        """Hook of :meth:`pixels`; by default ``_apply``'s tensor un-normalised and rounded to uint8."""
+        out = self._apply(image, seeds, label)
+        array = np.array(out.numpy() if hasattr(out, "numpy") else out, dtype=np.float32)
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
+        array = np.rint((array * std + mean) * np.float32(255.0))
+        return np.clip(array, 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
     # -- parameters and serialisation -----------------------------------------------
     def get_params(self) -> dict[str, Any]:

@@ -33,6 +33,8 @@ def as_draw(draw: Any) -> Draw:
         >>> as_draw(3), as_draw((3, 1, 2))
         (Draw(index=3, repeat=0, epoch=0), Draw(index=3, repeat=1, epoch=2))
     """
+    if type(draw) is Draw and all(type(p) is int and p >= 0 for p in draw):  # already valid: the usual case
+        return draw
     if isinstance(draw, Draw):
         parts = tuple(draw)
     elif is_int(draw):

@@ -1,4 +1,4 @@
-"""Offline dataset builds: scan, split, plan per-class targets, write augmented copies atomically.
+"""Offline dataset builds: scan, split, plan per-class targets, write augmented copies (into OUT.incomplete, renamed when whole).
 
 >>> from augbal.build import build_dataset, BuildSummary
 """
