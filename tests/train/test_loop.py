@@ -243,3 +243,28 @@ def test_a_run_without_validation_images_is_refused(folder, tmp_path, monkeypatc
     with pytest.raises(RecipeError, match="recipe key data.val_fraction: must leave validation images"):
         train(tiny_recipe(folder), out=tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize("spec", [{"name": "ema", "decay": 0.9}, {"name": "swa", "start_epoch": 0}])
+def test_a_weight_average_survives_the_checkpoint_and_a_resume(folder, tmp_path, spec):
+    """EMA's AveragedModel holds a local function: the checkpoint keeps the averager's state, not the object."""
+    from augbal.train import train
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_0(row):
+        if row["epoch"] == 0:
+            raise Stop
+
+    recipe = tiny_recipe(folder, epochs=2, averaging=spec, **{"cache.dir": str(tmp_path / "cache")})
+    whole = train(recipe, out=tmp_path / "whole")
+    with pytest.raises(Stop):
+        train(recipe, out=tmp_path / "cut", progress=stop_after_0)
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["averager"]["weights"]  # state, not the object
+    train(recipe, out=tmp_path / "cut", resume=True)
+    a = torch.load(whole.run_dir / "selected.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / "selected.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((whole.run_dir / "selection.json").read_text()) == json.loads(
+        (tmp_path / "cut" / "selection.json").read_text())

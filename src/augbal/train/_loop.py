@@ -231,9 +231,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         if sampler is not None and saved.get("sampler") is not None:
             sampler.load_state_dict(saved["sampler"])
         if averager is not None and saved.get("averager") is not None:
-            averager = saved["averager"]
-            if averager is not None and getattr(selector, "averages", False):
-                selector = averager
+            averager.load_state_dict(saved["averager"], model=model)  # the selector too, when it averages
         _set_rng_states(saved["rng"])
         history = list(saved["history"])
         for row in history:  # the selector's state is a function of the history
@@ -305,7 +303,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
                 "format": CHECKPOINT_FORMAT, "recipe_hash": rhash, "epoch": epoch,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "sampler": None if sampler is None else sampler.state_dict(),
-                "averager": averager, "rng": _rng_states(), "history": history,
+                "averager": None if averager is None else averager.state_dict(), "rng": _rng_states(), "history": history,
             })  # fmt: skip
             _write_history(run / "metrics.jsonl", history)
             if progress is not None:
@@ -403,7 +401,7 @@ def _open_run_folder(run: Path, recipe: Any, rhash: str, resume: bool, ctx: Dist
         if not last.is_file():
             raise FileNotFoundError(f"nothing to resume: {last} does not exist")
         _check_same_recipe(run, recipe, rhash)
-        return torch.load(last, map_location="cpu", weights_only=False)  # our own file: holds the averager
+        return torch.load(last, map_location="cpu", weights_only=False)  # our own file: RNG states are numpy objects
     taken = [name for name in ("last.pt", "metrics.jsonl", "selection.json") if (run / name).exists()]
     if taken:  # every rank sees it and stops (none is left waiting at the barrier)
         raise FileExistsError(
