@@ -14,7 +14,7 @@ DEMO_WEIGHTINGS = ("instance", "sqrt", "balanced")
 #: the demo's bench grid: the baselines, resampling, repeat-aware augmentation and a loss fix
 DEMO_STRATEGIES = ("ce", "wce:inverse", "oversample", "oversample-augment", "logit-adjust")
 DEMO_SEEDS = 2
-#: the one command that runs the real benchmark (needs ../shared, about an hour on 2 cores)
+#: the one command that runs the real benchmark (needs ../shared, about 35 min on 2 cores)
 SEEDLIKE3_COMMAND = "augbal bench --recipe recipes/seedlike-3-bench.yaml --out bench-seedlike-3"
 
 

@@ -48,6 +48,7 @@ def test_layer4_fine_tunes_a_block_and_combines_with_a_loss():
     out = apply_strategy({**BASE, "freeze": "head", "augmentation": "none"}, "logit-adjust+layer4")
     assert out["freeze"] == {"name": "layer4"} and out["augmentation"] == "light"
     assert out["loss"] == {"name": "logit_adjusted", "tau": 1.0} and out["optim"] == BASE["optim"]
+    assert apply_strategy(BASE, "layer4+ema")["averaging"] == {"name": "ema", "decay": 0.99}
     with pytest.raises(ValueError, match=r"'oversample-augment' and 'layer4' cannot be combined: both set recipe key augmentation"):
         resolve_strategy("oversample-augment+layer4").overrides(BASE)
 

@@ -181,6 +181,8 @@ for _name, _fragment, _description in (
     ("smote-features", {"strategy": {"feature_resampler": "smote"}}, "SMOTE on the cached features the head trains on"),
     ("mixup", {"mixer": {"name": "mixup", "alpha": 0.2}}, "mixup, alpha 0.2 (Zhang et al., 2018)"),
     ("remix", {"mixer": {"name": "remix", "alpha": 1.0}}, "Remix: mixup with labels favouring the minority (Chou et al., 2020)"),
+    ("ema", {"averaging": {"name": "ema", "decay": 0.99}},
+     "an exponential moving average of the weights (decay 0.99 per step), a candidate chosen on validation"),
     ("layer4", {"freeze": {"name": "layer4"}, "augmentation": "light"},
      "fine-tune layer4 with the head, light flip/crop augmentation (on cached layer3 activations, K views)"),
 ):

@@ -91,7 +91,7 @@ def demo(out_dir: Path, seed: int, bench: bool) -> None:
         for split, sentence in run.report.recommendations.items():
             out.print(f"   {sentence}", highlight=False)
         out.print(f"8. report: {run.files['bench report']}")
-        out.print(f"   the real benchmark (needs ../shared): {SEEDLIKE3_COMMAND}", highlight=False)
+        out.print(f"   the real benchmark (needs the shared CIFAR-10 folder): {SEEDLIKE3_COMMAND}", highlight=False)
     out.print()
     out.print(f"outputs are in {run.out_dir.resolve()} ({time.perf_counter() - start:.1f} s):")
     for name, path in run.files.items():
