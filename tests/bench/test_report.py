@@ -100,3 +100,13 @@ def test_same_runs_give_the_same_report_bytes(tmp_path):
     b = write_report(runs, tmp_path / "b")
     assert a.html.read_bytes() == b.html.read_bytes()
     assert a.markdown.read_bytes() == b.markdown.read_bytes()
+
+
+def test_the_report_states_the_versions_of_the_libraries_that_made_the_runs(tmp_path):
+    from importlib.metadata import version
+
+    md = write_report(_records(tmp_path), tmp_path / "r").markdown.read_text()
+    line = next(x for x in md.splitlines() if x.startswith("- Versions: "))
+    for name in ("augbal", "torch", "torchvision", "numpy", "python"):
+        assert f"{name} " in line
+    assert f"torch {version('torch')}" in line

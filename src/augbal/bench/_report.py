@@ -251,6 +251,19 @@ thead{background:#f4f4f4}.rec{background:#eef6ee;border-left:4px solid #3a3;padd
 """
 
 
+def _installed_versions() -> dict[str, str]:
+    """Python's version and the installed versions of the libraries a run depends on (metadata only)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("augbal", "torch", "torchvision", "numpy", "scikit-learn"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
 def write_report(
     records: Sequence[RunRecord | Mapping[str, Any]],
     out_dir: str | Path,
@@ -270,7 +283,8 @@ def write_report(
         command: the command that made the runs, stated in the report.
         baselines: strategies the others are compared with on paired seeds; the recommendation
             sets the best against the last of them that ran (weighted CE by default), else the others.
-        versions: library versions to state (default: Python's and numpy's).
+        versions: library versions to state (default: Python's and those of augbal, torch,
+            torchvision, numpy, scikit-learn, as installed; read from package metadata, no import).
         notes: extra lines for the report's "About" section.
 
     Example:
@@ -286,7 +300,7 @@ def write_report(
     recs = [r if isinstance(r, RunRecord) else RunRecord.from_dict(r) for r in records]
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    versions = dict(versions or {"python": platform.python_version(), "numpy": np.__version__})
+    versions = dict(versions or _installed_versions())
     splits = sorted({r.split for r in recs})
     table = aggregate(recs)
     failed = [r for r in recs if not r.ok]
