@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from augbal.augment._policy import POLICIES, Policy, crop_ranges, normalization_lut, normalize_to_tensor
+from augbal.augment._policy import POLICIES, PipelinePolicy, crop_ranges, normalization_lut
 from augbal.augment._repeat import numpy_python_rngs
 
 
@@ -25,7 +25,7 @@ def _albumentations() -> Any:
     return albumentations
 
 
-class AlbumentationsPolicy(Policy):
+class AlbumentationsPolicy(PipelinePolicy):
     """Base of the albumentations policies: subclasses list their ops in ``_ops(A, m)``.
 
     Example:
@@ -39,21 +39,14 @@ class AlbumentationsPolicy(Policy):
     def _ops(self, A: Any, m: float) -> list[Any]:
         raise NotImplementedError
 
-    def _built_pipeline(self) -> tuple[Any, np.ndarray]:
-        built = self.__dict__.get("_built")
-        if built is None:
-            A = _albumentations()
-            built = self._built = (A.Compose(self._ops(A, self.magnitude), p=1.0, seed=0),
-                                   normalization_lut(self.mean, self.std))
-        return built
+    def _build(self) -> tuple[Any, np.ndarray]:
+        A = _albumentations()
+        return A.Compose(self._ops(A, self.magnitude), p=1.0, seed=0), normalization_lut(self.mean, self.std)
 
     def _pixels(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> np.ndarray:
-        compose, _ = self._built_pipeline()
+        compose, _ = self._pipeline()
         compose.set_random_state(*numpy_python_rngs(seeds))
         return compose(image=image)["image"]
-
-    def _apply(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> Any:
-        return normalize_to_tensor(self._pixels(image, seeds, label), self._built_pipeline()[1])
 
 
 def _resize(A: Any, size: int) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from augbal._validation import check_int
-from augbal.augment._policy import POLICIES, Policy, crop_ranges, normalization_lut, normalize_to_tensor
+from augbal.augment._policy import POLICIES, PipelinePolicy, crop_ranges, normalization_lut
 from augbal.augment._repeat import forked_rngs
 
 _CAPS = {"ShearX": 0.99, "ShearY": 0.99, "Rotate": 180.0, "Brightness": 0.99, "Color": 0.99,
@@ -58,7 +58,7 @@ def _scale_space(transform: Any, m: float) -> Any:
     return transform
 
 
-class TorchvisionAutoPolicy(Policy):
+class TorchvisionAutoPolicy(PipelinePolicy):
     """Base of the torchvision v2 policies: subclasses build the auto-augment op in ``_auto_op(v2)``.
 
     Example:
@@ -85,24 +85,15 @@ class TorchvisionAutoPolicy(Policy):
             ops.append(_scale_space(self._auto_op(v2), m))
         return v2.Compose(ops), normalization_lut(self.mean, self.std)
 
-    def _built_pipeline(self) -> tuple[Any, np.ndarray]:
-        built = self.__dict__.get("_built")
-        if built is None:
-            built = self._built = self._build()
-        return built
-
     def _pixels(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> np.ndarray:
         import torch
 
-        pipeline, _ = self._built_pipeline()
+        pipeline, _ = self._pipeline()
         if not image.flags.writeable:  # torch.from_numpy warns on read-only arrays
             image = image.copy()
         with forked_rngs(seeds):
             out = pipeline(torch.from_numpy(image).permute(2, 0, 1))
         return np.ascontiguousarray(out.permute(1, 2, 0).numpy())
-
-    def _apply(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> Any:
-        return normalize_to_tensor(self._pixels(image, seeds, label), self._built_pipeline()[1])
 
 
 @POLICIES.register("randaugment")

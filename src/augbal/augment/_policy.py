@@ -88,9 +88,7 @@ class Policy:
     # -- the protocol ---------------------------------------------------------------
     def __call__(self, image: Any, *, label: int | None = None, draw: Draw | None = None) -> Any:
         """Augment one image; see the module docstring for the protocol."""
-        array = as_rgb_array(image)
-        seeds = self._stream.next() if draw is None else draw_seed_sequence(self.seed, as_draw(draw))
-        return self._apply(array, seeds, None if label is None else int(label))
+        return self._apply(*self._inputs(image, label, draw))
 
     def pixels(self, image: Any, *, label: int | None = None, draw: Draw | None = None) -> np.ndarray:
         """The same augmentation as a call, as ``(size, size, 3)`` uint8 pixels before normalisation.
@@ -108,9 +106,12 @@ class Policy:
             ...                              .transpose(1, 2, 0).tolist() == u8.tolist())
             (dtype('uint8'), (8, 8, 3), True)
         """
-        array = as_rgb_array(image)
+        return self._pixels(*self._inputs(image, label, draw))
+
+    def _inputs(self, image: Any, label: int | None, draw: Draw | None) -> tuple[np.ndarray, np.random.SeedSequence, int | None]:
+        """The hooks' arguments: the image as an RGB array, the draw's seeds (or the stream's next), the label."""
         seeds = self._stream.next() if draw is None else draw_seed_sequence(self.seed, as_draw(draw))
-        return self._pixels(array, seeds, None if label is None else int(label))
+        return as_rgb_array(image), seeds, None if label is None else int(label)
 
     def _apply(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> Any:
         raise NotImplementedError
@@ -230,6 +231,23 @@ def crop_ranges(magnitude: float) -> tuple[tuple[float, float], tuple[float, flo
     """
     r = min(magnitude, 1.0)
     return (max(0.08, 0.65**magnitude), 1.0), ((3 / 4) ** r, (4 / 3) ** r)
+
+
+class PipelinePolicy(Policy):
+    """A policy whose ops end on uint8 pixels: ``_build()`` makes ``(pipeline, lut)`` once per
+    process (not pickled), ``_pixels`` runs the pipeline and a call normalises its pixels through the LUT."""
+
+    def _build(self) -> tuple[Any, np.ndarray]:
+        raise NotImplementedError
+
+    def _pipeline(self) -> tuple[Any, np.ndarray]:
+        built = self.__dict__.get("_built")
+        if built is None:
+            built = self._built = self._build()
+        return built
+
+    def _apply(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> Any:
+        return normalize_to_tensor(self._pixels(image, seeds, label), self._pipeline()[1])
 
 
 def normalize_to_tensor(image: np.ndarray, lut: np.ndarray) -> Any:
