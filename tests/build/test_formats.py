@@ -147,13 +147,13 @@ def test_webdataset_manifest_paths_point_into_the_shards(small_source: Path, tmp
 
 def test_webdataset_build_stopped_while_packing_resumes_to_the_same_tar_bytes(small_source: Path, tmp_path: Path,
                                                                              monkeypatch, tree_bytes) -> None:
-    import augbal.build._build as build_module
+    import augbal.build._webdataset as webdataset_module
 
     def fail(root, entries):
         raise OSError(28, "No space left on device", root)
 
     options = dict(split=(0.6, 0.2, 0.2), format="webdataset", shard_size=5, workers=1)
-    monkeypatch.setattr(build_module, "write_shards", fail)
+    monkeypatch.setattr(webdataset_module, "write_shards", fail)
     with pytest.raises(OSError, match="No space left"):
         build_dataset(small_source, tmp_path / "out", **options)
     monkeypatch.undo()
@@ -174,8 +174,6 @@ def test_webdataset_refuses_two_files_with_one_key(make_folder, tmp_path: Path) 
         build_dataset(src, tmp_path / "out", shard_size=10, dry_run=True)
     with pytest.raises(ValueError, match="format must be one of"):
         build_dataset(src, tmp_path / "out", format="tar", dry_run=True)
-    with pytest.raises(BuildOptionError, match="format 'webdataset' cannot be built in shards yet"):
-        build_dataset(src, tmp_path / "out", format="webdataset", num_shards=2, shard_index=0, dry_run=True)
 
 
 # -- skew and existing splits -------------------------------------------------------------------------------

@@ -95,3 +95,17 @@ def test_the_cli_executor_ray_uses_the_ray_of_this_process(source, whole, tmp_pa
     assert result.exit_code == 0, result.output
     assert ray.is_initialized()  # not shut down: the connection was not the build's
     assert tree_bytes(tmp_path / "out") == tree_bytes(whole)
+
+
+def test_webdataset_shards_built_on_ray_merge_to_the_tar_bytes_of_one_local_worker(source, tmp_path, tree_bytes) -> None:
+    from augbal.build import merge_shards
+
+    wds = dict(OPTIONS, format="webdataset", shard_size=16)
+    build_dataset(source, tmp_path / "whole", workers=1, **wds)
+    parts = [tmp_path / f"part{i}" for i in range(2)]
+    for i, part in enumerate(parts):
+        build_dataset(source, part, executor="ray", num_shards=2, shard_index=i, **wds)
+    merge_shards(tmp_path / "merged", parts)
+    got, want = tree_bytes(tmp_path / "merged"), tree_bytes(tmp_path / "whole")
+    assert sorted(got) == sorted(want) and sum(k.endswith(".tar") for k in want) == 8
+    assert [k for k in want if k != "summary.json" and got[k] != want[k]] == []  # the tar files, the manifests

@@ -78,6 +78,59 @@ def test_two_shards_and_merge_equal_a_single_build_byte_for_byte(small_source: P
     assert dict(zip(index.classes, index.class_counts().tolist())) == {"a": 12, "b": 22, "c": 14}
 
 
+WDS = dict(format="webdataset", shard_size=7)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_webdataset_shards_and_merge_equal_a_single_webdataset_build(small_source: Path, tmp_path: Path, tree_bytes,
+                                                                     k: int) -> None:
+    whole = build_dataset(small_source, tmp_path / "whole", **OPTIONS, **WDS)
+    want = tree_bytes(tmp_path / "whole")
+    tars = sorted(name for name in want if name.endswith(".tar"))
+    assert tars == whole.tar_shards == ["test-000000.tar", *(f"train-{i:06d}.tar" for i in range(6)), "val-000000.tar"]
+    dirs = _shards(small_source, tmp_path, k, **WDS)
+    files = build_dataset(small_source, tmp_path / "files", dry_run=True, num_shards=k, shard_index=0, **OPTIONS)
+    images: set[str] = set()
+    for i, d in enumerate(dirs):  # each shard is a files tree of its part: no tar until the merge
+        part = tree_bytes(d)
+        doc = json.loads(part["summary.json"])
+        assert doc["shard"] == {"index": i, "count": k, "files": sum("/" in name for name in part)}
+        assert doc["config"] == whole.config and doc["config_hash"] == whole.config_hash != files.config_hash
+        assert doc["config"]["format"] == "webdataset" and doc["config"]["shard_size"] == 7
+        assert doc["tar_shards"] == tars and not any(name.endswith(".tar") for name in part)
+        paths = [json.loads(line)["path"] for line in part["manifest.jsonl"].splitlines()]
+        assert sorted(paths) == sorted(name for name in part if "/" in name)  # the tree's paths, not tar#key
+        images |= {name for name in part if "/" in name}
+    assert len(images) == whole.written == 48
+    merged = merge_shards(tmp_path / "merged", dirs)
+    got = tree_bytes(tmp_path / "merged")
+    assert sorted(got) == sorted(want)  # the tar files and the four reports, no loose file
+    assert [name for name in want if name != "summary.json" and got[name] != want[name]] == []  # tars, manifests
+    doc = json.loads(got["summary.json"])
+    assert doc.pop("merged") == {"shards": k} and doc == json.loads(want["summary.json"])
+    assert merged.merged == k and merged.tar_shards == tars and merged.config_hash == whole.config_hash
+    assert not (tmp_path / "merged.incomplete").exists()
+    assert all(not any(name.endswith(".tar") for name in tree_bytes(d)) for d in dirs)  # the shards left as they are
+
+
+def test_merge_refuses_shards_of_another_format_or_shard_size_naming_it(small_source: Path, tmp_path: Path) -> None:
+    small = dict(target={"c": 4}, split=(1.0, 0.0, 0.0))
+    files = _shards(small_source, tmp_path / "files", **small)
+    tars = _shards(small_source, tmp_path / "wds", **small, **WDS)
+    other = _shards(small_source, tmp_path / "wds5", **small, format="webdataset", shard_size=5)
+    cases = [
+        ([files[0], tars[1]], f"{files[0]} and {tars[1]} differ: --format files and --format webdataset"),
+        ([tars[0], files[1]], f"{tars[0]} and {files[1]} differ: --format webdataset and --format files"),
+        ([tars[0], other[1]], f"{tars[0]} and {other[1]} differ: --shard-size 7 and --shard-size 5"),
+    ]
+    for shards, message in cases:
+        with pytest.raises(MergeRefusedError) as info:
+            merge_shards(tmp_path / "out", shards)
+        assert str(info.value) == f"shards must come from one configuration; {message}"
+        assert info.value.shards == tuple(map(str, shards))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.incomplete").exists()
+
+
 def test_merge_refuses_shards_that_do_not_make_one_build(small_source: Path, tmp_path: Path) -> None:
     small = dict(target={"c": 4}, split=(1.0, 0.0, 0.0))
     dirs = _shards(small_source, tmp_path, **small)

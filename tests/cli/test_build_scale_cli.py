@@ -71,6 +71,41 @@ def test_merge_refusals_exit_2_naming_the_folders(source: Path, tmp_path: Path) 
     assert not (tmp_path / "out").exists()
 
 
+WDS = ("--format", "webdataset", "--shard-size", "4")
+
+
+def test_webdataset_shards_then_merge_give_the_single_builds_tar_files(source: Path, tmp_path: Path) -> None:
+    whole = _run(str(source), str(tmp_path / "whole"), *ARGS, *WDS)
+    assert whole.exit_code == 0, whole.output
+    assert "webdataset: 4 tar files (test-000000.tar ... val-000000.tar)" in whole.output
+    parts = []
+    for i in range(2):
+        part = _run(str(source), str(tmp_path / f"part{i}"), *ARGS, *WDS, "--num-shards", "2", "--shard-index", str(i))
+        assert part.exit_code == 0, part.output
+        assert "webdataset: the merge packs 4 tar files (test-000000.tar ... val-000000.tar)" in part.output
+        assert not list((tmp_path / f"part{i}").glob("*.tar")) and (tmp_path / f"part{i}" / "train").is_dir()
+        parts.append(str(tmp_path / f"part{i}"))
+    merged = _run("merge", str(tmp_path / "merged"), *parts)
+    assert merged.exit_code == 0, merged.output
+    assert "webdataset: 4 tar files (test-000000.tar ... val-000000.tar)" in merged.output
+    assert merged.output.splitlines()[-1] == whole.output.splitlines()[-1]  # the config hash
+    got, want = _tree(tmp_path / "merged"), _tree(tmp_path / "whole")
+    assert sorted(got) == sorted(want) and sum(name.endswith(".tar") for name in want) == 4
+    assert [k for k in want if k != "summary.json" and got[k] != want[k]] == []
+
+
+def test_merge_of_a_files_shard_and_a_webdataset_shard_exits_2_naming_format(source: Path, tmp_path: Path) -> None:
+    files, tars = tmp_path / "files0", tmp_path / "wds1"
+    assert _run(str(source), str(files), *ARGS, "--num-shards", "2", "--shard-index", "0").exit_code == 0
+    assert _run(str(source), str(tars), *ARGS, *WDS, "--num-shards", "2", "--shard-index", "1").exit_code == 0
+    result = _run("merge", str(tmp_path / "out"), str(files), str(tars))
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: shards must come from one configuration; {files} and {tars} differ: --format files and "
+        f"--format webdataset")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.incomplete").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "flag", "text"),
     [
@@ -100,12 +135,14 @@ def test_help_documents_the_scale_options_and_merge() -> None:
     result = CliRunner().invoke(cli, ["build-dataset", "--help"])
     assert result.exit_code == 0
     for flag in ("--executor [local|ray]", "--ray-address ADDR", "--num-shards K", "--shard-index I",
-                 "$RAY_ADDRESS", "pip install augbal[ray]", "augbal build-dataset merge OUT SHARD_DIRS..."):
+                 "$RAY_ADDRESS", "pip install augbal[ray]", "augbal build-dataset merge OUT SHARD_DIRS...",
+                 "With --format webdataset a shard is written as files; merge packs the tar files."):
         assert flag in " ".join(result.output.split()), flag
     merge = _run("merge", "--help")
     assert merge.exit_code == 0
     assert merge.output.startswith("Usage: augbal build-dataset merge [OPTIONS] OUT SHARD_DIRS...")
     assert "--overwrite" in merge.output and "byte for byte" in merge.output
+    assert "packed into the same <split>-NNNNNN.tar files as one build" in " ".join(merge.output.split())
 
 
 def test_a_full_disk_in_the_writer_exits_1_naming_the_file_and_resumes(source: Path, tmp_path: Path, monkeypatch) -> None:

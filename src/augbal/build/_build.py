@@ -23,7 +23,7 @@ from ._execute import prestart_workers, run_local
 from ._plan import SPLITS, Item, Plan, make_plan, plan_rows
 from ._ray import RayNotInstalledError, import_ray, run_ray
 from ._shard import SHARD_FILE, shard_positions
-from ._webdataset import DEFAULT_SHARD_SIZE, shard_layout, write_shards
+from ._webdataset import DEFAULT_SHARD_SIZE, drop_loose, pack, shard_layout
 
 STATE_FILE = ".augbal-build.json"
 FORMATS: tuple[str, ...] = ("files", "webdataset")
@@ -71,7 +71,8 @@ class BuildSummary:
             rows, counts and the configuration still describe the whole build.
         merged: the number of shards ``merge_shards`` joined into this dataset (0: built whole).
         skewed_out: ``{class: training originals}`` that ``skew`` left out (not copied).
-        tar_shards: with ``format="webdataset"``, the tar files written (names under ``out``).
+        tar_shards: with ``format="webdataset"``, the tar files written (names under ``out``); for a
+            shard, those ``merge_shards`` writes.
     """
 
     out: Path
@@ -448,8 +449,10 @@ def build_dataset(
         format: ``"files"`` (the tree above) or ``"webdataset"``: each split as tar shards
             ``out/<split>-NNNNNN.tar`` of ``shard_size`` samples (see ``augbal.build._webdataset``);
             the manifest's ``path`` is then ``<shard>#<key>.<ext>``.
-        shard_size: samples per tar file (``format="webdataset"`` only; default 1000). A build
-            in shards (``num_shards``) writes files only, for now.
+        shard_size: samples per tar file (``format="webdataset"`` only; default 1000). A
+            webdataset build in shards (``num_shards``) writes each shard as a files tree (its
+            manifest's paths are the files'); ``merge_shards`` packs the joined tree into the tar
+            files of the single build, byte for byte.
 
     Raises:
         OutputPathError: ``out`` inside ``source`` (or the reverse), or not empty.
@@ -491,9 +494,6 @@ def build_dataset(
             import_ray()
         except RayNotInstalledError as exc:
             raise BuildOptionError("executor", str(exc)) from None
-    if format == "webdataset" and shard is not None:
-        raise BuildOptionError("format", f"format 'webdataset' cannot be built in shards yet (merge joins file "
-                               f"trees); got format 'webdataset' with num_shards {num_shards}")
     if not source.exists():
         raise FileNotFoundError(f"SOURCE must be an image folder or a manifest; no such path: {source}")
     check_output(source, out, overwrite=overwrite, resume=resume)
@@ -655,13 +655,13 @@ def build_dataset(
     else:
         written = execute(items, str(staging), **options)
     resumed = sum(1 for item in items if item.repeat) - written if resuming else 0
-    if layout is not None:  # pack the loose files into tar files, then drop them
-        records = _manifest_records(plan, items, spec_text=_spec_text(spec), seed=seed, layout=layout)
-        write_shards(str(staging), ((layout[item.out], item.out, item.label, r) for item, r in zip(items, records)))
-    _write_outputs(staging, plan, summary, spec, items=items, positions=positions, layout=layout)
-    if layout is not None:
-        for split_name in SPLITS:
-            shutil.rmtree(staging / split_name, ignore_errors=True)
+    packed = layout if shard is None else None  # a shard stays a files tree: merge_shards packs the whole build
+    if packed is not None:  # pack the loose files into tar files, write the manifests, then drop the files
+        pack(str(staging), items, packed, _manifest_records(plan, items, spec_text=_spec_text(spec), seed=seed,
+                                                            layout=packed))
+    _write_outputs(staging, plan, summary, spec, items=items, positions=positions, layout=packed)
+    if packed is not None:
+        drop_loose(str(staging))
     (staging / STATE_FILE).unlink(missing_ok=True)
     if out.exists():
         shutil.rmtree(out)

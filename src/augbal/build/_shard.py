@@ -4,6 +4,8 @@ A shard build (``build_dataset(..., num_shards=K, shard_index=i)``) plans the wh
 writes only the items ``shard_of(item, K) == i`` into its own OUT, and leaves there its part
 of the manifest, the whole build's ``summary.json`` (with a ``"shard"`` entry) and
 ``problems.csv``, and ``shard.json`` (the plan positions of its rows, read by the merge).
+A ``format="webdataset"`` shard is such a files tree too (its manifest's paths are the
+files'); the merge joins the trees and packs them into the single build's tar files.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import heapq
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._plan import Item
+from ._webdataset import drop_loose, pack, shard_layout
 
 if TYPE_CHECKING:
     from ._build import BuildSummary
@@ -120,15 +123,16 @@ def merge_shards(
     hard-linked from the shards (copied where links fail), so the shards stay as they are;
     ``manifest.csv``, ``manifest.jsonl``, ``problems.csv`` are byte-identical to those of a
     single build of that configuration, and ``summary.json`` is too but for a last
-    ``"merged": {"shards": K}`` entry. The merge is written into ``<out>.incomplete`` and
-    renamed at the end, like a build.
+    ``"merged": {"shards": K}`` entry. Shards of a ``format="webdataset"`` build are then
+    packed as a single build packs its files: the same ``<split>-NNNNNN.tar`` bytes. The
+    merge is written into ``<out>.incomplete`` and renamed at the end, like a build.
 
     Returns:
         The ``BuildSummary`` of the merged dataset (``merged`` = K).
 
     Raises:
         MergeRefusedError: a folder that is not a finished shard build, shards of different
-            configurations or shard counts, a shard index missing or given twice (each named).
+            configurations (``--format``, ``--shard-size``, ``--seed``, ... named) or shard counts, a shard index missing or given twice (each named).
         OutputPathError: ``out`` inside a shard (or the reverse), or not empty.
 
     Example:
@@ -221,7 +225,8 @@ def _check_shards(out: Path, dirs: list[Path], *, overwrite: bool) -> tuple[dict
 
 def _join(out: Path, dirs: list[Path], document: dict[str, Any], positions: list[list[int]],
           problems: bytes) -> BuildSummary:
-    """Link every shard's files into ``<out>.incomplete``, write the whole build's outputs, rename it to ``out``."""
+    """Link every shard's files into ``<out>.incomplete`` (packed for webdataset), write the whole build's
+    outputs, rename it to ``out``."""
     from augbal._atomic import atomic_write_bytes
 
     from ._build import _incomplete, _summary_from_document, write_manifests, write_summary
@@ -238,13 +243,32 @@ def _join(out: Path, dirs: list[Path], document: dict[str, Any], positions: list
     for shard, ps in zip(dirs, positions):
         for _, record in _records(shard, ps):
             _link_or_copy(shard / record["path"], staging / record["path"])
-    write_manifests(staging, rows)
+    packed = document["config"].get("format") == "webdataset"
+    write_manifests(staging, _pack_joined(staging, document, rows) if packed else rows)
     atomic_write_bytes(staging / "problems.csv", problems)
     write_summary(staging, document)
+    if packed:
+        drop_loose(str(staging))
     if out.exists():
         shutil.rmtree(out)
     os.replace(staging, out)
     return _summary_from_document(out, document)
+
+
+def _pack_joined(staging: Path, document: dict[str, Any],
+                 rows: Callable[[], Iterable[dict[str, Any]]]) -> Callable[[], Iterator[dict[str, Any]]]:
+    """Pack the joined files tree as the single build packs its plan; returns the rows with their tar paths."""
+    config = document["config"]
+    labels = {c: i for i, c in enumerate(document["counts"]["after"]["train"])}  # the classes in label order
+    items = [Item(r["split"], labels[r["label"]], r["source_path"], r["source_hash"], r["group"], r["path"],
+                  int(r["repeat"])) for r in rows()]
+    layout = shard_layout(items, seed=int(config["seed"]), shard_size=int(config["shard_size"]))
+
+    def packed() -> Iterator[dict[str, Any]]:  # "path" keeps its place: the same manifest.jsonl text
+        return ({**r, "path": layout[r["path"]].path} for r in rows())
+
+    pack(str(staging), items, layout, packed())
+    return packed
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -10,6 +10,10 @@ ASCII digits) and ``<key>.json`` (the manifest row); the key is the file's path 
 extension, dots in the file name turned into ``_`` (webdataset splits a name at its first dot):
 ``train/cat/0001.aug2.jpg`` -> key ``train/cat/0001_aug2``. Tar members have mtime 0,
 uid/gid 0, user/group ``augbal`` and mode 0444, so the same build gives the same tar bytes.
+
+A build in shards (``--num-shards``) leaves each shard a files tree; ``merge_shards`` joins the
+trees and packs them with the same ``shard_layout`` and ``pack`` as a single build, so the
+merged tar files are those of a single build, byte for byte.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +94,23 @@ def shard_layout(items: Sequence[Item], *, seed: int, shard_size: int) -> dict[s
             out, ext = keyed[key]
             layout[out] = Sample(f"{split_name}-{position // shard_size:06d}.tar", key, ext, position)
     return layout
+
+
+def pack(root: str, items: Iterable[Item], layout: Mapping[str, Sample],
+         records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Pack the loose files of ``items`` under ``root`` into ``layout``'s tar files; returns their names.
+
+    ``records`` are the items' manifest rows (``path`` into the tar files), in the items' order:
+    a build passes its plan's items, ``merge_shards`` those it reads back from the shards.
+    """
+    return write_shards(root, ((layout[item.out], item.out, item.label, record)
+                               for item, record in zip(items, records, strict=True)))
+
+
+def drop_loose(root: str) -> None:
+    """Remove the loose files (``root/<split>/``) once packed and the manifests written."""
+    for split_name in SPLITS:
+        shutil.rmtree(os.path.join(root, split_name), ignore_errors=True)
 
 
 def write_shards(root: str, entries: Iterable[tuple[Sample, str, int, Mapping[str, Any]]]) -> list[str]:

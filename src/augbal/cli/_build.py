@@ -83,7 +83,8 @@ class _BuildCommand(click.Command):
 @click.option("--format", "format_", type=click.Choice(["files", "webdataset"]), default="files", show_default=True,
               help="files: OUT/<split>/<class>/<file>. webdataset: OUT/<split>-NNNNNN.tar shards (webdataset "
               "library), each sample <key>.<ext> + .cls (label index) + .json (its manifest row), in a seeded "
-              "order; manifest paths are <shard>#<key>.<ext>. Needs pip install 'augbal[webdataset]'.")
+              "order; manifest paths are <shard>#<key>.<ext>. Needs pip install 'augbal[webdataset]'. With "
+              "--num-shards each shard is a files tree and merge packs the tar files (the same bytes).")
 @click.option("--shard-size", type=click.IntRange(min=1), default=None, metavar="N",
               help="Samples per tar shard with --format webdataset [default: 1000].")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
@@ -98,7 +99,8 @@ class _BuildCommand(click.Command):
               "[default: $RAY_ADDRESS if set, else a new local Ray].")
 @click.option("--num-shards", type=click.IntRange(min=1), default=None, metavar="K",
               help="Build one shard of K (with --shard-index; e.g. a SLURM array task): files are split by source "
-              "content hash and repeat; join the K shard folders with 'augbal build-dataset merge OUT SHARD_DIRS...'.")
+              "content hash and repeat; join the K shard folders with 'augbal build-dataset merge OUT SHARD_DIRS...'. "
+              "With --format webdataset a shard is written as files; merge packs the tar files.")
 @click.option("--shard-index", type=click.IntRange(min=0), default=None, metavar="I",
               help="Which shard to build, 0..K-1 (with --num-shards).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (and, without --resume, discard a leftover OUT.incomplete).")
@@ -192,10 +194,12 @@ def merge(out: Path, shard_dirs: tuple[Path, ...], overwrite: bool) -> None:
     for every I in 0..K-1, into one dataset in OUT: the same files, manifest.csv, manifest.jsonl and
     problems.csv as one build of that configuration, byte for byte, and its summary.json with a
     last "merged" entry. Files are hard-linked from the shards (copied where links fail); the shards
-    are left as they are. Written to OUT.incomplete and renamed at the end.
+    are left as they are. Shards of a --format webdataset build are then packed into the same
+    <split>-NNNNNN.tar files as one build. Written to OUT.incomplete and renamed at the end.
 
-    Refused (exit 2), naming the folders: shards of different configurations or --num-shards, a shard
-    index missing or given twice, a folder that is not a shard build. Exit 1: an I/O error.
+    Refused (exit 2), naming the folders: shards of different configurations (naming the setting,
+    e.g. --format or --shard-size) or --num-shards, a shard index missing or given twice, a folder
+    that is not a shard build. Exit 1: an I/O error.
     """
     from augbal.build import MergeRefusedError, OutputPathError, merge_shards
 
@@ -233,8 +237,9 @@ def _print_summary(summary: Any) -> None:
         out.print(f"skewed: {left} training originals left out by --skew (per class in summary.json)",
                   markup=False, highlight=False)
     if summary.tar_shards:
-        out.print(f"webdataset: {len(summary.tar_shards)} tar files ({summary.tar_shards[0]} ... {summary.tar_shards[-1]})",
-                  markup=False, highlight=False)
+        packs = "the merge packs " if summary.shard is not None else ""  # a shard is a files tree
+        out.print(f"webdataset: {packs}{len(summary.tar_shards)} tar files ({summary.tar_shards[0]} ... "
+                  f"{summary.tar_shards[-1]})", markup=False, highlight=False)
     if summary.resumed:
         out.print(f"resumed: kept {summary.resumed} augmented copies already written", markup=False, highlight=False)
     if summary.problems:
