@@ -268,3 +268,21 @@ def test_a_weight_average_survives_the_checkpoint_and_a_resume(folder, tmp_path,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((whole.run_dir / "selection.json").read_text()) == json.loads(
         (tmp_path / "cut" / "selection.json").read_text())
+
+
+def test_ema_averages_at_every_optimiser_step_and_swa_once_an_epoch(folder, tmp_path):
+    """EMA's decay is per step (the strategy says so): it must see every step, not only epoch ends."""
+    from augbal.train import train
+
+    def averaged(spec, name):
+        run = train(tiny_recipe(folder, epochs=3, averaging=spec, **{"cache.dir": str(tmp_path / "cache")}),
+                    out=tmp_path / name)  # fmt: skip
+        selection = json.loads((run.run_dir / "selection.json").read_text())
+        steps = -(-sum(selection["train_counts"]) // 16)  # batch 16, the last batch kept
+        state = torch.load(run.run_dir / "last.pt", weights_only=False)["averager"]
+        return steps, int(state["weights"]["n_averaged"])
+
+    steps, updates = averaged({"name": "ema", "decay": 0.9}, "ema")
+    assert steps > 1 and updates == 3 * steps
+    _, updates = averaged({"name": "swa", "start_epoch": 0}, "swa")
+    assert updates == 3

@@ -278,6 +278,8 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
                 torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
             optimizer.step()
             scheduler.step_batch()
+            if averager is not None and averager.per_step:
+                averager.update(model, epoch)  # EMA: its decay is per step
             with torch.no_grad():
                 n = x.shape[0]
                 sums += torch.tensor([float(loss) * n, float(F.cross_entropy(logits, targets)) * n, n], dtype=torch.float64)
@@ -296,8 +298,8 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         history.append(row)
         if selector.update(epoch, row) and ctx.is_main:  # the whole row: "val.loss", "train.loss" name keys of it
             _save_weights(run / "best.pt", model, epoch=epoch, classes=classes, weights=weights, kind="best")
-        if averager is not None:
-            averager.update(model, epoch)  # the whole model: its frozen stages average to themselves
+        if averager is not None and not averager.per_step:
+            averager.update(model, epoch)  # SWA: once an epoch; the frozen stages average to themselves
         if ctx.is_main:
             _save_checkpoint(run / "last.pt", {
                 "format": CHECKPOINT_FORMAT, "recipe_hash": rhash, "epoch": epoch,

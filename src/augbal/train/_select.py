@@ -339,6 +339,8 @@ class Averager(Selector):
     """
 
     averages = True
+    #: True when ``update(model, epoch)`` is meant for every optimiser step (EMA), False for epoch ends (SWA)
+    per_step = False
     _tensor_attrs = ("module_", "template_", "snapshots_", "average_")
 
     @overload
@@ -504,6 +506,8 @@ class EMA(Averager):
         >>> ema.averaged_model().weight.item()  # 4 -> 0.5 * 4 + 0.5 * 0 -> 0.5 * 2 + 0.5 * 2
         2.0
     """
+
+    per_step = True
 
     def __init__(self, *, decay: float = 0.999) -> None:
         self.decay = check_real("decay", decay, low=0, high=1, high_open=True)
