@@ -268,3 +268,43 @@ def test_a_weight_average_survives_the_checkpoint_and_a_resume(folder, tmp_path,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((whole.run_dir / "selection.json").read_text()) == json.loads(
         (tmp_path / "cut" / "selection.json").read_text())
+
+
+def _lr_find_labels(recipe, out, monkeypatch) -> list[list[int]]:
+    """The labels of every batch lr_find hands to find_lr (one pass over its loader)."""
+    from augbal.train import _optim, lr_find
+
+    seen: list[list[int]] = []
+    real = _optim.find_lr
+
+    def spy(net, batches, loss_fn, optimizer, **options):
+        seen.extend(y.tolist() for _, y in batches)
+        return real(net, batches, loss_fn, optimizer, **options)
+
+    monkeypatch.setattr(_optim, "find_lr", spy)
+    lr_find(recipe, out=out, start_lr=1e-5, end_lr=1e-1, num_iter=4)
+    assert (out / "lr_find.png").stat().st_size > 0
+    return seen
+
+
+def test_lr_find_draws_the_batches_of_the_recipes_sampler(folder, tmp_path, monkeypatch):
+    from augbal.recipes import load_recipe
+    from augbal.sampling import SAMPLERS
+    from augbal.train._data import resolve_data
+
+    recipe = tiny_recipe(folder, sampler={"name": "class_aware"}, **{"cache.dir": str(tmp_path / "cache")})
+    labels = np.asarray(resolve_data(load_recipe(recipe).data, seed=0).train.labels)
+    batches = SAMPLERS.from_spec({"name": "class_aware"}, labels=labels, seed=0, yield_draws=True).batches(16)
+    batches.set_epoch(0)
+    expected = [labels[b.index].tolist() for b in batches]
+    seen = _lr_find_labels(recipe, tmp_path / "lr", monkeypatch)
+    assert seen == expected
+    assert np.bincount(np.concatenate(seen), minlength=3).tolist() == [14, 13, 13]  # balanced, not 27/9/4 as train
+    assert np.bincount(labels, minlength=3).tolist() == [27, 9, 4]
+
+
+def test_lr_find_without_a_sampler_shuffles_as_the_first_epoch_of_train_does(folder, tmp_path, monkeypatch):
+    recipe = tiny_recipe(folder, **{"cache.dir": str(tmp_path / "cache")})
+    seen = _lr_find_labels(recipe, tmp_path / "lr", monkeypatch)
+    assert [len(b) for b in seen] == [16, 16, 8]
+    assert np.bincount(np.concatenate(seen), minlength=3).tolist() == [27, 9, 4]  # every train image once
