@@ -67,6 +67,9 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "_evaluate",
     "evaluate_test": "_evaluate",
     "write_run_report": "_report",
+    # logging
+    "TensorBoardLogger": "_tensorboard",
+    "history_scalars": "_tensorboard",
 }
 
 __all__ = sorted(_EXPORTS)

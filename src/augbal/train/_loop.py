@@ -10,6 +10,7 @@ The run folder (``out``) holds, when a run is done::
                        weights_only=True)`` reads it)
     selected.pt        the final model after averaging / cRT / tau-norm (weights only)
     selection.json     which candidate won on validation, why, and its post-hoc adjustment
+    tensorboard/       the history rows as TensorBoard scalars (``log.tensorboard``; rank 0)
     run.md, *.png, classification_report.txt   the report (``write_run_report``)
 
 Test data is never read here: ``augbal.train.evaluate_test(run_dir)`` scores the selected
@@ -139,7 +140,8 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
 
     seed, epochs, device = int(recipe.seed), int(recipe.epochs), ctx.device
 
-    # ---- the run folder: a new run, or the one to resume -------------------------------
+    # ---- the run folder: a new run, or the one to resume; the TensorBoard logger (rank 0) --
+    logger = _tensorboard_logger(recipe, run, ctx)  # refuses before anything is written if it cannot log
     saved = _open_run_folder(run, recipe, rhash, resume, ctx)
 
     # ---- data, model, freeze policy, loss, inputs, batches, optimiser (as lr_find has them) --
@@ -247,9 +249,13 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
                 "averager": None if averager is None else averager.state_dict(), "rng": _rng_states(), "history": history,
             })  # fmt: skip
             _write_history(run / "metrics.jsonl", history)
+            if logger is not None:
+                logger.log(row)
             if progress is not None:
                 progress(row)
         barrier(ctx)
+    if logger is not None:
+        logger.close()
 
     # ---- after training: candidates, strategies, the choice on validation ------------------
     def score(module: nn.Module) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -354,6 +360,22 @@ def _open_run_folder(run: Path, recipe: Any, rhash: str, resume: bool, ctx: Dist
         atomic_write_text(run / "recipe.yaml", recipe.to_yaml())
     barrier(ctx)
     return None
+
+
+def _tensorboard_logger(recipe: Any, run: Path, ctx: DistContext) -> Any:
+    """``RUN/tensorboard``'s logger on rank 0 when ``log.tensorboard`` is on; every rank checks
+    that TensorBoard imports, so a run that cannot log is refused on all of them at once."""
+    if not recipe.log.tensorboard:
+        return None
+    from augbal.recipes import RecipeError
+
+    from ._tensorboard import TensorBoardLogger, import_summary_writer
+
+    try:
+        import_summary_writer()
+    except ImportError as exc:
+        raise RecipeError(f"recipe key log.tensorboard: {exc}", ("log.tensorboard",)) from None
+    return TensorBoardLogger(run / "tensorboard") if ctx.is_main else None
 
 
 def _check_same_recipe(run: Path, recipe: Any, rhash: str) -> None:
