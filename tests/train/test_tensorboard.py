@@ -17,7 +17,8 @@ torch.set_num_threads(1)
 _spec = importlib.util.spec_from_file_location("_loop_helpers", Path(__file__).resolve().parent / "test_loop.py")
 _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
-make_folder, tiny_recipe = _helpers.make_folder, _helpers.tiny_recipe
+make_folder, tiny_recipe, Interrupted, stop_after = (_helpers.make_folder, _helpers.tiny_recipe, _helpers.Interrupted,
+                                                   _helpers.stop_after)
 
 TAGS = [
     "lr/0",
@@ -86,16 +87,9 @@ def test_a_run_without_the_key_writes_no_tensorboard_folder(folder, tmp_path):
 def test_a_resumed_run_may_start_logging(folder, tmp_path):
     from augbal.train import train
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_0(row):
-        if row["epoch"] == 0:
-            raise Stop
-
     recipe = tiny_recipe(folder, epochs=2, **{"cache.dir": str(tmp_path / "cache")})
-    with pytest.raises(Stop):
-        train(recipe, out=tmp_path / "run", progress=stop_after_0)
+    with pytest.raises(Interrupted):
+        train(recipe, out=tmp_path / "run", progress=stop_after(0))
     train({**recipe, "log": {"tensorboard": True}}, out=tmp_path / "run", resume=True)
     scalars = read_events(tmp_path / "run" / "tensorboard")
     assert sorted(scalars) == TAGS and all([s for s, _ in p] == [1] for p in scalars.values())

@@ -53,7 +53,7 @@ from ._distributed import (
     shard_indices,
 )
 
-__all__ = ["RunResult", "train", "CHECKPOINT_FORMAT"]
+__all__ = ["CHECKPOINT_FORMAT", "RunResult", "lr_find", "read_history", "train"]
 
 CHECKPOINT_FORMAT = 1
 #: history-row keys that hold wall-clock times (left out when runs are compared for determinism)
