@@ -86,10 +86,20 @@ def test_to_yaml_and_to_dict_round_trip():
 
 def test_recipe_hash_is_sha256_of_canonical_json():
     r = load_recipe(DEMO)
-    canonical = json.dumps(r.to_dict(), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps({k: v for k, v in r.to_dict().items() if k != "log"}, sort_keys=True, separators=(",", ":"))
     assert recipe_hash(r) == hashlib.sha256(canonical.encode()).hexdigest()
     assert recipe_hash(load_recipe(DEMO, ["optim.lr=0.002"])) != recipe_hash(r)
     assert recipe_hash(load_recipe({**DEMO, "loss": "ce"})) == recipe_hash(load_recipe({**DEMO, "loss": {"name": "ce"}}))
+
+
+def test_the_log_section_is_set_by_key_and_left_out_of_the_hash():
+    r = load_recipe(DEMO)
+    assert r.log.tensorboard is False and r.to_dict()["log"] == {"tensorboard": False}
+    on = load_recipe(DEMO, ["log.tensorboard=true"])
+    assert on.log.tensorboard is True and load_recipe(on.to_dict()) == on
+    assert recipe_hash(on) == recipe_hash(r)  # how a run is logged does not change what it computes
+    assert _error(DEMO, ["log.tensorboard=maybe"]) == "recipe key log.tensorboard: must be true or false; got 'maybe'"
+    assert _error(DEMO, ["log.tb=true"]) == "recipe key log.tb: unknown key; valid keys at log: tensorboard"
 
 
 def test_recipes_is_a_lazy_subpackage():

@@ -2,7 +2,7 @@
 
 A :class:`Recipe` is a pydantic model (extra keys forbidden at every level, frozen) with
 sections ``data``, ``model``, ``optim``, ``schedule``, ``cache``, ``strategy``,
-``noise_floor`` and the component specs ``freeze``, ``loss``, ``sampler``,
+``noise_floor``, ``log`` and the component specs ``freeze``, ``loss``, ``sampler``,
 ``augmentation``, ``eval_augmentation``, ``mixer``, ``selection``, ``averaging``. A
 component is written as its registry spec: a bare name (``loss: focal``) or a mapping
 ``{name: focal, gamma: 2}``; the recipe stores the mapping form. ``optim`` and
@@ -64,6 +64,7 @@ from pydantic import (
 __all__ = [
     "CacheSection",
     "DataSection",
+    "LogSection",
     "ModelSection",
     "Recipe",
     "RecipeError",
@@ -324,6 +325,13 @@ class NoiseFloorSection(_Section):
     seed: Int = Field(0, ge=0)
 
 
+class LogSection(_Section):
+    """Where a run's metrics go besides ``metrics.jsonl``: ``tensorboard`` (``RUN/tensorboard/``,
+    rank 0; needs ``pip install 'augbal[tensorboard]'``). Left out of :func:`recipe_hash`."""
+
+    tensorboard: bool = False
+
+
 def _device(value: Any) -> Any:
     if not (isinstance(value, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", value)):
         raise ValueError(f"must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {value!r}")
@@ -361,6 +369,7 @@ class Recipe(_Section):
     num_workers: Int | None = Field(None, ge=0)
     amp: Literal["auto", "bf16", "off"] = "auto"
     noise_floor: NoiseFloorSection = Field(default_factory=NoiseFloorSection)
+    log: LogSection = Field(default_factory=LogSection)
     out: str | None = None
 
     @field_validator("optim", "schedule", mode="after")
@@ -411,8 +420,15 @@ class Recipe(_Section):
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
 
 
+#: top-level keys that do not change what a run computes (left out of its hash)
+_UNHASHED = ("log",)
+
+
 def recipe_hash(recipe: Recipe) -> str:
-    """sha256 of the recipe's canonical JSON (sorted keys, no spaces): the key of a run.
+    """sha256 of the recipe's canonical JSON (sorted keys, no spaces) less ``log``: the key of a run.
+
+    ``log`` says only how a run is reported, not what it computes: turning TensorBoard on
+    keeps a benchmark grid's finished runs and lets a resumed run start logging.
 
     Paths are stored absolute, so the same recipe file checked out in two places hashes
     differently: a hash keys runs on one machine (a benchmark grid), not across machines.
@@ -423,7 +439,8 @@ def recipe_hash(recipe: Recipe) -> str:
         >>> recipe_hash(a) == recipe_hash(b), len(recipe_hash(a))
         (True, 64)
     """
-    text = json.dumps(recipe.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    data = {k: v for k, v in recipe.to_dict().items() if k not in _UNHASHED}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

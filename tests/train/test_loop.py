@@ -54,6 +54,20 @@ def without_timing(path: Path) -> list[dict]:
     return rows
 
 
+class Interrupted(Exception):
+    pass
+
+
+def stop_after(epoch: int):
+    """A progress callback that interrupts a run once ``epoch`` is written (to test resuming)."""
+
+    def progress(row):
+        if row["epoch"] == epoch:
+            raise Interrupted(f"stopped after epoch {epoch}")
+
+    return progress
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     return make_folder(tmp_path_factory.mktemp("images") / "data")
@@ -186,18 +200,11 @@ def test_an_augmented_head_run_trains_on_k_cached_views_read_by_repeat_and_epoch
 def test_two_stage_trains_the_head_first_then_layer4_on_cached_layer3_activations(folder, tmp_path):
     from augbal.train import build_model, train
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_0(row):
-        if row["epoch"] == 0:
-            raise Stop
-
     recipe = tiny_recipe(folder, epochs=2, freeze={"name": "two_stage", "head_epochs": 1, "then": "layer4"},
                          **{"optim.lr": 1e-2, "cache.dir": str(tmp_path / "cache")})  # fmt: skip
     initial, _ = build_model(3, weights="none", input_size=32, mean=[0.5] * 3, std=[0.25] * 3, seed=0)
-    with pytest.raises(Stop):
-        train(recipe, out=tmp_path / "run", progress=stop_after_0)
+    with pytest.raises(Interrupted):
+        train(recipe, out=tmp_path / "run", progress=stop_after(0))
     after_0 = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model"]
     assert torch.equal(after_0["layer4.1.conv2.weight"], initial.layer4[1].conv2.weight)  # epoch 0: head only
     assert not torch.equal(after_0["fc.weight"], initial.fc.weight)
@@ -250,17 +257,10 @@ def test_a_weight_average_survives_the_checkpoint_and_a_resume(folder, tmp_path,
     """EMA's AveragedModel holds a local function: the checkpoint keeps the averager's state, not the object."""
     from augbal.train import train
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_0(row):
-        if row["epoch"] == 0:
-            raise Stop
-
     recipe = tiny_recipe(folder, epochs=2, averaging=spec, **{"cache.dir": str(tmp_path / "cache")})
     whole = train(recipe, out=tmp_path / "whole")
-    with pytest.raises(Stop):
-        train(recipe, out=tmp_path / "cut", progress=stop_after_0)
+    with pytest.raises(Interrupted):
+        train(recipe, out=tmp_path / "cut", progress=stop_after(0))
     assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["averager"]["weights"]  # state, not the object
     train(recipe, out=tmp_path / "cut", resume=True)
     a = torch.load(whole.run_dir / "selected.pt", weights_only=True)["model"]
@@ -286,3 +286,43 @@ def test_ema_averages_at_every_optimiser_step_and_swa_once_an_epoch(folder, tmp_
     assert steps > 1 and updates == 3 * steps
     _, updates = averaged({"name": "swa", "start_epoch": 0}, "swa")
     assert updates == 3
+
+
+def _lr_find_labels(recipe, out, monkeypatch) -> list[list[int]]:
+    """The labels of every batch lr_find hands to find_lr (one pass over its loader)."""
+    from augbal.train import _optim, lr_find
+
+    seen: list[list[int]] = []
+    real = _optim.find_lr
+
+    def spy(net, batches, loss_fn, optimizer, **options):
+        seen.extend(y.tolist() for _, y in batches)
+        return real(net, batches, loss_fn, optimizer, **options)
+
+    monkeypatch.setattr(_optim, "find_lr", spy)
+    lr_find(recipe, out=out, start_lr=1e-5, end_lr=1e-1, num_iter=4)
+    assert (out / "lr_find.png").stat().st_size > 0
+    return seen
+
+
+def test_lr_find_draws_the_batches_of_the_recipes_sampler(folder, tmp_path, monkeypatch):
+    from augbal.recipes import load_recipe
+    from augbal.sampling import SAMPLERS
+    from augbal.train import resolve_data
+
+    recipe = tiny_recipe(folder, sampler={"name": "class_aware"}, **{"cache.dir": str(tmp_path / "cache")})
+    labels = np.asarray(resolve_data(load_recipe(recipe).data, seed=0).train.labels)
+    batches = SAMPLERS.from_spec({"name": "class_aware"}, labels=labels, seed=0, yield_draws=True).batches(16)
+    batches.set_epoch(0)
+    expected = [labels[b.index].tolist() for b in batches]
+    seen = _lr_find_labels(recipe, tmp_path / "lr", monkeypatch)
+    assert seen == expected
+    assert np.bincount(np.concatenate(seen), minlength=3).tolist() == [14, 13, 13]  # balanced, not 27/9/4 as train
+    assert np.bincount(labels, minlength=3).tolist() == [27, 9, 4]
+
+
+def test_lr_find_without_a_sampler_shuffles_as_the_first_epoch_of_train_does(folder, tmp_path, monkeypatch):
+    recipe = tiny_recipe(folder, **{"cache.dir": str(tmp_path / "cache")})
+    seen = _lr_find_labels(recipe, tmp_path / "lr", monkeypatch)
+    assert [len(b) for b in seen] == [16, 16, 8]
+    assert np.bincount(np.concatenate(seen), minlength=3).tolist() == [27, 9, 4]  # every train image once

@@ -20,18 +20,7 @@ _spec = importlib.util.spec_from_file_location("_loop_helpers", Path(__file__).w
 _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
 make_folder, tiny_recipe, without_timing = _helpers.make_folder, _helpers.tiny_recipe, _helpers.without_timing
-
-
-class Interrupted(Exception):
-    pass
-
-
-def stop_after(epoch: int):
-    def progress(row):
-        if row["epoch"] == epoch:
-            raise Interrupted(f"stopped after epoch {epoch}")
-
-    return progress
+Interrupted, stop_after = _helpers.Interrupted, _helpers.stop_after
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

@@ -1,5 +1,6 @@
-"""The ResNet-18 fine-tuning stage: model and weights, freeze policies, losses, metrics,
-the validation-loss noise floor, checkpoint selection, feature caches and the loop.
+"""The ResNet-18 fine-tuning stage: a run's data, model and weights, freeze policies, losses,
+metrics, the validation-loss noise floor, checkpoint selection, feature caches, the loop and
+its TensorBoard logger.
 
 Names are imported from their private modules on first use, so ``import augbal.train``
 does not import torch.
@@ -60,13 +61,23 @@ _EXPORTS: dict[str, str] = {
     "build_optimizer": "_optim",
     "build_scheduler": "_optim",
     "find_lr": "_optim",
+    "LRFinderResult": "_optim",
+    # the data of a run: a recipe's data section, the benchmark tasks
+    "DataSplits": "_data",
+    "resolve_data": "_data",
+    "seedlike3_task": "_data",
+    "cifar10_lt_task": "_data",
     # the run
     "RunResult": "_loop",
     "train": "_loop",
     "lr_find": "_loop",
+    "read_history": "_loop",
     "evaluate": "_evaluate",
     "evaluate_test": "_evaluate",
     "write_run_report": "_report",
+    # logging
+    "TensorBoardLogger": "_tensorboard",
+    "history_scalars": "_tensorboard",
 }
 
 __all__ = sorted(_EXPORTS)

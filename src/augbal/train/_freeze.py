@@ -280,32 +280,16 @@ class _Fixed(FreezePolicy):
         return _DEPTHS[self._from]
 
 
-@FREEZE_POLICIES.register("head")
-class TrainHead(_Fixed):
-    """Only the head trains (linear probing on a frozen backbone)."""
-
-    _from = "head"
-
-
-@FREEZE_POLICIES.register("layer4")
-class TrainLayer4(_Fixed):
-    """layer4 and the head train."""
-
-    _from = "layer4"
+def _fixed(name: str, stage: str, doc: str) -> type[_Fixed]:
+    """The fixed policy ``name`` training ``stage`` down to the head, registered as ``stage``."""
+    cls = type(name, (_Fixed,), {"__doc__": doc, "__module__": __name__, "_from": stage})
+    return FREEZE_POLICIES.register(stage)(cls)
 
 
-@FREEZE_POLICIES.register("layer3")
-class TrainLayer3(_Fixed):
-    """layer3, layer4 and the head train."""
-
-    _from = "layer3"
-
-
-@FREEZE_POLICIES.register("all")
-class TrainAll(_Fixed):
-    """Every stage trains (full fine-tuning)."""
-
-    _from = "all"
+TrainHead = _fixed("TrainHead", "head", "Only the head trains (linear probing on a frozen backbone).")
+TrainLayer4 = _fixed("TrainLayer4", "layer4", "layer4 and the head train.")
+TrainLayer3 = _fixed("TrainLayer3", "layer3", "layer3, layer4 and the head train.")
+TrainAll = _fixed("TrainAll", "all", "Every stage trains (full fine-tuning).")
 
 
 @FREEZE_POLICIES.register("two_stage")

@@ -10,6 +10,7 @@ The run folder (``out``) holds, when a run is done::
                        weights_only=True)`` reads it)
     selected.pt        the final model after averaging / cRT / tau-norm (weights only)
     selection.json     which candidate won on validation, why, and its post-hoc adjustment
+    tensorboard/       the history rows as TensorBoard scalars (``log.tensorboard``; rank 0)
     run.md, *.png, classification_report.txt   the report (``write_run_report``)
 
 Test data is never read here: ``augbal.train.evaluate_test(run_dir)`` scores the selected
@@ -52,7 +53,7 @@ from ._distributed import (
     shard_indices,
 )
 
-__all__ = ["RunResult", "train", "CHECKPOINT_FORMAT"]
+__all__ = ["CHECKPOINT_FORMAT", "RunResult", "lr_find", "read_history", "train"]
 
 CHECKPOINT_FORMAT = 1
 #: history-row keys that hold wall-clock times (left out when runs are compared for determinism)
@@ -129,91 +130,33 @@ def train(
 
 
 def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, progress: Any) -> RunResult:
-    from augbal.sampling import SAMPLERS
-
     from . import _strategies as strategies
     from ._cache import tail
-    from ._data import resolve_data
-    from ._freeze import FREEZE_POLICIES
-    from ._losses import LOSSES
     from ._metrics import evaluate_logits
-    from ._model import build_model
     from ._noise import noise_floor, volatility, worry_verdict
-    from ._optim import build_optimizer, build_scheduler
+    from ._optim import build_scheduler
     from ._report import write_run_report
     from ._select import SELECTIONS
 
     seed, epochs, device = int(recipe.seed), int(recipe.epochs), ctx.device
 
-    # ---- the run folder: a new run, or the one to resume -------------------------------
+    # ---- the run folder: a new run, or the one to resume; the TensorBoard logger (rank 0) --
+    logger = _tensorboard_logger(recipe, run, ctx)  # refuses before anything is written if it cannot log
     saved = _open_run_folder(run, recipe, rhash, resume, ctx)
 
-    # ---- data ----------------------------------------------------------------------------
-    data = resolve_data(recipe.data, seed=seed)
-    classes = list(data.classes)
-    C = len(classes)
-    train_labels = np.asarray(data.train.labels, dtype=np.int64)
-    val_labels = np.asarray(data.val.labels, dtype=np.int64)
-    if len(val_labels) == 0:
-        from augbal.recipes import RecipeError
-
-        raise RecipeError("recipe key data.val_fraction: must leave validation images (checkpoints are chosen on "
-                          "validation, never on test); got a validation split of 0 images")  # fmt: skip
-    train_counts = np.bincount(train_labels, minlength=C)
-    train_prior = train_counts / train_counts.sum()
-
-    # ---- model, freeze policy, loss ------------------------------------------------------
-    m = recipe.model
-    model, weights = build_model(
-        C, weights=m.weights, cifar_stem=m.cifar_stem, dropout=m.dropout, head=m.head,
-        input_size=m.input_size, mean=m.mean, std=m.std, download=m.download, seed=seed,
-    )  # fmt: skip
-    freeze = FREEZE_POLICIES.from_spec(_spec(recipe.freeze))
-    loss_fn = LOSSES.from_spec(_spec(recipe.loss)).fit(train_counts)
-    train_policy, eval_policy = strategies.policies(recipe, weights, seed=seed)
-
-    # ---- inputs: cached features / activations when the trunk stays frozen, else images --
-    upto = strategies.cache_level(recipe, freeze, epochs)
-    cache_root = Path(getattr(getattr(recipe, "cache", None), "dir", None) or run / "cache")
-    if upto is not None:
-        trunk_key = trunk_hash(model, upto)
-        train_ds, val_ds, net = strategies.cached_inputs(
-            recipe, model, trunk_key, data, upto=upto, train_policy=train_policy, eval_policy=eval_policy,
-            device=device, ctx=ctx, seed=seed, root=cache_root,
-        )  # fmt: skip
-        train_labels = np.asarray(train_ds.labels, dtype=np.int64)  # a feature resampler changes them
-    else:
-        from augbal.data import ImageDataset
-
-        train_ds = ImageDataset(data.train, transform=train_policy)
-        val_ds = ImageDataset(data.val, transform=eval_policy)
-        net = model
-    model.to(device)
-    channels_last = device.type == "cuda" and bool(getattr(m, "channels_last", True)) and upto != "features"
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    amp = strategies.autocast_dtype(recipe, device)
-
-    # ---- batches: a sampler's batch mode, or a seeded shuffle shared by every rank --------
-    per_rank = _per_rank_batch(int(recipe.batch_size), ctx)
-    sampler_spec = strategies.sampler_spec(recipe)
-    sampler = None
-    if sampler_spec is not None:
-        sampler = SAMPLERS.from_spec(
-            sampler_spec, labels=train_labels, seed=seed, num_replicas=ctx.world_size, rank=ctx.rank, yield_draws=True
-        )
-        batch_sampler: Any = sampler if _is_batch_sampler(sampler) else sampler.batches(per_rank)
-    else:
-        batch_sampler = ShuffleBatches(len(train_labels), per_rank, seed=seed, ctx=ctx)
-    loader = _loader(recipe, train_ds, batch_sampler, upto is not None, seed)
-    mixer = strategies.build_mixer(recipe, num_classes=C, class_counts=train_counts)
+    # ---- data, model, freeze policy, loss, inputs, batches, optimiser (as lr_find has them) --
+    s = _setup(recipe, run, ctx)
+    data, classes, model, net, freeze, optimizer = s.data, s.classes, s.model, s.net, s.freeze, s.optimizer
+    train_ds, val_ds, upto, per_rank, amp, channels_last = s.train_ds, s.val_ds, s.upto, s.per_rank, s.amp, s.channels_last
+    train_labels, val_labels, train_counts, train_prior = s.train_labels, s.val_labels, s.train_counts, s.train_prior
+    sampler, batch_sampler, loader, loss_fn, weights = s.sampler, s.batch_sampler, s.loader, s.loss_fn, s.weights
+    mixer = strategies.build_mixer(recipe, num_classes=len(classes), class_counts=train_counts)
     partner = None  # Balanced-MixUp mixes every batch with one from a class-balanced stream
     if mixer is not None and strategies.needs_balanced_batches(mixer):
         partner = strategies.balanced_batches(train_ds, train_labels, per_rank, seed=seed, ctx=ctx)
         partner_loader = _loader(recipe, train_ds, partner, upto is not None, seed)
 
-    # ---- optimiser, schedule, selection, averaging ---------------------------------------
-    optimizer = build_optimizer(freeze.param_groups(model, lr=float(recipe.optim["lr"])), recipe.optim)
+    # ---- schedule, selection, averaging ------------------------------------------------------
     scheduler = build_scheduler(optimizer, recipe.schedule, epochs=epochs, steps_per_epoch=len(batch_sampler))
     selector = SELECTIONS.from_spec(_spec(recipe.selection))
     averager = selector if getattr(selector, "averages", False) else None
@@ -308,9 +251,13 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
                 "averager": None if averager is None else averager.state_dict(), "rng": _rng_states(), "history": history,
             })  # fmt: skip
             _write_history(run / "metrics.jsonl", history)
+            if logger is not None:
+                logger.log(row)
             if progress is not None:
                 progress(row)
         barrier(ctx)
+    if logger is not None:
+        logger.close()
 
     # ---- after training: candidates, strategies, the choice on validation ------------------
     def score(module: nn.Module) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -340,7 +287,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     chosen = strategies.after_training(
         recipe, chosen, model=model, data=data, weights=weights, train_prior=train_prior, val_labels=val_labels,
         train_counts=train_counts, classes=classes, score=score, net=net, device=device, ctx=ctx, seed=seed,
-        metric=metric, mode=mode, candidates=candidates, root=cache_root, eval_policy=eval_policy,
+        metric=metric, mode=mode, candidates=candidates, root=s.cache_root, eval_policy=s.eval_policy,
     )  # fmt: skip
     model.load_state_dict(chosen.state)
 
@@ -415,6 +362,22 @@ def _open_run_folder(run: Path, recipe: Any, rhash: str, resume: bool, ctx: Dist
         atomic_write_text(run / "recipe.yaml", recipe.to_yaml())
     barrier(ctx)
     return None
+
+
+def _tensorboard_logger(recipe: Any, run: Path, ctx: DistContext) -> Any:
+    """``RUN/tensorboard``'s logger on rank 0 when ``log.tensorboard`` is on; every rank checks
+    that TensorBoard imports, so a run that cannot log is refused on all of them at once."""
+    if not recipe.log.tensorboard:
+        return None
+    from augbal.recipes import RecipeError
+
+    from ._tensorboard import TensorBoardLogger, import_summary_writer
+
+    try:
+        import_summary_writer()
+    except ImportError as exc:
+        raise RecipeError(f"recipe key log.tensorboard: {exc}", ("log.tensorboard",)) from None
+    return TensorBoardLogger(run / "tensorboard") if ctx.is_main else None
 
 
 def _check_same_recipe(run: Path, recipe: Any, rhash: str) -> None:
@@ -679,52 +642,144 @@ def _predict(
 def lr_find(recipe: Any, *, out: str | os.PathLike[str], **options: Any) -> Any:
     """The LR range test (``augbal.train.find_lr``) on the recipe's model, loss and batches.
 
-    Builds what ``train`` builds for epoch 0 (cached inputs when the trunk stays frozen),
-    sweeps the learning rate, writes ``out/lr_find.png`` and returns the ``LRFinderResult``
+    Builds what ``train`` builds for epoch 0 (the same ``_setup``: cached inputs when the
+    trunk stays frozen, the recipe's sampler or the seeded shuffle), in one process, sweeps
+    the learning rate, writes ``out/lr_find.png`` and returns the ``LRFinderResult``
     (``suggestion``: fastai's steepest-descent point). Nothing is trained: the model and
-    optimiser are restored by ``find_lr``.
+    optimiser are restored by ``find_lr``. ``options`` go to ``find_lr`` (``num_iter``, ...).
+
+    Example:
+        >>> import tempfile
+        >>> result = lr_find({"data": {"source": "demo"}, "batch_size": 64,
+        ...                   "model": {"weights": "none", "input_size": 32}},
+        ...                  out=tempfile.mkdtemp(), num_iter=20)  # doctest: +SKIP
     """
-    from augbal.data import ImageDataset
     from augbal.recipes import Recipe, load_recipe
+
+    from ._optim import find_lr
+
+    recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    run = Path(out)
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=init_distributed(recipe.device).device)
+    s = _setup(recipe, run, ctx)
+    s.freeze.apply(s.model, 0)
+    s.freeze.train_mode(s.model, 0)
+    s.batch_sampler.set_epoch(0)
+    result = find_lr(s.net, s.loader, lambda logits, y: s.loss_fn(logits, y), s.optimizer, **options)
+    run.mkdir(parents=True, exist_ok=True)
+    result.plot(run / "lr_find.png")
+    return result
+
+
+# ======================================================================================
+# the setup train and lr_find share
+# ======================================================================================
+
+
+@dataclass(frozen=True, eq=False)
+class _Setup:
+    """What a run is built from before its first epoch (``_setup``)."""
+
+    data: Any  # DataSplits
+    classes: list[str]
+    train_labels: np.ndarray  # of train_ds (a feature resampler changes them)
+    val_labels: np.ndarray
+    train_counts: np.ndarray  # of the data's train side
+    train_prior: np.ndarray
+    model: nn.Module
+    weights: Any  # WeightsInfo
+    freeze: Any  # FreezePolicy
+    loss_fn: Any  # a fitted Loss
+    eval_policy: Any
+    upto: str | None  # what the inputs are cached up to ("features", "layer3"), None for images
+    cache_root: Path
+    train_ds: Any
+    val_ds: Any
+    net: nn.Module  # what the inputs go through: the model, or its tail on cached activations
+    channels_last: bool
+    amp: torch.dtype | None
+    per_rank: int
+    sampler: Any  # the recipe's sampler, None for the seeded shuffle
+    batch_sampler: Any
+    loader: Any
+    optimizer: torch.optim.Optimizer
+
+
+def _setup(recipe: Any, run: Path, ctx: DistContext) -> _Setup:
+    """Data, model, freeze policy, loss, inputs, batches and optimiser of a run: one place, so
+    ``train`` and ``lr_find`` cannot drift apart."""
+    from augbal.recipes import RecipeError
+    from augbal.sampling import SAMPLERS
 
     from . import _strategies as strategies
     from ._data import resolve_data
     from ._freeze import FREEZE_POLICIES
     from ._losses import LOSSES
     from ._model import build_model
-    from ._optim import build_optimizer, find_lr
+    from ._optim import build_optimizer
 
-    recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    run = Path(out)
-    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=init_distributed(recipe.device).device)
-    seed, m = int(recipe.seed), recipe.model
+    seed, epochs, device = int(recipe.seed), int(recipe.epochs), ctx.device
+
+    # ---- data ----------------------------------------------------------------------------
     data = resolve_data(recipe.data, seed=seed)
-    C = len(data.classes)
-    counts = np.bincount(np.asarray(data.train.labels, dtype=np.int64), minlength=C)
+    classes = list(data.classes)
+    C = len(classes)
+    train_labels = np.asarray(data.train.labels, dtype=np.int64)
+    val_labels = np.asarray(data.val.labels, dtype=np.int64)
+    if len(val_labels) == 0:
+        raise RecipeError("recipe key data.val_fraction: must leave validation images (checkpoints are chosen on "
+                          "validation, never on test); got a validation split of 0 images")  # fmt: skip
+    train_counts = np.bincount(train_labels, minlength=C)
+
+    # ---- model, freeze policy, loss ------------------------------------------------------
+    m = recipe.model
     model, weights = build_model(
         C, weights=m.weights, cifar_stem=m.cifar_stem, dropout=m.dropout, head=m.head,
         input_size=m.input_size, mean=m.mean, std=m.std, download=m.download, seed=seed,
     )  # fmt: skip
     freeze = FREEZE_POLICIES.from_spec(_spec(recipe.freeze))
-    loss_fn = LOSSES.from_spec(_spec(recipe.loss)).fit(counts)
+    loss_fn = LOSSES.from_spec(_spec(recipe.loss)).fit(train_counts)
     train_policy, eval_policy = strategies.policies(recipe, weights, seed=seed)
-    upto = strategies.cache_level(recipe, freeze, int(recipe.epochs))
+
+    # ---- inputs: cached features / activations when the trunk stays frozen, else images --
+    upto = strategies.cache_level(recipe, freeze, epochs)
+    cache_root = Path(getattr(getattr(recipe, "cache", None), "dir", None) or run / "cache")
     if upto is not None:
-        key = trunk_hash(model, upto)
-        root = Path(recipe.cache.dir or run / "cache")
-        train_ds, _, net = strategies.cached_inputs(
-            recipe, model, key, data, upto=upto, train_policy=train_policy, eval_policy=eval_policy,
-            device=ctx.device, ctx=ctx, seed=seed, root=root,
+        train_ds, val_ds, net = strategies.cached_inputs(
+            recipe, model, trunk_hash(model, upto), data, upto=upto, train_policy=train_policy,
+            eval_policy=eval_policy, device=device, ctx=ctx, seed=seed, root=cache_root,
         )  # fmt: skip
+        train_labels = np.asarray(train_ds.labels, dtype=np.int64)  # a feature resampler changes them
     else:
-        train_ds, net = ImageDataset(data.train, transform=train_policy), model
-    model.to(ctx.device)
-    freeze.apply(model, 0)
-    freeze.train_mode(model, 0)
-    batches = ShuffleBatches(len(train_ds), int(recipe.batch_size), seed=seed, ctx=ctx)
-    loader = _loader(recipe, train_ds, batches, upto is not None, seed)
+        from augbal.data import ImageDataset
+
+        train_ds = ImageDataset(data.train, transform=train_policy)
+        val_ds = ImageDataset(data.val, transform=eval_policy)
+        net = model
+    model.to(device)
+    channels_last = device.type == "cuda" and bool(getattr(m, "channels_last", True)) and upto != "features"
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    # ---- batches: a sampler's batch mode, or a seeded shuffle shared by every rank --------
+    per_rank = _per_rank_batch(int(recipe.batch_size), ctx)
+    sampler_spec = strategies.sampler_spec(recipe)
+    sampler = None
+    if sampler_spec is not None:
+        sampler = SAMPLERS.from_spec(
+            sampler_spec, labels=train_labels, seed=seed, num_replicas=ctx.world_size, rank=ctx.rank, yield_draws=True
+        )
+        batch_sampler: Any = sampler if _is_batch_sampler(sampler) else sampler.batches(per_rank)
+    else:
+        batch_sampler = ShuffleBatches(len(train_labels), per_rank, seed=seed, ctx=ctx)
+
+    # ---- the optimiser: one group per stage the freeze policy ever trains ------------------
     optimizer = build_optimizer(freeze.param_groups(model, lr=float(recipe.optim["lr"])), recipe.optim)
-    result = find_lr(net, loader, lambda logits, y: loss_fn(logits, y), optimizer, **options)
-    run.mkdir(parents=True, exist_ok=True)
-    result.plot(run / "lr_find.png")
-    return result
+    return _Setup(
+        data=data, classes=classes, train_labels=train_labels, val_labels=val_labels, train_counts=train_counts,
+        train_prior=train_counts / train_counts.sum(), model=model, weights=weights, freeze=freeze, loss_fn=loss_fn,
+        eval_policy=eval_policy, upto=upto, cache_root=cache_root, train_ds=train_ds, val_ds=val_ds, net=net,
+        channels_last=channels_last, amp=strategies.autocast_dtype(recipe, device), per_rank=per_rank,
+        sampler=sampler, batch_sampler=batch_sampler, loader=_loader(recipe, train_ds, batch_sampler, upto is not None, seed),
+        optimizer=optimizer,
+    )  # fmt: skip

@@ -51,7 +51,28 @@ __all__ = [
 # --------------------------------------------------------------------------- optimisers
 
 
-class OptimizerSpec:
+class _Spec:
+    """``to_dict``, equality and ``repr`` from ``get_params()``: the optimiser and schedule specs'."""
+
+    _registry: ClassVar[Registry[Any]]  # set once the registry exists
+
+    def get_params(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec ``{"name": ..., **params}``."""
+        return self._registry.spec(self, self.get_params())
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.get_params() == self.get_params()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+
+class OptimizerSpec(_Spec):
     """Base class of the optimiser specs: hyper-parameters now, a ``torch.optim`` optimiser later.
 
     ``build(param_groups)`` validates the groups, splits off the BatchNorm and bias
@@ -82,18 +103,6 @@ class OptimizerSpec:
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters as plain values."""
         return {"lr": self.lr, "weight_decay": self.weight_decay, "no_decay_bn_bias": self.no_decay_bn_bias}
-
-    def to_dict(self) -> dict[str, Any]:
-        """The spec ``{"name": ..., **params}``."""
-        return OPTIMIZERS.spec(self, self.get_params())
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.get_params() == self.get_params()  # type: ignore[attr-defined]
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     def build(self, param_groups: Any) -> Any:
         """A ``torch.optim`` optimiser over ``param_groups`` (parameters, or dicts with ``"params"``)."""
@@ -141,6 +150,7 @@ class OptimizerSpec:
 
 OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer", base=OptimizerSpec)
 """The optimiser specs by name; ``build_optimizer(groups, OPTIMIZERS.from_spec(...).to_dict())``."""
+OptimizerSpec._registry = OPTIMIZERS
 
 
 @OPTIMIZERS.register("sgd")
@@ -250,7 +260,7 @@ def build_optimizer(param_groups: Any, spec: Any) -> Any:
 # --------------------------------------------------------------------------- schedules
 
 
-class ScheduleSpec:
+class ScheduleSpec(_Spec):
     """Base class of the schedule specs; :func:`build_scheduler` makes the running schedule.
 
     The hook ``_main(optimizer, total, warmup, steps_per_epoch)`` returns the torch
@@ -273,18 +283,6 @@ class ScheduleSpec:
         """Constructor parameters as plain values."""
         return {"warmup_epochs": self.warmup_epochs, "warmup_start": self.warmup_start}
 
-    def to_dict(self) -> dict[str, Any]:
-        """The spec ``{"name": ..., **params}``."""
-        return SCHEDULES.spec(self, self.get_params())
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.get_params() == self.get_params()  # type: ignore[attr-defined]
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
-
     def _warmup_steps(self, epochs: int, steps_per_epoch: int) -> int:
         return int(round(self.warmup_epochs * steps_per_epoch))
 
@@ -297,6 +295,7 @@ class ScheduleSpec:
 
 SCHEDULES: Registry[ScheduleSpec] = Registry("schedule", base=ScheduleSpec)
 """The learning-rate schedule specs by name."""
+ScheduleSpec._registry = SCHEDULES
 
 
 @SCHEDULES.register("constant")

@@ -52,6 +52,21 @@ class _Selection:
     extra: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Report:
+    """What the report says: ``write_run_report``'s inputs, checked."""
+
+    rows: list[Mapping[str, Any]]
+    names: list[str]
+    sel: _Selection
+    selected: Mapping[str, Any]  # the validation metrics of the selected weights
+    sentence: str
+    verdict: Verdict | None
+    nf: NoiseFloor | None
+    test: Mapping[str, Any] | None
+    recipe: tuple[str, Mapping[str, Any]] | None  # (YAML text, plain dict)
+
+
 def _check_history(history: Any) -> list[Mapping[str, Any]]:
     if isinstance(history, (str, bytes, Mapping)) or not isinstance(history, Sequence) or not history:
         raise ValueError(
@@ -245,36 +260,23 @@ def write_run_report(
     report_text = None
     if y_true is not None:
         report_text = _classification_report(y_true, y_pred, names, sel.epoch)
-    recipe_parts = _recipe(recipe)
-    return _write(Path(run_dir), rows, names, sel, selected, sentence, verdict_obj, nf, test, recipe_parts, report_text)
+    report = _Report(rows, names, sel, selected, sentence, verdict_obj, nf, test, _recipe(recipe))
+    return _write(Path(run_dir), report, report_text)
 
 
-def _write(
-    run: Path,
-    rows: list[Mapping[str, Any]],
-    names: list[str],
-    sel: _Selection,
-    selected: Mapping[str, Any],
-    sentence: str,
-    verdict: Verdict | None,
-    nf: NoiseFloor | None,
-    test: Mapping[str, Any] | None,
-    recipe: tuple[str, Mapping[str, Any]] | None,
-    report_text: str | None,
-) -> dict[str, Path]:
+def _write(run: Path, r: _Report, report_text: str | None) -> dict[str, Path]:
     run.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for name, draw in (
-        ("losses.png", lambda fig: _plot_losses(fig, rows, nf, sel.epoch)),
-        ("balanced_accuracy.png", lambda fig: _plot_balanced(fig, rows, sel.epoch)),
-        ("confusion.png", lambda fig: _plot_confusion(fig, selected, names, sel.epoch)),
-        ("lr.png", lambda fig: _plot_lr(fig, rows)),
+        ("losses.png", lambda fig: _plot_losses(fig, r.rows, r.nf, r.sel.epoch)),
+        ("balanced_accuracy.png", lambda fig: _plot_balanced(fig, r.rows, r.sel.epoch)),
+        ("confusion.png", lambda fig: _plot_confusion(fig, r.selected, r.names, r.sel.epoch)),
+        ("lr.png", lambda fig: _plot_lr(fig, r.rows)),
     ):
         paths[name] = atomic_write_bytes(run / name, _render(draw))
     if report_text is not None:
         paths["classification_report.txt"] = atomic_write_text(run / "classification_report.txt", report_text)
-    text = _markdown(rows, names, sel, selected, sentence, verdict, nf, test, recipe, sorted(paths))
-    paths["run.md"] = atomic_write_text(run / "run.md", text)
+    paths["run.md"] = atomic_write_text(run / "run.md", _markdown(r, sorted(paths)))
     return paths
 
 
@@ -344,74 +346,63 @@ def _class_table(m: Mapping[str, Any], names: list[str]) -> list[str]:
     return lines + ["", summary + "."]
 
 
-def _markdown(
-    rows: list[Mapping[str, Any]],
-    names: list[str],
-    sel: _Selection,
-    selected: Mapping[str, Any],
-    sentence: str,
-    verdict: Verdict | None,
-    nf: NoiseFloor | None,
-    test: Mapping[str, Any] | None,
-    recipe: tuple[str, Mapping[str, Any]] | None,
-    files: list[str],
-) -> str:
-    epochs = [row["epoch"] for row in rows]
-    n_val = selected.get("n")
+def _markdown(r: _Report, files: list[str]) -> str:
+    epochs = [row["epoch"] for row in r.rows]
+    n_val = r.selected.get("n")
     out = ["# Run report", "", "## What ran", ""]
-    out.append(f"- {len(rows)} epochs ({epochs[0]}..{epochs[-1]}); classes: {', '.join(names)}.")
+    out.append(f"- {len(r.rows)} epochs ({epochs[0]}..{epochs[-1]}); classes: {', '.join(r.names)}.")
     if isinstance(n_val, Sequence):
-        counts = ", ".join(f"{name} {int(k)}" for name, k in zip(names, n_val))
+        counts = ", ".join(f"{name} {int(k)}" for name, k in zip(r.names, n_val))
         out.append(f"- Validation: {int(sum(n_val))} images ({counts}).")
-    times = [row.get("time_s") for row in rows if isinstance(row.get("time_s"), (int, float))]
+    times = [row.get("time_s") for row in r.rows if isinstance(row.get("time_s"), (int, float))]
     if times:
         out.append(f"- Training time: {sum(times):.1f} s ({sum(times) / len(times):.2f} s per epoch).")
-    if recipe is not None:
-        summary = _summary(recipe[1])
+    if r.recipe is not None:
+        summary = _summary(r.recipe[1])
         if summary:
             out.append(f"- Recipe: {summary}.")
-        out += ["", "<details><summary>Resolved recipe</summary>", "", "```yaml", recipe[0].rstrip("\n"), "```", ""]
+        out += ["", "<details><summary>Resolved recipe</summary>", "", "```yaml", r.recipe[0].rstrip("\n"), "```", ""]
         out.append("</details>")
     out += ["", "## Selected checkpoint", ""]
-    which = f" ({sel.name})" if sel.name else ""
-    out.append(f"Epoch {sel.epoch}{which}: {sel.reason}")
-    if sel.extra.get("posthoc"):
-        out.append(f"\nPost-hoc adjustment applied: `{sel.extra['posthoc']}`.")
+    which = f" ({r.sel.name})" if r.sel.name else ""
+    out.append(f"Epoch {r.sel.epoch}{which}: {r.sel.reason}")
+    if r.sel.extra.get("posthoc"):
+        out.append(f"\nPost-hoc adjustment applied: `{r.sel.extra['posthoc']}`.")
     out.append("\nThe checkpoint was chosen on validation metrics only.")
-    out += ["", "## Should I worry?", "", sentence]
-    if verdict is not None:
-        late = f"; over the last {verdict.late_epochs} epochs ratio {_fmt(verdict.late_ratio, 2)}"
+    out += ["", "## Should I worry?", "", r.sentence]
+    if r.verdict is not None:
+        late = f"; over the last {r.verdict.late_epochs} epochs ratio {_fmt(r.verdict.late_ratio, 2)}"
         out.append(
-            f"\nVolatility {_fmt(verdict.volatility)}, noise floor {_fmt(verdict.floor)}, "
-            f"ratio {_fmt(verdict.ratio, 2)} (\"worry\" above {verdict.threshold:g})"
-            f"{late if verdict.late_epochs else ''}."
+            f"\nVolatility {_fmt(r.verdict.volatility)}, noise floor {_fmt(r.verdict.floor)}, "
+            f"ratio {_fmt(r.verdict.ratio, 2)} (\"worry\" above {r.verdict.threshold:g})"
+            f"{late if r.verdict.late_epochs else ''}."
         )
-    if nf is not None:
-        variant = "class-weighted" if nf.weighted else "unweighted"
+    if r.nf is not None:
+        variant = "class-weighted" if r.nf.weighted else "unweighted"
         out.append(
-            f"\nNoise floor of the {variant} validation loss: bootstrap std {_fmt(nf.std)} (x sqrt 2 = floor "
-            f"{_fmt(nf.floor)}), {nf.n_boot} {'stratified ' if nf.stratified else ''}draws, seed {nf.seed}; "
+            f"\nNoise floor of the {variant} validation loss: bootstrap std {_fmt(r.nf.std)} (x sqrt 2 = floor "
+            f"{_fmt(r.nf.floor)}), {r.nf.n_boot} {'stratified ' if r.nf.stratified else ''}draws, seed {r.nf.seed}; "
             "share of its variance by class:"
         )
         out += ["", "| class | validation images | share of the noise |", "|---|---:|---:|"]
-        for name, count in zip(nf.classes, nf.n):
-            out.append(f"| {name} | {count} | {100 * nf.per_class_share.get(name, 0.0):.0f}% |")
-    out += ["", f"## Validation at the selected checkpoint (epoch {sel.epoch})", ""]
-    out += _class_table(selected, names)
-    if test is not None:
+        for name, count in zip(r.nf.classes, r.nf.n):
+            out.append(f"| {name} | {count} | {100 * r.nf.per_class_share.get(name, 0.0):.0f}% |")
+    out += ["", f"## Validation at the selected checkpoint (epoch {r.sel.epoch})", ""]
+    out += _class_table(r.selected, r.names)
+    if r.test is not None:
         out += ["", "## Test", ""]
         out += ["Evaluated once, after the selection; it played no part in choosing the checkpoint.", ""]
-        out += _class_table(test, names)
+        out += _class_table(r.test, r.names)
     out += ["", "## Epochs", ""]
     out.append(
         "| epoch | lr | train loss | train loss (unweighted) | val loss | val loss (weighted) | "
         "val loss (uniform prior) | balanced accuracy | macro-F1 |"
     )
     out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for row in rows:
+    for row in r.rows:
         lr = row.get("lr")
         lr_text = ", ".join(f"{float(v):.3g}" for v in lr) if isinstance(lr, Sequence) else _fmt(lr)
-        marker = " ←" if row["epoch"] == sel.epoch else ""
+        marker = " ←" if row["epoch"] == r.sel.epoch else ""
         out.append(
             f"| {row['epoch']}{marker} | {lr_text} | {_fmt(_get(row, 'train', 'loss'))} | "
             f"{_fmt(_get(row, 'train', 'loss_unweighted'))} | {_fmt(_get(row, 'val', 'loss'))} | "
