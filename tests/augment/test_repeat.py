@@ -178,3 +178,52 @@ def test_end_to_end_with_image_dataset_and_a_draw_sampler(demo_root) -> None:
     by_draw = dict(zip(draws, first))
     for d in repeated:
         assert by_draw[d] != by_draw[Draw(d.index, 0, d.epoch)]  # repeat k differs from the first draw
+
+
+@pytest.mark.parametrize("index", [0, 1, 2**32 - 1, 2**32, 2**64 + 5, int("f" * 64, 16), int("0e" * 32, 16)])
+def test_seed_sequence_of_a_content_hash_index_is_the_list_one(index: int) -> None:
+    # build copies use the source's sha256 as the index: 256-bit ints, read as 8 uint32 words
+    for seed, repeat, epoch in [(0, 0, 0), (7, 3, 0), (2**40, 1, 2**33)]:
+        got = draw_seed_sequence(seed, Draw(index, repeat=repeat, epoch=epoch))
+        want = np.random.SeedSequence([seed, index, repeat, epoch])
+        assert got.generate_state(8).tolist() == want.generate_state(8).tolist()
+
+
+def test_reseeded_rngs_draw_what_new_ones_draw() -> None:
+    from augbal.augment._repeat import numpy_python_rngs
+
+    seeds = [np.random.SeedSequence([0, int("ab" * 32, 16), k, 0]) for k in range(5)]
+    pair = numpy_python_rngs(np.random.SeedSequence(99))
+    for s in seeds:
+        fresh = numpy_python_rngs(s)
+        again = numpy_python_rngs(s, out=pair)
+        assert again is pair
+        assert again[0].random(3).tolist() == fresh[0].random(3).tolist()
+        assert again[0].integers(0, 2**62, 3).tolist() == fresh[0].integers(0, 2**62, 3).tolist()
+        assert [again[1].random() for _ in range(3)] == [fresh[1].random() for _ in range(3)]
+        assert again[1].gauss(0, 1) == fresh[1].gauss(0, 1)
+
+
+def test_reseeding_needs_a_pcg64_pair() -> None:
+    from augbal.augment._repeat import numpy_python_rngs
+
+    with pytest.raises(ValueError, match="out must be a .Generator\\(PCG64\\), random.Random. pair"):
+        numpy_python_rngs(np.random.SeedSequence(1), out=(np.random.Generator(np.random.SFC64(1)), random.Random(1)))
+
+
+@pytest.mark.parametrize("name", ["light", "medium", "heavy"])
+def test_policy_pixels_are_those_of_the_documented_seed_sequence(name: str) -> None:
+    # the policy re-seeds one generator pair per call: each call's pixels must be those of a
+    # fresh pair from SeedSequence([seed, index, repeat, epoch]), whatever ran before it
+    from augbal.augment._albu import _albumentations
+    from augbal.augment._repeat import numpy_python_rngs
+
+    A = _albumentations()
+    policy = build_policy(name, size=16, seed=5, mean=(0, 0, 0), std=(1, 1, 1))
+    reference = A.Compose(policy._ops(A, policy.magnitude), p=1.0, seed=0)
+    index = int(hashlib.sha256(b"source").hexdigest(), 16)
+    for repeat in [1, 2, 1, 3]:
+        image = image_for(repeat)
+        reference.set_random_state(*numpy_python_rngs(np.random.SeedSequence([5, index, repeat, 0])))
+        want = reference(image=image)["image"]
+        assert np.array_equal(policy.pixels(image, draw=Draw(index, repeat=repeat)), want)

@@ -41,11 +41,15 @@ class AlbumentationsPolicy(PipelinePolicy):
 
     def _build(self) -> tuple[Any, np.ndarray]:
         A = _albumentations()
-        return A.Compose(self._ops(A, self.magnitude), p=1.0, seed=0), normalization_lut(self.mean, self.std)
+        # one image per call: no other target whose shape could disagree (the check cost ~6 us a call)
+        compose = A.Compose(self._ops(A, self.magnitude), p=1.0, seed=0, is_check_shapes=False)
+        return compose, normalization_lut(self.mean, self.std)
 
     def _pixels(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> np.ndarray:
         compose, _ = self._pipeline()
-        compose.set_random_state(*numpy_python_rngs(seeds))
+        # one generator pair per policy (per process: not pickled), re-seeded for every call
+        rngs = self._built_rngs = numpy_python_rngs(seeds, out=self.__dict__.get("_built_rngs"))
+        compose.set_random_state(*rngs)
         return compose(image=image)["image"]
 
 
