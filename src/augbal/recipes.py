@@ -279,10 +279,17 @@ class CacheSection(_Section):
 
 
 class PosthocSection(_Section):
-    """Post-hoc logit adjustment to a target ``prior``: ``uniform``, ``em`` (Saerens et al. 2002) or ``val``."""
+    """Post-hoc logit adjustment to a target ``prior``: ``uniform``, ``em`` (Saerens et al. 2002) or ``val``.
+
+    ``per_epoch`` adjusts every epoch's validation logits too (``val_posthoc`` in
+    ``metrics.jsonl``) and lets the selection rule choose the epoch on them: the epoch whose
+    *adjusted* model is best, not the epoch whose raw model is. Off, only the chosen model is
+    adjusted (and kept when the adjustment wins on validation).
+    """
 
     prior: Literal["uniform", "em", "val"] = "uniform"
     tau: Real = Field(1.0, ge=0)
+    per_epoch: bool = False
 
 
 class CrtSection(_Section):

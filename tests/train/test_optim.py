@@ -277,7 +277,9 @@ class _LrLoss:
 def test_find_lr_sweep_suggestion_and_ratios():
     net = torch.nn.Linear(3, 2)
     opt = torch.optim.SGD([{"params": [net.weight], "lr": 0.1}, {"params": [net.bias], "lr": 0.01}], lr=0.1)
-    f = lambda lr: 2.0 - math.tanh(math.log10(lr) + 3)  # noqa: E731  falls fastest at lr = 1e-3
+    # falls fastest at lr = 10**-3.05, the middle of the segment from grid[29] to grid[30]: a
+    # unique steepest step (centred on a grid point, the two steps beside it tie, and rounding picks)
+    f = lambda lr: 2.0 - math.tanh(math.log10(lr) + 3.05)  # noqa: E731
     loss = _LrLoss(opt, f)
     data = [(torch.randn(4, 3), torch.zeros(4, dtype=torch.long))]
     result = find_lr(net, data, loss, opt, start_lr=1e-6, end_lr=1.0, num_iter=61, smooth=1.0)
@@ -285,7 +287,7 @@ def test_find_lr_sweep_suggestion_and_ratios():
     assert result.lrs == pytest.approx(grid.tolist()) and not result.diverged
     assert result.losses == pytest.approx([f(x) for x in grid])
     values = np.array([f(x) for x in grid])
-    assert result.suggestion == pytest.approx(grid[np.argmin(np.diff(values))])
+    assert result.suggestion == pytest.approx(grid[np.argmin(np.diff(values))]) == pytest.approx(grid[29])
     assert 10**-3.2 < result.suggestion < 10**-2.8
     assert all(b / a == pytest.approx(0.1) for a, b in loss.seen)  # the bias group kept its ratio
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.01]  # restored

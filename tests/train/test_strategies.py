@@ -132,6 +132,36 @@ def test_crt_tau_norm_and_posthoc_are_candidates_chosen_on_validation(folder, tm
         assert torch.equal(saved["model"]["fc.weight"], best["model"]["fc.weight"])
 
 
+def test_posthoc_per_epoch_chooses_the_epoch_on_adjusted_validation_logits(folder, tmp_path):
+    from augbal.train import read_history, train
+
+    result = train(_helpers.tiny_recipe(folder, epochs=4, **{
+        "optim.lr": 3e-2, "strategy.posthoc": {"prior": "uniform", "per_epoch": True}}), out=tmp_path / "run")  # fmt: skip
+    history = read_history(result.run_dir / "metrics.jsonl")
+    assert all("val_posthoc" in row for row in history)
+    adjusted = [row["val_posthoc"]["balanced_accuracy"] for row in history]
+    assert [row["val"]["loss"] for row in history] != [row["val_posthoc"]["loss"] for row in history]
+    epoch = int(np.argmax(adjusted))  # the first best: a later tie does not win
+    best = torch.load(result.run_dir / "best.pt", weights_only=True)
+    assert best["epoch"] == epoch
+    selection = json.loads((result.run_dir / "selection.json").read_text())
+    assert selection["candidates"]["best+posthoc"] == {"epoch": epoch, "balanced_accuracy": adjusted[epoch]}
+    if result.candidate == "best+posthoc":  # the adjusted model of that epoch won on validation
+        assert result.val["balanced_accuracy"] == adjusted[epoch]
+        assert selection["posthoc"]["prior"] == "uniform" and selection["posthoc"]["target_prior"] == [1 / 3] * 3
+
+
+def test_posthoc_without_per_epoch_leaves_the_rows_and_the_raw_choice_alone(folder, tmp_path):
+    from augbal.train import read_history, train
+
+    result = train(_helpers.tiny_recipe(folder, epochs=3, **{
+        "optim.lr": 3e-2, "strategy.posthoc": {"prior": "uniform"}}), out=tmp_path / "run")  # fmt: skip
+    history = read_history(result.run_dir / "metrics.jsonl")
+    assert not any("val_posthoc" in row for row in history)
+    raw = [row["val"]["balanced_accuracy"] for row in history]
+    assert torch.load(result.run_dir / "best.pt", weights_only=True)["epoch"] == int(np.argmax(raw))
+
+
 @pytest.mark.parametrize("cache", [True, False])
 def test_a_weight_average_is_a_candidate_with_the_trained_stages_batchnorm_recomputed(folder, tmp_path, cache):
     from augbal.train import train

@@ -163,6 +163,8 @@ for _name, _fragment, _description in (
     ("balanced-softmax", {"loss": "balanced_softmax"}, "balanced softmax (Ren et al., 2020)"),
     ("posthoc-la", {"strategy": {"posthoc": {"prior": "em"}}},
      "post-hoc logit adjustment to the validation prior estimated with EM (Saerens et al., 2002)"),
+    ("posthoc-uniform", {"strategy": {"posthoc": {"prior": "uniform", "per_epoch": True}}},
+     "post-hoc logit adjustment to the uniform prior, every epoch chosen on the adjusted logits (Menon et al., 2021)"),
     ("oversample", {"sampler": dict(_BALANCED_SAMPLER)}, "class-balanced sampling (with replacement)"),
     ("oversample-augment", {"sampler": {**_BALANCED_SAMPLER, "yield_draws": True},
                             "augmentation": {"name": "rarity_scaled", "base": "light"}},

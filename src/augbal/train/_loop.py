@@ -163,6 +163,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     if averager is None and getattr(recipe, "averaging", None) is not None:
         averager = SELECTIONS.from_spec(_spec(recipe.averaging))
     grad_clip = getattr(recipe, "grad_clip", None)
+    per_epoch_posthoc = strategies.per_epoch_posthoc(recipe)
 
     # ---- resume: restore every piece of state saved after the last finished epoch ---------
     history: list[dict[str, Any]] = []
@@ -178,7 +179,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         _set_rng_states(saved["rng"])
         history = list(saved["history"])
         for row in history:  # the selector's state is a function of the history
-            selector.update(row["epoch"], row)
+            selector.update(row["epoch"], _selection_view(row))
         start = int(saved["epoch"]) + 1
 
     # ---- the epochs --------------------------------------------------------------------------
@@ -238,8 +239,12 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
             "val": val,
             "time_s": time.perf_counter() - t0,
         }
+        if per_epoch_posthoc is not None:  # the selector chooses the epoch on the adjusted logits
+            adjusted, _ = strategies.posthoc_adjust(val_logits.cpu().float(), per_epoch_posthoc,
+                                                    train_prior=train_prior, val_labels=val_labels)  # fmt: skip
+            row["val_posthoc"] = evaluate_logits(adjusted, val_labels, train_counts=train_counts, classes=classes)
         history.append(row)
-        if selector.update(epoch, row) and ctx.is_main:  # the whole row: "val.loss", "train.loss" name keys of it
+        if selector.update(epoch, _selection_view(row)) and ctx.is_main:  # the whole row: "val.loss", "train.loss" name keys of it
             _save_weights(run / "best.pt", model, epoch=epoch, classes=classes, weights=weights, kind="best")
         if averager is not None and not averager.per_step:
             averager.update(model, epoch)  # SWA: once an epoch; the frozen stages average to themselves
@@ -507,6 +512,12 @@ def _floor_value(floor: Any) -> float:
 # ======================================================================================
 # helpers: batches, forward passes, distribution
 # ======================================================================================
+
+
+def _selection_view(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The epoch's row as the selector reads it: ``val`` is the post-hoc adjusted validation
+    metrics when the recipe asks for per-epoch adjustment (``strategy.posthoc.per_epoch``)."""
+    return {**row, "val": row["val_posthoc"]} if "val_posthoc" in row else row
 
 
 def _derive(*key: int) -> int:

@@ -37,7 +37,7 @@ from torch import nn
 
 from augbal._draw import DrawBatch
 
-__all__ = ["Candidate", "TensorViews", "choose", "drs_weighting"]
+__all__ = ["Candidate", "TensorViews", "choose", "drs_weighting", "posthoc_adjust"]
 
 #: the tau grid of tau-normalisation when the recipe gives none (Kang et al. search [0, 1])
 TAU_GRID = tuple(round(0.1 * i, 1) for i in range(11))
@@ -400,27 +400,55 @@ def after_training(
         chosen = choose(candidates, metric, mode)
     posthoc = _strategy(recipe, "posthoc")
     if posthoc is not None:
-        from ._posthoc import adjust_logits, estimate_prior_em
-
-        prior = str(_get(posthoc, "prior", "uniform"))
-        tau_p = float(_get(posthoc, "tau", 1.0))
-        if prior == "uniform":
-            target: Any = "uniform"
-        elif prior == "val":
-            target = np.bincount(val_labels, minlength=len(classes)) / len(val_labels)
-        else:  # "em": the validation prior estimated from the model's own posteriors
-            target = estimate_prior_em(torch.softmax(chosen.logits.double(), 1).numpy(), train_prior)
-        adjusted = torch.as_tensor(np.asarray(adjust_logits(chosen.logits.numpy(), train_prior=train_prior,
-                                                            target_prior=target, tau=tau_p)), dtype=torch.float32)  # fmt: skip
-        target_list = [1.0 / len(classes)] * len(classes) if isinstance(target, str) else np.asarray(target).tolist()
-        adj = Candidate(
-            f"{chosen.name}+posthoc", chosen.epoch, f"{chosen.reason}; logits adjusted to the {prior} prior",
-            adjusted, evaluate_logits(adjusted, val_labels, train_counts=train_counts, classes=classes), chosen.state,
-            posthoc={"prior": prior, "train_prior": train_prior.tolist(), "target_prior": target_list, "tau": tau_p},
-        )  # fmt: skip
-        candidates.append(adj)
-        chosen = choose([chosen, adj], metric, mode)
+        # with per_epoch the epochs were chosen on adjusted logits: every candidate is adjusted
+        pool = list(candidates) if _get(posthoc, "per_epoch", False) else [chosen]
+        adjusted = []
+        for cand in pool:
+            logits, info = posthoc_adjust(cand.logits, posthoc, train_prior=train_prior, val_labels=val_labels)
+            adjusted.append(Candidate(
+                f"{cand.name}+posthoc", cand.epoch, f"{cand.reason}; logits adjusted to the {info['prior']} prior",
+                logits, evaluate_logits(logits, val_labels, train_counts=train_counts, classes=classes), cand.state,
+                posthoc=info,
+            ))  # fmt: skip
+        candidates.extend(adjusted)
+        chosen = choose([chosen, *adjusted], metric, mode)
     return chosen
+
+
+def per_epoch_posthoc(recipe: Any) -> Any:
+    """The recipe's ``strategy.posthoc`` when every epoch is to be chosen on adjusted logits, else None."""
+    posthoc = _strategy(recipe, "posthoc")
+    return posthoc if posthoc is not None and _get(posthoc, "per_epoch", False) else None
+
+
+def posthoc_adjust(
+    logits: torch.Tensor, posthoc: Any, *, train_prior: np.ndarray, val_labels: np.ndarray
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``logits`` adjusted as the recipe's ``strategy.posthoc`` says, and the adjustment's record.
+
+    The target prior is ``uniform``, the validation labels' (``val``), or the validation prior
+    estimated by EM from these logits' own posteriors (``em``, Saerens et al. 2002).
+
+    Example:
+        >>> z, info = posthoc_adjust(torch.zeros(2, 2), {"prior": "uniform"}, train_prior=np.array([0.8, 0.2]),
+        ...                          val_labels=np.array([0, 1]))
+        >>> [round(v, 3) for v in z[0].tolist()], info["target_prior"]  # log(.5/.8), log(.5/.2)
+        ([-0.47, 0.916], [0.5, 0.5])
+    """
+    from ._posthoc import adjust_logits, estimate_prior_em
+
+    num_classes = logits.shape[1]
+    prior = str(_get(posthoc, "prior", "uniform"))
+    tau = float(_get(posthoc, "tau", 1.0))
+    if prior == "uniform":
+        target: Any = np.full(num_classes, 1.0 / num_classes)
+    elif prior == "val":
+        target = np.bincount(val_labels, minlength=num_classes) / len(val_labels)
+    else:  # "em"
+        target = estimate_prior_em(torch.softmax(logits.double(), 1).numpy(), train_prior)
+    out = adjust_logits(logits.numpy(), train_prior=train_prior, target_prior=target, tau=tau)
+    info = {"prior": prior, "train_prior": train_prior.tolist(), "target_prior": np.asarray(target).tolist(), "tau": tau}
+    return torch.as_tensor(np.asarray(out), dtype=torch.float32), info
 
 
 def _key(model: nn.Module) -> str:
