@@ -86,10 +86,27 @@ def test_to_yaml_and_to_dict_round_trip():
 
 def test_recipe_hash_is_sha256_of_canonical_json():
     r = load_recipe(DEMO)
-    canonical = json.dumps({k: v for k, v in r.to_dict().items() if k != "log"}, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps({k: v for k, v in r.to_dict().items() if k not in ("log", "tta")}, sort_keys=True,
+                           separators=(",", ":"))  # fmt: skip
     assert recipe_hash(r) == hashlib.sha256(canonical.encode()).hexdigest()
     assert recipe_hash(load_recipe(DEMO, ["optim.lr=0.002"])) != recipe_hash(r)
     assert recipe_hash(load_recipe({**DEMO, "loss": "ce"})) == recipe_hash(load_recipe({**DEMO, "loss": {"name": "ce"}}))
+
+
+def test_options_added_later_are_hashed_only_when_set():
+    r = load_recipe(DEMO)
+    assert r.tta == "none" and "tta" in r.to_dict()
+    flip = load_recipe(DEMO, ["tta=flip"])
+    assert recipe_hash(flip) != recipe_hash(r)
+    posthoc = load_recipe(DEMO, ["strategy.posthoc.prior=uniform"])
+    assert posthoc.to_dict()["strategy"]["posthoc"]["per_epoch"] is False
+    per_epoch = load_recipe(DEMO, ["strategy.posthoc.prior=uniform", "strategy.posthoc.per_epoch=true"])
+    without = json.loads(json.dumps(posthoc.to_dict()))
+    del without["log"], without["tta"], without["strategy"]["posthoc"]["per_epoch"]
+    canonical = json.dumps(without, sort_keys=True, separators=(",", ":"))
+    assert recipe_hash(posthoc) == hashlib.sha256(canonical.encode()).hexdigest()  # the key before the option existed
+    assert recipe_hash(per_epoch) != recipe_hash(posthoc)
+    assert _error(DEMO, ["tta=mirror"]).startswith("recipe key tta: ")
 
 
 def test_the_log_section_is_set_by_key_and_left_out_of_the_hash():

@@ -348,6 +348,10 @@ def _device(value: Any) -> Any:
 class Recipe(_Section):
     """A training run, validated; see the module docstring for the rules.
 
+    ``tta: flip`` scores every validation image (each epoch, and every candidate) and, in
+    ``evaluate``, every test image as the mean of the logits of the image under
+    ``eval_augmentation`` and of its mirror image (``Mirrored``).
+
     Example:
         >>> r = Recipe(data={"source": "demo"}, sampler="class_aware")
         >>> r.sampler, r.selection["metric"], r.optim["name"]
@@ -361,6 +365,7 @@ class Recipe(_Section):
     sampler: OptSpec = None
     augmentation: Spec = Field(default_factory=lambda: {"name": "none"})
     eval_augmentation: Spec = Field(default_factory=lambda: {"name": "none"})
+    tta: Literal["none", "flip"] = "none"
     mixer: OptSpec = None
     selection: Spec = Field(default_factory=lambda: {"name": "best", "metric": "balanced_accuracy"})
     averaging: OptSpec = None
@@ -429,10 +434,16 @@ class Recipe(_Section):
 
 #: top-level keys that do not change what a run computes (left out of its hash)
 _UNHASHED = ("log",)
+#: options added after runs were first keyed by :func:`recipe_hash`: hashed only when set, so
+#: the finished runs of a grid keep their keys when augbal gains an option they do not use
+_HASHED_WHEN_SET: dict[tuple[str, ...], Any] = {("tta",): "none", ("strategy", "posthoc", "per_epoch"): False}
 
 
 def recipe_hash(recipe: Recipe) -> str:
     """sha256 of the recipe's canonical JSON (sorted keys, no spaces) less ``log``: the key of a run.
+
+    Options added since runs were first keyed (``tta``, ``strategy.posthoc.per_epoch``) count
+    only when set, so upgrading augbal keeps the keys of a grid's finished runs.
 
     ``log`` says only how a run is reported, not what it computes: turning TensorBoard on
     keeps a benchmark grid's finished runs and lets a resumed run start logging.
@@ -447,6 +458,12 @@ def recipe_hash(recipe: Recipe) -> str:
         (True, 64)
     """
     data = {k: v for k, v in recipe.to_dict().items() if k not in _UNHASHED}
+    for *parents, key in _HASHED_WHEN_SET:
+        node: Any = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and key in node and node[key] == _HASHED_WHEN_SET[(*parents, key)]:
+            del node[key]
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -115,3 +115,44 @@ def test_a_frozen_trunk_run_scores_on_the_feature_cache_as_on_the_images(run, mo
     assert seen == [CachedViews]  # head-only run: the trunk's features come from the cache
     assert cached["confusion"] == images["confusion"]
     assert cached["loss"] == pytest.approx(images["loss"], abs=1e-5)
+
+
+def _by_hand(result, index):
+    """The selected model's logits on ``index``: the mean of the image's and its mirror's,
+    computed here from the saved weights and the images, not through the run's input path."""
+    from augbal.augment import build_policy
+    from augbal.data import ImageDataset
+    from augbal.train._metrics import evaluate_logits
+    from augbal.train._model import build_model
+
+    saved = torch.load(result.run_dir / "selected.pt", weights_only=True)
+    selection = json.loads((result.run_dir / "selection.json").read_text())
+    w = selection["weights"]
+    model, _ = build_model(3, weights="none", input_size=w["input_size"], mean=tuple(w["mean"]), std=tuple(w["std"]))
+    model.load_state_dict(saved["model"])
+    model.eval()
+    policy = build_policy("none", size=w["input_size"], mean=w["mean"], std=w["std"])
+    ds = ImageDataset(index, transform=policy)
+    x = torch.stack([ds[i][0] for i in range(len(ds))])
+    with torch.no_grad():
+        plain, mirrored = model(x), model(x.flip(-1))
+    counts = selection["train_counts"]
+    both = evaluate_logits((plain + mirrored) / 2, index.labels, train_counts=counts)
+    return both, evaluate_logits(plain, index.labels, train_counts=counts)
+
+
+@pytest.mark.parametrize("freeze", ["head", "all"])  # cached features, and images through the whole model
+def test_tta_flip_scores_the_mean_of_the_image_and_its_mirror_in_validation_and_evaluate(tmp_path, freeze):
+    from augbal.train import evaluate, read_history, train
+
+    folder = _helpers.make_folder(tmp_path / "data")
+    result = train(_helpers.tiny_recipe(folder, epochs=1, tta="flip", freeze=freeze, selection="last",
+                                        **{"optim.lr": 1e-2}), out=tmp_path / "run")  # fmt: skip
+    val = val_split(result)
+    both, plain = _by_hand(result, val)
+    recorded = read_history(result.run_dir / "metrics.jsonl")[-1]["val"]
+    assert recorded["loss"] == pytest.approx(both["loss"], abs=1e-5)
+    assert recorded["confusion"] == both["confusion"]
+    assert plain["loss"] != pytest.approx(both["loss"], abs=1e-5)  # the mirror changes the scores
+    scored = evaluate(result.run_dir, val)
+    assert scored["metrics"]["loss"] == pytest.approx(both["loss"], abs=1e-5)

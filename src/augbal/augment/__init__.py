@@ -14,7 +14,7 @@ from augbal.augment._autoaugment import (
     TorchvisionAutoPolicy,
     TrivialAugmentPolicy,
 )
-from augbal.augment._conditional import ClassConditional, RarityScaled
+from augbal.augment._conditional import ClassConditional, Mirrored, RarityScaled
 from augbal.augment._gpu import (
     BATCH_OPS,
     BatchCompose,
@@ -50,6 +50,7 @@ __all__: list[str] = [
     "HeavyPolicy",
     "LightPolicy",
     "MediumPolicy",
+    "Mirrored",
     "MixCollate",
     "MixUp",
     "Mixer",

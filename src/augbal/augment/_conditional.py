@@ -1,4 +1,5 @@
-"""Class-conditional policies: a policy per class, or one policy whose magnitude grows with rarity.
+"""Policies wrapping policies: a policy per class, one whose magnitude grows with rarity, and
+the mirror of a policy's output (the second view of flip test-time augmentation).
 
 Sub-policies given by name, or by a dict that lacks some of ``size``, ``mean``, ``std``,
 ``magnitude``, ``seed``, take those from the wrapper; ``Policy`` instances are used as is
@@ -225,3 +226,43 @@ class RarityScaled(Policy):
             **({} if self.classes is None else {"classes": list(self.classes)}),
             **super().get_params(),
         }
+
+
+@POLICIES.register("mirrored")
+class Mirrored(Policy):
+    """``base``'s output mirrored left to right: the second view of flip test-time augmentation.
+
+    With a deterministic ``base`` (the evaluation policy, ``none`` by default) a run scores
+    every validation and test image as the mean of the logits of this view and the base's
+    (``tta: flip`` in a recipe). The mirror is of the output, so ``pixels`` and the tensor
+    agree as for any policy.
+
+    Args:
+        base: the policy whose output is mirrored (name, dict or ``Policy``).
+        **params: the common policy parameters, inherited by a base given by name or dict.
+
+    Example:
+        >>> import numpy as np
+        >>> img = np.zeros((4, 4, 3), np.uint8); img[:, 0] = 255
+        >>> plain = build_policy("none", size=4, mean=(0, 0, 0), std=(1, 1, 1))
+        >>> mirror = Mirrored(base="none", size=4, mean=(0, 0, 0), std=(1, 1, 1))
+        >>> plain(img)[0, 0].tolist(), mirror(img)[0, 0].tolist(), mirror.deterministic
+        ([1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], True)
+    """
+
+    def __init__(self, *, base: PolicySpec = "none", **params: Any) -> None:
+        super().__init__(**params)
+        self.base = _check_size(_resolve(base, self), self)
+
+    @property
+    def deterministic(self) -> bool:  # type: ignore[override]
+        return self.base.deterministic
+
+    def __call__(self, image: Any, *, label: int | None = None, draw: Draw | None = None) -> Any:
+        return self.base(image, label=label, draw=draw).flip(-1)
+
+    def pixels(self, image: Any, *, label: int | None = None, draw: Draw | None = None) -> np.ndarray:
+        return np.ascontiguousarray(self.base.pixels(image, label=label, draw=draw)[:, ::-1])
+
+    def get_params(self) -> dict[str, Any]:
+        return {"base": _compact(self.base, self), **super().get_params()}

@@ -141,7 +141,7 @@ def _inputs(run: Path, recipe: Any, model: Any, index: Any, eval_policy: Any, de
     from ._cache import FeatureCache, tail
     from ._freeze import FREEZE_POLICIES
     from ._loop import trunk_hash
-    from ._strategies import _spec, cache_level
+    from ._strategies import _spec, cache_level, eval_views
 
     upto = None
     if getattr(eval_policy, "deterministic", False):
@@ -149,12 +149,15 @@ def _inputs(run: Path, recipe: Any, model: Any, index: Any, eval_policy: Any, de
             upto = cache_level(recipe, FREEZE_POLICIES.from_spec(_spec(recipe.freeze)), int(recipe.epochs))
         except ValueError:
             upto = None
+    policies = eval_views(recipe, eval_policy)
     if upto is None:
-        return model, ImageDataset(index, transform=eval_policy)
+        views: list[Any] = [ImageDataset(index, transform=p) for p in policies]
+        return model, tuple(views) if len(views) > 1 else views[0]
     root = Path(getattr(getattr(recipe, "cache", None), "dir", None) or run / "cache")
     store = FeatureCache(root, dtype="float32" if upto == "features" else "float16")  # as the run stored them
-    views = store.views(model, trunk_hash(model, upto), index, upto=upto, policy=eval_policy, num_views=1, device=device)
-    return tail(model, upto), views
+    views = [store.views(model, trunk_hash(model, upto), index, upto=upto, policy=p, num_views=1, device=device)
+             for p in policies]  # fmt: skip
+    return tail(model, upto), tuple(views) if len(views) > 1 else views[0]
 
 
 def _score(run: Path, selection: dict[str, Any], index: Any, *, checkpoint: str, prior: str | None, device: str) -> dict[str, Any]:

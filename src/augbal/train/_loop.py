@@ -628,21 +628,27 @@ def _predict(
     *,
     batch: int,
 ) -> torch.Tensor:
-    """float32 logits of all ``n`` samples of ``dataset`` (CPU), in order; ranks score shards, then gather."""
+    """float32 logits of all ``n`` samples of ``dataset`` (CPU), in order; ranks score shards, then gather.
+
+    A tuple of datasets is the views of test-time augmentation: the logits are their mean."""
     was_training = net.training
     modes = {mod: mod.training for mod in net.modules()}
     net.eval()
     idx = np.asarray(shard_indices(n, ctx), dtype=np.int64)
+    views = dataset if isinstance(dataset, tuple) else (dataset,)
     parts = []
     for i in range(0, len(idx), batch):
         keys = idx[i : i + batch]
-        items = dataset.__getitems__(DrawBatch(keys, np.zeros_like(keys), 0))
-        x = items[0] if isinstance(items, tuple) else torch.stack([torch.as_tensor(it[0]) for it in items])
-        x = x.to(device)
-        if channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp):
-            parts.append(net(x).float())
+        logits = []
+        for view in views:
+            items = view.__getitems__(DrawBatch(keys, np.zeros_like(keys), 0))
+            x = items[0] if isinstance(items, tuple) else torch.stack([torch.as_tensor(it[0]) for it in items])
+            x = x.to(device)
+            if channels_last and x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, amp):
+                logits.append(net(x).float())
+        parts.append(logits[0] if len(logits) == 1 else torch.stack(logits).mean(0))
     for mod, mode in modes.items():
         mod.training = mode
     net.training = was_training
@@ -765,7 +771,8 @@ def _setup(recipe: Any, run: Path, ctx: DistContext) -> _Setup:
         from augbal.data import ImageDataset
 
         train_ds = ImageDataset(data.train, transform=train_policy)
-        val_ds = ImageDataset(data.val, transform=eval_policy)
+        views = [ImageDataset(data.val, transform=p) for p in strategies.eval_views(recipe, eval_policy)]
+        val_ds = tuple(views) if len(views) > 1 else views[0]
         net = model
     model.to(device)
     channels_last = device.type == "cuda" and bool(getattr(m, "channels_last", True)) and upto != "features"

@@ -134,6 +134,20 @@ def policies(recipe: Any, weights: Any, *, seed: int) -> tuple[Any, Any]:
     return make(train_spec), make(getattr(recipe, "eval_augmentation", None))
 
 
+def eval_views(recipe: Any, eval_policy: Any) -> list[Any]:
+    """The policies a validation or test image is scored under: the evaluation policy, and its
+    mirror with ``tta: flip`` (the logits of the views are averaged)."""
+    if getattr(recipe, "tta", "none") == "flip":
+        from augbal.augment import Mirrored
+
+        return [eval_policy, Mirrored(base=eval_policy, **_common_params(eval_policy))]
+    return [eval_policy]
+
+
+def _common_params(policy: Any) -> dict[str, Any]:
+    return {"size": policy.size, "mean": policy.mean, "std": policy.std, "seed": policy.seed}
+
+
 def cache_level(recipe: Any, freeze: Any, epochs: int) -> str | None:
     """``"features"``, ``"layer3"`` or ``None``: what the run trains on, from the freeze policy
     and ``cache.enabled`` (``auto``: cache when allowed and no mixer mixes images)."""
@@ -222,8 +236,9 @@ def cached_inputs(
             model, trunk_key, data.train, upto=upto, policy=train_policy if augmented else eval_policy,
             num_views=views if augmented else 1, device=device,
         )  # fmt: skip
-        va = store.views(model, trunk_key, data.val, upto=upto, policy=eval_policy, num_views=1, device=device)
-        return tr, va
+        va = tuple(store.views(model, trunk_key, data.val, upto=upto, policy=p, num_views=1, device=device)
+                   for p in eval_views(recipe, eval_policy))  # fmt: skip
+        return tr, va if len(va) > 1 else va[0]
 
     if ctx.is_main:
         train_views, val_views = build()
@@ -390,7 +405,8 @@ def after_training(
     tau = _strategy(recipe, "tau_norm")
     if crt is not None or tau is not None:
         model.load_state_dict(chosen.state)
-        feats = _features(model, data, weights_key=_key(model), device=device, ctx=ctx, root=root, policy=eval_policy)
+        feats = _features(model, data, weights_key=_key(model), device=device, ctx=ctx, root=root,
+                          policies=eval_views(recipe, eval_policy))  # fmt: skip
         train_x, train_y, val_x = feats
         if tau is not None:
             candidates.append(_tau_norm(model, chosen, val_x, val_labels, train_counts, classes, tau, metric, mode))
@@ -458,9 +474,11 @@ def _key(model: nn.Module) -> str:
 
 
 def _features(
-    model: nn.Module, data: Any, *, weights_key: str, device: torch.device, ctx: Any, root: Path, policy: Any
+    model: nn.Module, data: Any, *, weights_key: str, device: torch.device, ctx: Any, root: Path, policies: list[Any]
 ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
-    """512-d features of the training and validation images under ``model`` (cached)."""
+    """512-d features of the training images under ``policies[0]`` and of the validation images
+    averaged over ``policies`` (the views of test-time augmentation: the head is linear, so its
+    logits of the mean feature are the mean of its logits), under ``model`` (cached)."""
     from ._cache import FeatureCache
     from ._distributed import barrier
 
@@ -468,11 +486,13 @@ def _features(
     out: Any = None
     for turn in (0, 1):  # rank 0 fills the cache, then the others read it
         if (turn == 0) == bool(ctx.is_main):
-            tr = store.views(model, weights_key, data.train, upto="features", policy=policy, num_views=1, device=device)
-            va = store.views(model, weights_key, data.val, upto="features", policy=policy, num_views=1, device=device)
+            tr = store.views(model, weights_key, data.train, upto="features", policy=policies[0], num_views=1, device=device)
             tx, ty = tr.__getitems__(np.arange(len(tr)))
-            vx, _ = va.__getitems__(np.arange(len(va)))
-            out = (tx.float(), ty.numpy(), vx.float())
+            vx = torch.stack([
+                store.views(model, weights_key, data.val, upto="features", policy=p, num_views=1, device=device)
+                .__getitems__(np.arange(len(data.val)))[0].float() for p in policies
+            ]).mean(0)  # fmt: skip
+            out = (tx.float(), ty.numpy(), vx)
         if turn == 0:
             barrier(ctx)
     return out
