@@ -25,6 +25,20 @@ def test_each_strategy_changes_only_its_keys_and_names_itself(name):
     assert resolve_strategy({"name": name}).overrides(BASE) == s.overrides(BASE)
 
 
+@pytest.mark.parametrize("name", ["posthoc-uniform", "ema", "swa", "tta", "layer4"])
+def test_the_strategies_beyond_the_issue_s_list_apply_too(name):
+    s = resolve_strategy(name)
+    assert s.name == name and s.description
+    out = apply_strategy(BASE, name)
+    assert out["optim"] == BASE["optim"] and out["epochs"] == 20 and out != BASE
+
+
+def test_swa_and_posthoc_uniform_set_what_they_say():
+    out = apply_strategy({**BASE, "selection": {"name": "best", "metric": "balanced_accuracy"}}, "swa+posthoc-uniform+tta")
+    assert out["selection"] == {"name": "swa", "last_k": 5}  # replaced whole: SWA takes no metric
+    assert out["strategy"] == {"posthoc": {"prior": "uniform", "per_epoch": True}} and out["tta"] == "flip"
+
+
 def test_run_dependent_fragments_follow_the_base_recipe():
     ldam = resolve_strategy("ldam-drw")
     assert ldam.overrides({"epochs": 200})["loss"]["weighting"]["switch_epoch"] == 160

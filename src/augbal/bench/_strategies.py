@@ -185,6 +185,8 @@ for _name, _fragment, _description in (
     ("remix", {"mixer": {"name": "remix", "alpha": 1.0}}, "Remix: mixup with labels favouring the minority (Chou et al., 2020)"),
     ("ema", {"averaging": {"name": "ema", "decay": 0.99}},
      "an exponential moving average of the weights (decay 0.99 per step), a candidate chosen on validation"),
+    ("swa", {"selection": {"name": "swa", "last_k": 5}},
+     "the weights averaged over the last 5 epochs (SWA, BatchNorm recomputed) are the selected model"),
     ("tta", {"tta": "flip"}, "test-time flip averaging: every validation and test image scored as the mean "
      "of its logits and its mirror's"),
     ("layer4", {"freeze": {"name": "layer4"}, "augmentation": "light"},
