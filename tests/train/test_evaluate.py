@@ -105,14 +105,15 @@ def test_a_frozen_trunk_run_scores_on_the_feature_cache_as_on_the_images(run, mo
 
     def spy(*args):
         net, inputs = real(*args)
-        seen.append(type(inputs))
+        seen.append([type(view) for view in inputs])
         return net, inputs
 
     monkeypatch.setattr(ev, "_inputs", spy)
     cached = evaluate(result.run_dir, val_split(result))["metrics"]
-    monkeypatch.setattr(ev, "_inputs", lambda run, recipe, model, index, policy, device: (model, ImageDataset(index, transform=policy)))
+    monkeypatch.setattr(ev, "_inputs", lambda run, recipe, model, index, policy, device: (
+        model, (ImageDataset(index, transform=policy),)))  # fmt: skip
     images = evaluate(result.run_dir, val_split(result))["metrics"]
-    assert seen == [CachedViews]  # head-only run: the trunk's features come from the cache
+    assert seen == [[CachedViews]]  # head-only run: the trunk's features come from the cache
     assert cached["confusion"] == images["confusion"]
     assert cached["loss"] == pytest.approx(images["loss"], abs=1e-5)
 

@@ -99,7 +99,7 @@ def test_feature_resampling_balances_the_cached_training_features(folder, tmp_pa
     train_views, val_views, net = cached_inputs(r, model, trunk_hash(model, "features"), data, **kwargs)
     counts = np.bincount(np.asarray(data.train.labels), minlength=3)
     assert np.bincount(train_views.labels, minlength=3).tolist() == [counts.max()] * 3
-    assert len(val_views) == len(data.val.labels)
+    assert len(val_views) == 1 and len(val_views[0]) == len(data.val.labels)  # one view without tta
     x, y = train_views.__getitems__(np.arange(4))
     assert x.shape == (4, 512) and y.dtype == torch.int64
     assert isinstance(net[0], torch.nn.Linear)  # the head is all that trains

@@ -133,9 +133,10 @@ def _index(data: Any, classes: list[str]) -> Any:
 
 
 def _inputs(run: Path, recipe: Any, model: Any, index: Any, eval_policy: Any, device: Any) -> tuple[Any, Any]:
-    """``(network, dataset)`` to score ``index`` with: where the run trained on a frozen trunk's
-    cached outputs (and the trunk is unchanged, so its key matches), the tail on the same feature
-    cache, filled once per image and shared by every run of a grid; else the whole model on images."""
+    """``(network, views)`` to score ``index`` with, one dataset per evaluation view: where the run
+    trained on a frozen trunk's cached outputs (and the trunk is unchanged, so its key matches), the
+    tail on the same feature cache, filled once per image and shared by every run of a grid; else
+    the whole model on images."""
     from augbal.data import ImageDataset
 
     from ._cache import FeatureCache, tail
@@ -151,13 +152,13 @@ def _inputs(run: Path, recipe: Any, model: Any, index: Any, eval_policy: Any, de
             upto = None
     policies = eval_views(recipe, eval_policy)
     if upto is None:
-        views: list[Any] = [ImageDataset(index, transform=p) for p in policies]
-        return model, tuple(views) if len(views) > 1 else views[0]
+        return model, tuple(ImageDataset(index, transform=p) for p in policies)
     root = Path(getattr(getattr(recipe, "cache", None), "dir", None) or run / "cache")
     store = FeatureCache(root, dtype="float32" if upto == "features" else "float16")  # as the run stored them
-    views = [store.views(model, trunk_hash(model, upto), index, upto=upto, policy=p, num_views=1, device=device)
-             for p in policies]  # fmt: skip
-    return tail(model, upto), tuple(views) if len(views) > 1 else views[0]
+    return tail(model, upto), tuple(
+        store.views(model, trunk_hash(model, upto), index, upto=upto, policy=p, num_views=1, device=device)
+        for p in policies
+    )
 
 
 def _score(run: Path, selection: dict[str, Any], index: Any, *, checkpoint: str, prior: str | None, device: str) -> dict[str, Any]:

@@ -619,7 +619,7 @@ def _wrap_ddp(net: nn.Module, ctx: DistContext) -> nn.Module:
 @torch.no_grad()
 def _predict(
     net: nn.Module,
-    dataset: Any,
+    views: tuple[Any, ...],
     n: int,
     ctx: DistContext,
     device: torch.device,
@@ -628,14 +628,12 @@ def _predict(
     *,
     batch: int,
 ) -> torch.Tensor:
-    """float32 logits of all ``n`` samples of ``dataset`` (CPU), in order; ranks score shards, then gather.
-
-    A tuple of datasets is the views of test-time augmentation: the logits are their mean."""
+    """float32 logits of all ``n`` samples (CPU), in order: the mean over ``views`` (datasets of the
+    same samples, one per evaluation policy: two with ``tta: flip``); ranks score shards, then gather."""
     was_training = net.training
     modes = {mod: mod.training for mod in net.modules()}
     net.eval()
     idx = np.asarray(shard_indices(n, ctx), dtype=np.int64)
-    views = dataset if isinstance(dataset, tuple) else (dataset,)
     parts = []
     for i in range(0, len(idx), batch):
         keys = idx[i : i + batch]
@@ -711,7 +709,7 @@ class _Setup:
     upto: str | None  # what the inputs are cached up to ("features", "layer3"), None for images
     cache_root: Path
     train_ds: Any
-    val_ds: Any
+    val_ds: tuple[Any, ...]  # one dataset per evaluation view (``_predict`` averages them)
     net: nn.Module  # what the inputs go through: the model, or its tail on cached activations
     channels_last: bool
     amp: torch.dtype | None
@@ -771,8 +769,7 @@ def _setup(recipe: Any, run: Path, ctx: DistContext) -> _Setup:
         from augbal.data import ImageDataset
 
         train_ds = ImageDataset(data.train, transform=train_policy)
-        views = [ImageDataset(data.val, transform=p) for p in strategies.eval_views(recipe, eval_policy)]
-        val_ds = tuple(views) if len(views) > 1 else views[0]
+        val_ds = tuple(ImageDataset(data.val, transform=p) for p in strategies.eval_views(recipe, eval_policy))
         net = model
     model.to(device)
     channels_last = device.type == "cuda" and bool(getattr(m, "channels_last", True)) and upto != "features"

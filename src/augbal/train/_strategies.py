@@ -140,12 +140,9 @@ def eval_views(recipe: Any, eval_policy: Any) -> list[Any]:
     if getattr(recipe, "tta", "none") == "flip":
         from augbal.augment import Mirrored
 
-        return [eval_policy, Mirrored(base=eval_policy, **_common_params(eval_policy))]
+        shared = {k: v for k, v in eval_policy.get_params().items() if k in ("size", "mean", "std", "seed")}
+        return [eval_policy, Mirrored(base=eval_policy, **shared)]
     return [eval_policy]
-
-
-def _common_params(policy: Any) -> dict[str, Any]:
-    return {"size": policy.size, "mean": policy.mean, "std": policy.std, "seed": policy.seed}
 
 
 def cache_level(recipe: Any, freeze: Any, epochs: int) -> str | None:
@@ -220,8 +217,8 @@ def cached_inputs(
     seed: int,
     root: Path,
 ) -> tuple[Any, Any, nn.Module]:
-    """``(train inputs, val inputs, the tail to train)`` from the feature cache; rank 0 fills the
-    cache first, the other ranks then read it."""
+    """``(train inputs, val inputs (a tuple: one per evaluation view), the tail to train)`` from the
+    feature cache; rank 0 fills the cache first, the other ranks then read it."""
     from ._cache import FeatureCache, tail
     from ._distributed import barrier
 
@@ -238,7 +235,7 @@ def cached_inputs(
         )  # fmt: skip
         va = tuple(store.views(model, trunk_key, data.val, upto=upto, policy=p, num_views=1, device=device)
                    for p in eval_views(recipe, eval_policy))  # fmt: skip
-        return tr, va if len(va) > 1 else va[0]
+        return tr, va
 
     if ctx.is_main:
         train_views, val_views = build()
@@ -417,7 +414,7 @@ def after_training(
     posthoc = _strategy(recipe, "posthoc")
     if posthoc is not None:
         # with per_epoch the epochs were chosen on adjusted logits: every candidate is adjusted
-        pool = list(candidates) if _get(posthoc, "per_epoch", False) else [chosen]
+        pool = list(candidates) if per_epoch_posthoc(recipe) is not None else [chosen]
         adjusted = []
         for cand in pool:
             logits, info = posthoc_adjust(cand.logits, posthoc, train_prior=train_prior, val_labels=val_labels)
