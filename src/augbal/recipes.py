@@ -333,10 +333,13 @@ class NoiseFloorSection(_Section):
 
 
 class LogSection(_Section):
-    """Where a run's metrics go besides ``metrics.jsonl``: ``tensorboard`` (``RUN/tensorboard/``,
-    rank 0; needs ``pip install 'augbal[tensorboard]'``). Left out of :func:`recipe_hash`."""
+    """What a run keeps besides ``metrics.jsonl``: ``tensorboard`` (``RUN/tensorboard/``, rank 0;
+    needs ``pip install 'augbal[tensorboard]'``) and ``epoch_checkpoints`` (every epoch's weights
+    as ``RUN/epochs/epoch-NNN.pt``, which ``evaluate(checkpoint="epoch:N")`` scores). Left out
+    of :func:`recipe_hash`: neither changes what the run computes."""
 
     tensorboard: bool = False
+    epoch_checkpoints: bool = False
 
 
 def _device(value: Any) -> Any:

@@ -107,6 +107,19 @@ def test_evaluate_scores_a_folder_prints_a_table_and_writes_json(finished, folde
     assert json.loads((run / "evaluations" / "data-last.json").read_text())["prior"]["prior"] == "em"
 
 
+def test_evaluate_checkpoint_names_an_epoch_or_is_exit_2(finished, folder):
+    run, _ = finished
+    result = invoke("evaluate", str(run), "--data", str(folder), "--checkpoint", "first")
+    assert result.exit_code == 2
+    assert "must be selected, best, last or epoch:N; got 'first'" in result.output
+    result = invoke("evaluate", str(run), "--data", str(folder), "--checkpoint", "epoch:1")
+    assert result.exit_code == 2  # the run kept no epoch checkpoints
+    assert error_lines(result.output) == [
+        f"Error: checkpoint 'epoch:1' not found: {run / 'epochs' / 'epoch-001.pt'} does not exist "
+        "(the run kept no epoch checkpoints: set log.epoch_checkpoints)"
+    ]
+
+
 def test_evaluate_of_a_folder_that_is_not_a_run_is_exit_2(folder, tmp_path):
     result = invoke("evaluate", str(tmp_path), "--data", str(folder))
     assert result.exit_code == 2

@@ -85,12 +85,41 @@ def test_priors_adjust_the_logits_and_bad_arguments_name_themselves(run, tmp_pat
         none["metrics"]["confusion"][i][prior.argmin()] for i in range(3))  # fmt: skip
     with pytest.raises(ValueError, match="prior must be one of none, uniform, em; got 'val'"):
         evaluate(result.run_dir, folder, prior="val")
-    with pytest.raises(ValueError, match="checkpoint must be one of selected, best, last; got 'first'"):
+    with pytest.raises(ValueError, match="checkpoint must be one of selected, best, last or 'epoch:N'; got 'first'"):
         evaluate(result.run_dir, folder, checkpoint="first")
     other = _helpers.make_folder(tmp_path / "other", counts=(3, 3, 3))
     (other / "dog").rename(other / "wolf")
     with pytest.raises(ValueError, match=r"data classes must be among the run's classes .*; got 'wolf'"):
         evaluate(result.run_dir, other)
+
+
+def test_epoch_checkpoints_keep_every_epoch_and_evaluate_scores_each(tmp_path):
+    from augbal.recipes import load_recipe, recipe_hash
+    from augbal.train import evaluate, read_history, train
+
+    folder = _helpers.make_folder(tmp_path / "data")
+    recipe = _helpers.tiny_recipe(folder, epochs=3, **{"optim.lr": 1e-2, "log.epoch_checkpoints": True})
+    result = train(recipe, out=tmp_path / "run")
+    kept = sorted(p.name for p in (result.run_dir / "epochs").iterdir())
+    assert kept == ["epoch-000.pt", "epoch-001.pt", "epoch-002.pt"]
+    val = val_split(result)
+    history = read_history(result.run_dir / "metrics.jsonl")
+    for epoch in range(3):  # each file holds that epoch's weights: it scores what the epoch recorded
+        scored = evaluate(result.run_dir, val, checkpoint=f"epoch:{epoch}", prior="none", out=tmp_path / f"{epoch}.json")
+        assert scored["epoch"] == epoch
+        assert scored["metrics"]["confusion"] == history[epoch]["val"]["confusion"]
+        assert scored["metrics"]["loss"] == pytest.approx(history[epoch]["val"]["loss"], abs=1e-5)
+    best = evaluate(result.run_dir, val, checkpoint="best", prior="none", out=tmp_path / "b.json")
+    same = evaluate(result.run_dir, val, checkpoint=f"epoch:{best['epoch']}", prior="none", out=tmp_path / "s.json")
+    assert same["metrics"] == best["metrics"]
+    # a run without them says how to keep them; the option does not change the run's key
+    plain = train(_helpers.tiny_recipe(folder, epochs=3, **{"optim.lr": 1e-2}), out=tmp_path / "plain")
+    assert not (plain.run_dir / "epochs").exists()
+    with pytest.raises(FileNotFoundError, match=r"'epoch:1' not found: .*epoch-001.pt does not exist .*log.epoch_checkpoints"):
+        evaluate(plain.run_dir, val, checkpoint="epoch:1")
+    assert recipe_hash(load_recipe(result.run_dir / "recipe.yaml")) == recipe_hash(load_recipe(plain.run_dir / "recipe.yaml"))
+    with pytest.raises(ValueError, match="'epoch:x'"):
+        evaluate(result.run_dir, val, checkpoint="epoch:x")
 
 
 def test_a_frozen_trunk_run_scores_on_the_feature_cache_as_on_the_images(run, monkeypatch):

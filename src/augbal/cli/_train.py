@@ -109,11 +109,18 @@ def train(
     con.print(f"run folder: {run}", highlight=False, markup=False)
 
 
+def _check_checkpoint(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value in ("selected", "best", "last") or (value.startswith("epoch:") and value[6:].isdigit()):
+        return value
+    raise click.BadParameter(f"must be selected, best, last or epoch:N; got {value!r}")
+
+
 @click.command("evaluate", short_help="Score a run's checkpoint on a folder or manifest.")
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data", required=True, type=click.Path(exists=True, path_type=Path), metavar="PATH",
               help="A folder of class sub-folders or a manifest (.csv/.jsonl).")
-@click.option("--checkpoint", type=click.Choice(["selected", "best", "last"]), default="selected", show_default=True)
+@click.option("--checkpoint", default="selected", show_default=True, callback=_check_checkpoint, metavar="NAME",
+              help="selected, best, last, or epoch:N (a run with log.epoch_checkpoints keeps every epoch).")
 @click.option("--prior", type=click.Choice(["none", "uniform", "em"]), default=None,
               help="Adjust the logits to a uniform prior, or to this data's prior estimated by EM "
               "[default: the selected checkpoint's own adjustment].")

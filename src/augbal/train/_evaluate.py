@@ -6,7 +6,8 @@ which checkpoint was selected.
 
 Checkpoints: ``"selected"`` (``selected.pt``: the winner on validation, after averaging /
 cRT / tau-norm, with its post-hoc adjustment), ``"best"`` (``best.pt``: the selector's
-epoch) or ``"last"`` (the weights in ``last.pt``).
+epoch), ``"last"`` (the weights in ``last.pt``) or ``"epoch:N"`` (epoch N's weights, kept
+by a run with ``log.epoch_checkpoints``).
 """
 
 from __future__ import annotations
@@ -44,13 +45,15 @@ def evaluate(
         data: a folder of class sub-folders, a manifest (.csv / .jsonl), or an ``ImageIndex``;
             its classes are matched to the run's by name (a class the run does not know is an
             error naming it).
-        checkpoint: ``"selected"``, ``"best"`` or ``"last"``.
+        checkpoint: ``"selected"``, ``"best"``, ``"last"`` or ``"epoch:N"`` (a run with
+            ``log.epoch_checkpoints`` keeps every epoch's weights).
         prior: ``None`` (the selected checkpoint's own post-hoc adjustment, if it has one),
             ``"none"`` (raw logits), ``"uniform"`` (logits adjusted to a uniform prior) or
             ``"em"`` (adjusted to this data's prior as estimated by EM from the posteriors;
             Saerens et al. 2002 — the labels are not used for it).
         device: where the forward passes run.
-        out: the JSON file (default ``RUN/evaluations/<data name>-<checkpoint>.json``).
+        out: the JSON file (default ``RUN/evaluations/<data name>-<checkpoint>.json``, ``epoch:3``
+            written as ``epoch-3``).
 
     Returns:
         ``{"checkpoint", "prior", "data", "classes", "metrics": evaluate_logits(...), "path"}``.
@@ -66,8 +69,7 @@ def evaluate(
         FileNotFoundError: no-such-run is not a finished augbal run: no-such-run/selection.json does not exist
     """
     run = Path(run_dir)
-    if checkpoint not in _CHECKPOINTS:
-        raise ValueError(f"checkpoint must be one of {', '.join(_CHECKPOINTS)}; got {checkpoint!r}")
+    _checkpoint_path(run, checkpoint)  # the name is checked before anything is read
     if prior is not None and prior not in _PRIORS:
         raise ValueError(f"prior must be one of {', '.join(_PRIORS)}; got {prior!r}")
     selection = _selection(run)
@@ -75,7 +77,7 @@ def evaluate(
     name = Path(str(data)).stem if not hasattr(data, "paths") else "index"
     result = _score(run, selection, index, checkpoint=checkpoint, prior=prior, device=device)
     result["data"] = str(data) if not hasattr(data, "paths") else f"ImageIndex of {len(index)} images"
-    target = Path(out) if out is not None else run / "evaluations" / f"{name}-{checkpoint}.json"
+    target = Path(out) if out is not None else run / "evaluations" / f"{name}-{checkpoint.replace(':', '-')}.json"
     atomic_write_text(target, json.dumps(result, indent=2) + "\n")
     result["path"] = str(target)
     return result
@@ -106,6 +108,17 @@ def evaluate_test(run_dir: str | os.PathLike[str], *, device: str = "cpu") -> di
     atomic_write_text(run / "test.json", json.dumps(result, indent=2) + "\n")
     result["path"] = str(run / "test.json")
     return result
+
+
+def _checkpoint_path(run: Path, checkpoint: Any) -> Path:
+    """The file of ``checkpoint`` in ``run``: a name of ``_CHECKPOINTS`` or ``"epoch:N"``."""
+    from ._loop import epoch_checkpoint
+
+    if isinstance(checkpoint, str) and checkpoint in _CHECKPOINTS:
+        return run / _CHECKPOINTS[checkpoint]
+    if isinstance(checkpoint, str) and checkpoint.startswith("epoch:") and checkpoint[6:].isdigit():
+        return epoch_checkpoint(run, int(checkpoint[6:]))
+    raise ValueError(f"checkpoint must be one of {', '.join(_CHECKPOINTS)} or 'epoch:N'; got {checkpoint!r}")
 
 
 def _selection(run: Path) -> dict[str, Any]:
@@ -162,38 +175,11 @@ def _inputs(run: Path, recipe: Any, model: Any, index: Any, eval_policy: Any, de
 
 
 def _score(run: Path, selection: dict[str, Any], index: Any, *, checkpoint: str, prior: str | None, device: str) -> dict[str, Any]:
-    from augbal.recipes import load_recipe
-
-    from ._distributed import DistContext, resolve_device
-    from ._loop import _predict
     from ._metrics import evaluate_logits
-    from ._model import build_model
     from ._posthoc import adjust_logits, estimate_prior_em
-    from ._strategies import policies
 
-    path = run / _CHECKPOINTS[checkpoint]
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint!r} not found: {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=checkpoint != "last")
-    recipe = load_recipe(run / "recipe.yaml")
+    logits, labels, state = checkpoint_logits(run, selection, index, checkpoint=checkpoint, device=device)
     classes = list(selection["classes"])
-    info = SimpleNamespace(**selection["weights"])
-    m = recipe.model
-    model, _ = build_model(
-        len(classes), weights="none", cifar_stem=m.cifar_stem, dropout=m.dropout, head=m.head,
-        input_size=int(info.input_size), mean=tuple(info.mean), std=tuple(info.std),
-    )  # fmt: skip
-    model.load_state_dict(state["model"])
-    dev = resolve_device(device)
-    model.to(dev)
-    _, eval_policy = policies(recipe, info, seed=int(recipe.seed))
-    # the run's class numbering: data label k is class index.classes[k]
-    remap = np.array([classes.index(c) for c in index.classes], dtype=np.int64)
-    labels = remap[np.asarray(index.labels, dtype=np.int64)]
-    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=dev)
-    net, inputs = _inputs(run, recipe, model, index, eval_policy, dev)
-    logits = _predict(net, inputs, len(labels), ctx, dev, None, False, batch=256)
-
     train_prior = np.asarray(selection["train_prior"], dtype=np.float64)
     own = state.get("posthoc") if checkpoint == "selected" else None
     applied: dict[str, Any] | None = None
@@ -216,3 +202,41 @@ def _score(run: Path, selection: dict[str, Any], index: Any, *, checkpoint: str,
     counts = np.asarray(selection.get("train_counts") or np.round(train_prior * 1e6), dtype=np.int64)
     metrics = evaluate_logits(logits, labels, train_counts=counts, classes=classes)
     return {"checkpoint": checkpoint, "epoch": state.get("epoch"), "prior": applied, "classes": classes, "metrics": metrics}
+
+
+def checkpoint_logits(
+    run: Path, selection: dict[str, Any], index: Any, *, checkpoint: str, device: str
+) -> tuple[torch.Tensor, np.ndarray, dict[str, Any]]:
+    """``(raw logits, labels in the run's numbering, the checkpoint's saved dict)`` of ``index``
+    under ``checkpoint``, scored as the run scores validation (its evaluation views, TTA)."""
+    from augbal.recipes import load_recipe
+
+    from ._distributed import DistContext, resolve_device
+    from ._loop import _predict
+    from ._model import build_model
+    from ._strategies import policies
+
+    path = _checkpoint_path(run, checkpoint)
+    if not path.is_file():
+        hint = " (the run kept no epoch checkpoints: set log.epoch_checkpoints)" if checkpoint.startswith("epoch:") else ""
+        raise FileNotFoundError(f"checkpoint {checkpoint!r} not found: {path} does not exist{hint}")
+    state = torch.load(path, map_location="cpu", weights_only=checkpoint != "last")
+    recipe = load_recipe(run / "recipe.yaml")
+    classes = list(selection["classes"])
+    info = SimpleNamespace(**selection["weights"])
+    m = recipe.model
+    model, _ = build_model(
+        len(classes), weights="none", cifar_stem=m.cifar_stem, dropout=m.dropout, head=m.head,
+        input_size=int(info.input_size), mean=tuple(info.mean), std=tuple(info.std),
+    )  # fmt: skip
+    model.load_state_dict(state["model"])
+    dev = resolve_device(device)
+    model.to(dev)
+    _, eval_policy = policies(recipe, info, seed=int(recipe.seed))
+    # the run's class numbering: data label k is class index.classes[k]
+    remap = np.array([classes.index(c) for c in index.classes], dtype=np.int64)
+    labels = remap[np.asarray(index.labels, dtype=np.int64)]
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=dev)
+    net, inputs = _inputs(run, recipe, model, index, eval_policy, dev)
+    logits = _predict(net, inputs, len(labels), ctx, dev, None, False, batch=256)
+    return logits, labels, state

@@ -246,6 +246,8 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
         history.append(row)
         if selector.update(epoch, _selection_view(row)) and ctx.is_main:  # the whole row: "val.loss", "train.loss" name keys of it
             _save_weights(run / "best.pt", model, epoch=epoch, classes=classes, weights=weights, kind="best")
+        if getattr(recipe.log, "epoch_checkpoints", False) and ctx.is_main:
+            _save_weights(epoch_checkpoint(run, epoch), model, epoch=epoch, classes=classes, weights=weights, kind="epoch")
         if averager is not None and not averager.per_step:
             averager.update(model, epoch)  # SWA: once an epoch; the frozen stages average to themselves
         if ctx.is_main:
@@ -428,6 +430,11 @@ def _save_weights(path: Path, model: nn.Module, **meta: Any) -> None:
     if info is not None:
         state["weights"] = info.to_dict()
     _save_checkpoint(path, state)
+
+
+def epoch_checkpoint(run: str | os.PathLike[str], epoch: int) -> Path:
+    """Where ``log.epoch_checkpoints`` keeps ``epoch``'s weights: ``RUN/epochs/epoch-NNN.pt``."""
+    return Path(run) / "epochs" / f"epoch-{int(epoch):03d}.pt"
 
 
 def _load_weights(path: Path, ctx: DistContext) -> dict[str, Any] | None:
