@@ -25,7 +25,7 @@ def test_each_strategy_changes_only_its_keys_and_names_itself(name):
     assert resolve_strategy({"name": name}).overrides(BASE) == s.overrides(BASE)
 
 
-@pytest.mark.parametrize("name", ["posthoc-uniform", "ema", "swa", "tta", "layer4"])
+@pytest.mark.parametrize("name", ["posthoc-uniform", "ema", "swa", "select-loss", "tta", "layer4"])
 def test_the_strategies_beyond_the_issue_s_list_apply_too(name):
     s = resolve_strategy(name)
     assert s.name == name and s.description
@@ -37,6 +37,12 @@ def test_swa_and_posthoc_uniform_set_what_they_say():
     out = apply_strategy({**BASE, "selection": {"name": "best", "metric": "balanced_accuracy"}}, "swa+posthoc-uniform+tta")
     assert out["selection"] == {"name": "swa", "last_k": 5}  # replaced whole: SWA takes no metric
     assert out["strategy"] == {"posthoc": {"prior": "uniform", "per_epoch": True}} and out["tta"] == "flip"
+
+
+def test_select_loss_chooses_the_epoch_on_the_uniform_prior_loss():
+    out = apply_strategy({**BASE, "selection": {"name": "best", "metric": "balanced_accuracy"}}, "posthoc-uniform+select-loss")
+    assert out["selection"] == {"name": "best", "metric": "loss_uniform_prior"}
+    assert out["strategy"] == {"posthoc": {"prior": "uniform", "per_epoch": True}}
 
 
 def test_run_dependent_fragments_follow_the_base_recipe():

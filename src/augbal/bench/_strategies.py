@@ -187,6 +187,9 @@ for _name, _fragment, _description in (
      "an exponential moving average of the weights (decay 0.99 per step), a candidate chosen on validation"),
     ("swa", {"selection": {"name": "swa", "last_k": 5}},
      "the weights averaged over the last 5 epochs (SWA, BatchNorm recomputed) are the selected model"),
+    ("select-loss", {"selection": {"name": "best", "metric": "loss_uniform_prior"}},
+     "the epoch of lowest validation loss corrected to the uniform prior (a proper score: far less noisy "
+     "than balanced accuracy on a few minority images), on the adjusted logits with posthoc-uniform"),
     ("tta", {"tta": "flip"}, "test-time flip averaging: every validation and test image scored as the mean "
      "of its logits and its mirror's"),
     ("layer4", {"freeze": {"name": "layer4"}, "augmentation": "light"},
