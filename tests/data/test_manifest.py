@@ -106,9 +106,28 @@ def test_cli_scan_manifest_writes_the_bad_rows_to_the_problems_report(files):
     )
     assert result.exit_code == 0, result.output
     assert "m.csv:3: img/missing.png: no such file" in result.output
+    # each bad row is printed once, as its manifest line names it (not its path, then the line again)
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert "m.csv:3: img/missing.png: no such file" in lines
+    assert not any(line.endswith("m.csv:3: img/missing.png: no such file") and line != "m.csv:3: img/missing.png: no such file"
+                   for line in lines)
     with open(out, newline="") as fh:
         rows = sorted((os.path.relpath(r["path"], files), r["kind"], r["reason"]) for r in csv.DictReader(fh))
     assert rows == sorted(_EXPECTED)
+
+
+def test_a_file_listed_twice_is_a_duplicate_row_not_two_images(files):
+    (files / "d.csv").write_text("path,label\nimg/0.png,cat\nimg/5.png,dog\n./img/0.png,cat\nimg/5.png,cat\n")
+    index = scan(files / "d.csv")
+    assert [os.path.basename(p) for p in index.paths.tolist()] == ["0.png", "5.png"]
+    assert index.class_counts().tolist() == [1, 1]
+    got = sorted((os.path.relpath(p.path, files), p.kind, p.reason) for p in index.problems)
+    assert got == [
+        ("img/0.png", "duplicate-row", "d.csv:4: ./img/0.png: the same file as line 2"),
+        ("img/5.png", "duplicate-row", "d.csv:5: img/5.png: the same file as line 3 (labelled 'dog' there)"),
+    ]
+    with pytest.raises(ValueError, match=r"has 2 bad rows: d\.csv:4: \./img/0\.png: the same file as line 2; "):
+        read_manifest(files / "d.csv")
 
 
 def test_jsonl_bad_rows_are_problems(files):

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from augbal.data import DuplicateReport, ImageIndex
+from augbal.data import MANIFEST_PROBLEM_KINDS, DuplicateReport, ImageIndex
 
 #: Problem kinds that are skipped entries rather than damaged or refused images.
 _SKIPPED_KINDS = ("hidden", "not-image", "not-in-class")
@@ -69,7 +69,9 @@ def print_index(
         out.print(f"  {kind}: {n}" + (f"   ({hint})" if hint else ""), markup=False, highlight=False)
         shown = [p for p in problems if p.kind == kind][:first]
         for p in shown:
-            out.print(f"    {p.path}: {p.reason}", markup=False, highlight=False)
+            # a manifest row's reason names its line and path already ("m.csv:3: img/x.png: no such file")
+            shown_as = p.reason if p.kind in MANIFEST_PROBLEM_KINDS else f"{p.path}: {p.reason}"
+            out.print(f"    {shown_as}", markup=False, highlight=False)
         if n > len(shown):
             out.print(f"    ... and {n - len(shown)} more", markup=False, highlight=False)
 

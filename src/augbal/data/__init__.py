@@ -16,7 +16,7 @@ from ._errors import (
 from ._export import write_image_folder
 from ._index import ImageIndex, Problem
 from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, check_formats, load_rgb
-from ._manifest import LabelCaseWarning, parse_manifest, read_manifest, write_manifest
+from ._manifest import MANIFEST_PROBLEM_KINDS, LabelCaseWarning, parse_manifest, read_manifest, write_manifest
 from ._problems import write_problems
 from ._scan import IMAGE_EXTENSIONS, FewImagesWarning, scan
 from ._skew import long_tail_counts, select_classes, skew
@@ -47,6 +47,7 @@ __all__ = [
     "find_duplicates",
     "load_rgb",
     "long_tail_counts",
+    "MANIFEST_PROBLEM_KINDS",
     "parse_manifest",
     "read_manifest",
     "scan",

@@ -20,7 +20,8 @@ class Problem:
     ``.ipynb_checkpoints``, ``__MACOSX``, ...), ``"not-in-class"`` (a file at the top
     level, or a folder outside ``classes=``), ``"duplicate-class"`` (two folders with
     the same NFC name), ``"external-symlink"``, ``"broken-symlink"``, ``"symlink-loop"``;
-    for a manifest's rows ``"missing"``, ``"not-a-file"``, ``"bad-row"``, ``"unknown-class"``.
+    for a manifest's rows ``"missing"``, ``"not-a-file"``, ``"bad-row"``, ``"unknown-class"``,
+    ``"duplicate-row"`` (``MANIFEST_PROBLEM_KINDS``).
     """
 
     path: str

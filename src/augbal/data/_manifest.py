@@ -17,6 +17,9 @@ from ._index import Problem
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
+#: The problem kinds of a manifest's bad rows; each reason names the manifest line and the path as written.
+MANIFEST_PROBLEM_KINDS = ("missing", "not-a-file", "bad-row", "unknown-class", "duplicate-row")
+
 
 #: Header words recognised in a CSV manifest's first row (case-insensitive), per column.
 PATH_WORDS = ("path", "file", "filename", "filepath", "file_path", "image", "image_path", "img")
@@ -83,10 +86,11 @@ def parse_manifest(
 ) -> tuple[list[ManifestRow], list[Problem]]:
     """The good rows of a manifest, and a ``Problem`` for each bad one (see ``read_manifest``).
 
-    Problem kinds: ``"missing"`` (no such file), ``"not-a-file"`` (a folder or other
-    non-regular file), ``"bad-row"`` (wrong field count, empty path or label,
-    invalid JSON) and ``"unknown-class"`` (a label outside ``classes``); each reason
-    reads ``manifest.csv:LINE: PATH: reason``.
+    Problem kinds (:data:`MANIFEST_PROBLEM_KINDS`): ``"missing"`` (no such file),
+    ``"not-a-file"`` (a folder or other non-regular file), ``"bad-row"`` (wrong field
+    count, empty path or label, invalid JSON), ``"unknown-class"`` (a label outside
+    ``classes``) and ``"duplicate-row"`` (a file an earlier row lists already: counted
+    once, as the first row has it); each reason reads ``manifest.csv:LINE: PATH: reason``.
 
     Raises:
         ValueError: not a ``.csv``/``.jsonl`` file, or a header without a path or label column.
@@ -110,6 +114,7 @@ def parse_manifest(
     known = None if classes is None else set(classes)
     rows: list[ManifestRow] = []
     problems: list[Problem] = []
+    seen: dict[str, ManifestRow] = {}  # resolved path -> the row that listed it first
     for line, given, fields, error in raw:
         where = f"{path.name}:{line}: " + (f"{given}: " if given else "")
         if error:
@@ -125,8 +130,14 @@ def parse_manifest(
             problems.append(Problem(resolved, "not-a-file", where + f"not an image file ({what})"))
         elif known is not None and label not in known:
             problems.append(Problem(resolved, "unknown-class", where + f"label {label!r} is not one of the classes"))
+        elif resolved in seen:
+            first = seen[resolved]
+            there = "" if first.label == label else f" (labelled {first.label!r} there)"
+            problems.append(Problem(resolved, "duplicate-row", where + f"the same file as line {first.line}{there}"))
         else:
-            rows.append(ManifestRow(resolved, label, group, line))
+            row = ManifestRow(resolved, label, group, line)
+            seen[resolved] = row
+            rows.append(row)
     _warn_case_only(path, rows)
     return rows, problems
 
