@@ -151,6 +151,25 @@ def test_posthoc_per_epoch_chooses_the_epoch_on_adjusted_validation_logits(folde
         assert selection["posthoc"]["prior"] == "uniform" and selection["posthoc"]["target_prior"] == [1 / 3] * 3
 
 
+def test_posthoc_per_epoch_with_a_loss_metric_chooses_the_lowest_adjusted_uniform_prior_loss(folder, tmp_path):
+    # the select-loss strategy: the epoch of lowest validation loss corrected to the uniform prior,
+    # read from the adjusted logits' metrics
+    from augbal.train import read_history, train
+
+    result = train(_helpers.tiny_recipe(folder, epochs=4, **{
+        "optim.lr": 3e-2, "strategy.posthoc": {"prior": "uniform", "per_epoch": True},
+        "selection": {"name": "best", "metric": "loss_uniform_prior"}}), out=tmp_path / "run")  # fmt: skip
+    history = read_history(result.run_dir / "metrics.jsonl")
+    adjusted = [row["val_posthoc"]["loss_uniform_prior"] for row in history]
+    raw = [row["val"]["loss_uniform_prior"] for row in history]
+    assert adjusted != raw
+    epoch = int(np.argmin(adjusted))
+    assert torch.load(result.run_dir / "best.pt", weights_only=True)["epoch"] == epoch
+    selection = json.loads((result.run_dir / "selection.json").read_text())
+    assert (selection["metric"], selection["mode"]) == ("loss_uniform_prior", "min")
+    assert selection["candidates"]["best+posthoc"] == {"epoch": epoch, "loss_uniform_prior": pytest.approx(adjusted[epoch])}
+
+
 def test_posthoc_without_per_epoch_leaves_the_rows_and_the_raw_choice_alone(folder, tmp_path):
     from augbal.train import read_history, train
 
