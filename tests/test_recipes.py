@@ -47,6 +47,15 @@ def test_seedlike3_and_cifar10_lt_recipes_say_what_design_md_says():
     assert seed.data.task == "seedlike-3"
     assert seed.model.weights == str((shared / "weights" / "resnet18-cifar7-64px.pth").resolve())
     assert seed.data.root == str((shared / "datasets" / "cifar10-jpg.tar.gz").resolve())
+    # the ready recipe is the benchmark grid's best strategy (RESULTS.md), not a recipe of its own
+    from augbal.bench import load_bench
+    from augbal.bench._strategies import apply_strategy
+
+    bench = load_bench(REPO / "recipes" / "seedlike-3-bench.yaml")
+    best = load_recipe(apply_strategy(bench.base, "posthoc-uniform+mixup+layer4+tta+select-loss"))
+    for key in ("freeze", "loss", "sampler", "augmentation", "mixer", "tta", "selection", "optim", "schedule",
+                "epochs", "batch_size", "strategy"):
+        assert getattr(seed, key) == getattr(best, key), key
     lt = load_recipe(REPO / "recipes" / "cifar10-lt-100.yaml")
     assert (lt.data.task, lt.data.ratio, lt.model.cifar_stem, lt.epochs, lt.batch_size) == ("cifar10-lt", 100, True, 200, 128)
     assert lt.optim == {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0002,
