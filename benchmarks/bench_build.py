@@ -9,10 +9,11 @@ then measures, in one run (issue 9, Performance):
    1 and 2 workers (the write phase: ``run_local``, worker start-up included; about
    37,600 augmented JPEG copies at quality 95 for n_max 5000), and the two outputs
    compared byte for byte;
-2. a plain single-process Pillow loop doing the same work for the same copies: open the
-   source, convert to RGB, a random resized crop (area 0.65..1, aspect 3/4..4/3,
-   bilinear, back to the source's shorter side), a horizontal flip with p=0.5, save as
-   JPEG quality 95 (a plain ``open``/``save``, no temp file);
+2. a plain single-process Pillow loop doing the same work, the same dataset: copy the
+   originals (``shutil.copyfile``, as the build's write phase does), then for each
+   augmented copy open the source, convert to RGB, a random resized crop (area 0.65..1,
+   aspect 3/4..4/3, bilinear, back to the source's shorter side), a horizontal flip with
+   p=0.5, save as JPEG quality 95 (a plain ``open``/``save``, no temp file);
 3. peak RSS of a ``--workers 1`` build (one process does everything) with 50,000 outputs
    (n_max 5000) and with 5,000 outputs (n_max 500), each in a fresh subprocess, measured
    from after its imports (Linux's VmHWM, reset through /proc/self/clear_refs).
@@ -123,15 +124,21 @@ def _crop_box(rng: random.Random, w: int, h: int) -> tuple[int, int, int, int]:
 
 
 def plain_loop(manifest: Path, out: Path) -> dict:
-    """The same augmented copies as the build, by a plain single-process Pillow loop."""
+    """The same dataset as the build, by a plain single-process Pillow loop: the originals
+    copied (``shutil.copyfile``), the augmented copies made one by one."""
     from PIL import Image
 
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    originals = [r for r in rows if r["repeat"] == 0]
     copies = [r for r in rows if r["repeat"] > 0]
     if out.exists():
         shutil.rmtree(out)
     rng = random.Random(0)
     start = time.perf_counter()
+    for r in originals:
+        target = out / r["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(r["source_path"], target)
     for r in copies:
         target = out / r["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
