@@ -120,12 +120,12 @@ def test_options_added_later_are_hashed_only_when_set():
 
 def test_the_log_section_is_set_by_key_and_left_out_of_the_hash():
     r = load_recipe(DEMO)
-    assert r.log.tensorboard is False and r.to_dict()["log"] == {"tensorboard": False}
-    on = load_recipe(DEMO, ["log.tensorboard=true"])
-    assert on.log.tensorboard is True and load_recipe(on.to_dict()) == on
-    assert recipe_hash(on) == recipe_hash(r)  # how a run is logged does not change what it computes
+    assert r.log.tensorboard is False and r.to_dict()["log"] == {"tensorboard": False, "epoch_checkpoints": False}
+    on = load_recipe(DEMO, ["log.tensorboard=true", "log.epoch_checkpoints=true"])
+    assert on.log.tensorboard is True and on.log.epoch_checkpoints is True and load_recipe(on.to_dict()) == on
+    assert recipe_hash(on) == recipe_hash(r)  # how a run is logged and kept does not change what it computes
     assert _error(DEMO, ["log.tensorboard=maybe"]) == "recipe key log.tensorboard: must be true or false; got 'maybe'"
-    assert _error(DEMO, ["log.tb=true"]) == "recipe key log.tb: unknown key; valid keys at log: tensorboard"
+    assert _error(DEMO, ["log.tb=true"]) == "recipe key log.tb: unknown key; valid keys at log: tensorboard, epoch_checkpoints"
 
 
 def test_recipes_is_a_lazy_subpackage():
