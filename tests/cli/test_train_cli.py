@@ -111,7 +111,7 @@ def test_evaluate_checkpoint_names_an_epoch_or_is_exit_2(finished, folder):
     run, _ = finished
     result = invoke("evaluate", str(run), "--data", str(folder), "--checkpoint", "first")
     assert result.exit_code == 2
-    assert "must be selected, best, last or epoch:N; got 'first'" in result.output
+    assert "checkpoint must be one of selected, best, last or 'epoch:N'; got 'first'" in result.output
     result = invoke("evaluate", str(run), "--data", str(folder), "--checkpoint", "epoch:1")
     assert result.exit_code == 2  # the run kept no epoch checkpoints
     assert error_lines(result.output) == [

@@ -110,9 +110,13 @@ def train(
 
 
 def _check_checkpoint(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if value in ("selected", "best", "last") or (value.startswith("epoch:") and value[6:].isdigit()):
-        return value
-    raise click.BadParameter(f"must be selected, best, last or epoch:N; got {value!r}")
+    from augbal.train._evaluate import check_checkpoint
+
+    try:
+        check_checkpoint(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
 
 
 @click.command("evaluate", short_help="Score a run's checkpoint on a folder or manifest.")

@@ -110,15 +110,27 @@ def evaluate_test(run_dir: str | os.PathLike[str], *, device: str = "cpu") -> di
     return result
 
 
+def check_checkpoint(checkpoint: Any) -> str | int:
+    """``checkpoint`` as a name of ``_CHECKPOINTS``, or the epoch N of ``"epoch:N"``; else ValueError.
+
+    Example:
+        >>> check_checkpoint("best"), check_checkpoint("epoch:3")
+        ('best', 3)
+    """
+    if isinstance(checkpoint, str):
+        if checkpoint in _CHECKPOINTS:
+            return checkpoint
+        if checkpoint.startswith("epoch:") and checkpoint[6:].isdigit():
+            return int(checkpoint[6:])
+    raise ValueError(f"checkpoint must be one of {', '.join(_CHECKPOINTS)} or 'epoch:N'; got {checkpoint!r}")
+
+
 def _checkpoint_path(run: Path, checkpoint: Any) -> Path:
-    """The file of ``checkpoint`` in ``run``: a name of ``_CHECKPOINTS`` or ``"epoch:N"``."""
+    """The file of ``checkpoint`` (see :func:`check_checkpoint`) in ``run``."""
     from ._loop import epoch_checkpoint
 
-    if isinstance(checkpoint, str) and checkpoint in _CHECKPOINTS:
-        return run / _CHECKPOINTS[checkpoint]
-    if isinstance(checkpoint, str) and checkpoint.startswith("epoch:") and checkpoint[6:].isdigit():
-        return epoch_checkpoint(run, int(checkpoint[6:]))
-    raise ValueError(f"checkpoint must be one of {', '.join(_CHECKPOINTS)} or 'epoch:N'; got {checkpoint!r}")
+    name = check_checkpoint(checkpoint)
+    return run / _CHECKPOINTS[name] if isinstance(name, str) else epoch_checkpoint(run, name)
 
 
 def _selection(run: Path) -> dict[str, Any]:
@@ -218,7 +230,7 @@ def checkpoint_logits(
 
     path = _checkpoint_path(run, checkpoint)
     if not path.is_file():
-        hint = " (the run kept no epoch checkpoints: set log.epoch_checkpoints)" if checkpoint.startswith("epoch:") else ""
+        hint = "" if checkpoint in _CHECKPOINTS else " (the run kept no epoch checkpoints: set log.epoch_checkpoints)"
         raise FileNotFoundError(f"checkpoint {checkpoint!r} not found: {path} does not exist{hint}")
     state = torch.load(path, map_location="cpu", weights_only=checkpoint != "last")
     recipe = load_recipe(run / "recipe.yaml")
