@@ -110,7 +110,7 @@ def train(
 
 
 def _check_checkpoint(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from augbal.train._evaluate import check_checkpoint
+    from augbal.train import check_checkpoint
 
     try:
         check_checkpoint(value)

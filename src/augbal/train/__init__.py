@@ -72,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     "train": "_loop",
     "lr_find": "_loop",
     "read_history": "_loop",
+    "check_checkpoint": "_evaluate",
     "evaluate": "_evaluate",
     "evaluate_test": "_evaluate",
     "write_run_report": "_report",

@@ -23,7 +23,7 @@ import torch
 
 from augbal._atomic import atomic_write_text
 
-__all__ = ["evaluate", "evaluate_test"]
+__all__ = ["check_checkpoint", "evaluate", "evaluate_test"]
 
 _CHECKPOINTS = {"selected": "selected.pt", "best": "best.pt", "last": "last.pt"}
 _PRIORS = ("none", "uniform", "em")
