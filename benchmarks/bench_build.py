@@ -19,9 +19,18 @@ then measures, in one run (issue 9, Performance):
    from after its imports (Linux's VmHWM, reset through /proc/self/clear_refs).
 
 Bars: 2 workers >= 1.8x one; one worker >= 1.5x the plain loop; RSS(50k) <= 1.2x RSS(5k).
-Prints a markdown table. On a shared machine the 2-worker figure is noisy: report the load.
 
-    python benchmarks/bench_build.py                     # the full benchmark
+On a shared VM the speed of a core drifts by +-30 % within seconds, so one run of each case
+gives ratios that move by +-0.3. The cases are therefore timed in ``--rounds`` rounds, in
+an order rotated each round (round r starts with case r mod 3), each case in a new Python
+process (as a user's command: the 1-worker build pays albumentations' first calls in its
+write phase, the 2-worker build starts its fork server when it starts), and the ratios are
+taken within each round; the table gives every round and the median. (Before 2026-12-03 each
+case ran once in the benchmark's own process, the plain loop after the builds: a process
+that has scanned a folder runs the plain loop 5-15 % slower, which flattered the builds.)
+
+    python benchmarks/bench_build.py --rounds 5 --no-rss   # the speed figures
+    python benchmarks/bench_build.py --rounds 1            # one round and the peak RSS
     python benchmarks/bench_build.py --n-max 1000 --no-rss   # a quick subset (~7,500 copies)
 """
 
@@ -33,6 +42,7 @@ import math
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -83,8 +93,20 @@ def long_tail_source(train: Path, work: Path, n_max: int) -> Path:
     return dest
 
 
+def in_fresh_process(function: str, *args: str) -> dict:
+    """``function(*args)`` of this module run in a new Python process (as a user's command runs:
+    nothing imported, warmed or cached by an earlier case), its JSON result."""
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_build; "
+            f"print(json.dumps(bench_build.{function}(*sys.argv[1:])))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, check=True,
+                          capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def timed_build(source: Path, out: Path, workers: int) -> dict:
     """One build; the seconds spent in ``run_local`` (the write phase) and in total."""
+    workers = int(workers)
     import augbal.build._build as b
 
     real = b.run_local
@@ -128,6 +150,7 @@ def plain_loop(manifest: Path, out: Path) -> dict:
     copied (``shutil.copyfile``), the augmented copies made one by one."""
     from PIL import Image
 
+    manifest, out = Path(manifest), Path(out)
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
     originals = [r for r in rows if r["repeat"] == 0]
     copies = [r for r in rows if r["repeat"] > 0]
@@ -195,52 +218,84 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts to time")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain Pillow loop")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS builds")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every case, in rotated order")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
     train = extract_train(args.tar, args.work)
     source = long_tail_source(train, args.work, args.n_max)
     n_source = sum(json.loads((source / ".complete").read_text()))
-    results = []
-    outs = {}
-    for w in (int(x) for x in args.workers.split(",")):
-        outs[w] = args.work / f"out-w{w}"
-        results.append(timed_build(source, outs[w], w))
-        print(json.dumps(results[-1]), flush=True)
-    identical = same_bytes(outs[min(outs)], outs[max(outs)]) if len(outs) > 1 else None
-    plain = None if args.no_plain else plain_loop(outs[min(outs)] / "manifest.jsonl", args.work / "out-plain")
-    if plain:
-        print(json.dumps({"plain": plain}), flush=True)
+    worker_counts = [int(x) for x in args.workers.split(",")]
+    cases = [f"w{w}" for w in worker_counts] + ([] if args.no_plain else ["plain"])
+    rounds: list[dict] = []
+    identical = None
+    for r in range(args.rounds):
+        times: dict = {}
+        order = cases[r % len(cases):] + cases[:r % len(cases)]
+        for case in order:
+            if case == "plain":
+                manifest = args.work / f"out-w{min(worker_counts)}" / "manifest.jsonl"
+                if not manifest.exists():  # the plain loop writes the dataset of a build's manifest
+                    in_fresh_process("timed_build", source, manifest.parent, min(worker_counts))
+                result = in_fresh_process("plain_loop", manifest, args.work / "out-plain")
+            else:
+                result = in_fresh_process("timed_build", source, args.work / f"out-{case}", case[1:])
+            times[case] = result
+            print(json.dumps({"round": r + 1, "case": case, **result}), flush=True)
+        if identical is None and len(worker_counts) > 1:
+            identical = same_bytes(args.work / f"out-w{min(worker_counts)}", args.work / f"out-w{max(worker_counts)}")
+        rounds.append(times)
     rss = {}
     if not args.no_rss:
         for n_max in (500, 5000):
             rss[n_max] = peak_rss(long_tail_source(train, args.work, n_max), args.work / f"out-rss-{n_max}")
             print(json.dumps({"rss": n_max, **rss[n_max]}), flush=True)
     load_after = os.getloadavg()
+    report(rounds, worker_counts, n_source, args, load_before, load_after, identical, rss)
 
+
+def report(rounds, worker_counts, n_source, args, load_before, load_after, identical, rss) -> None:
+    """The markdown tables: write phase per round and case, the ratios within each round, medians."""
+    one, many = min(worker_counts), max(worker_counts)
+    augmented = rounds[0][f"w{one}"]["augmented"]
     print()
-    print(f"CIFAR-10-LT ratio 100, n_max {args.n_max}: {n_source} source images, policy light, JPEG q95; "
-          f"work folder {args.work}; {os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, "
-          f"{load_after[0]:.1f} after")
+    print(f"CIFAR-10-LT ratio 100, n_max {args.n_max}: {n_source} source images, {augmented:,} augmented "
+          f"copies written (policy light, JPEG q95) beside the originals; work folder {args.work}; "
+          f"{os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
     print()
-    print("| run | augmented written | write phase (s) | images/s | ratio |")
-    print("|---|---|---|---|---|")
-    one = next((r for r in results if r["workers"] == 1), None)
-    for r in results:
-        ratio = f"{r['rate'] / one['rate']:.2f}x one worker" if one and r is not one else ""
-        print(f"| build, {r['workers']} worker(s) | {r['augmented']:,} | {r['write_s']:.1f} | {r['rate']:,.0f} | {ratio} |")
-    if plain:
-        ratio = f"one worker {one['rate'] / plain['rate']:.2f}x this" if one else ""
-        print(f"| plain Pillow loop, 1 process | {plain['augmented']:,} | {plain['write_s']:.1f} | "
-              f"{plain['rate']:,.0f} | {ratio} |")
+    plain = "plain" in rounds[0]
+    head = ["round"] + [f"{w} worker(s) s" for w in worker_counts] + (["plain loop s"] if plain else [])
+    head += [f"{many} workers / {one}"] if many != one else []
+    head += [f"{one} worker / plain loop"] if plain else []
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    ratios: dict = {"par": [], "plain": []}
+    for r, t in enumerate(rounds, 1):
+        cells = [str(r)] + [f"{t[f'w{w}']['write_s']:.2f}" for w in worker_counts]
+        cells += [f"{t['plain']['write_s']:.2f}"] if plain else []
+        if many != one:
+            ratios["par"].append(t[f"w{one}"]["write_s"] / t[f"w{many}"]["write_s"])
+            cells += [f"{ratios['par'][-1]:.2f}x"]
+        if plain:
+            ratios["plain"].append(t["plain"]["write_s"] / t[f"w{one}"]["write_s"])
+            cells += [f"{ratios['plain'][-1]:.2f}x"]
+        print("| " + " | ".join(cells) + " |")
+    if len(rounds) > 1:
+        cells = ["median"] + [f"{statistics.median(t[f'w{w}']['write_s'] for t in rounds):.2f}" for w in worker_counts]
+        cells += [f"{statistics.median(t['plain']['write_s'] for t in rounds):.2f}"] if plain else []
+        cells += [f"**{statistics.median(ratios['par']):.2f}x**"] if many != one else []
+        cells += [f"**{statistics.median(ratios['plain']):.2f}x**"] if plain else []
+        print("| " + " | ".join(cells) + " |")
+    best = {c: min(t[c]["write_s"] for t in rounds) for c in rounds[0]}
+    print("\nfastest of the rounds, images/s: " + ", ".join(
+        f"{c} {augmented / s:,.0f}" for c, s in best.items()))
     if identical is not None:
-        print(f"\noutputs of {min(outs)} and {max(outs)} workers byte-identical: {identical}")
+        print(f"\noutputs of {one} and {many} workers byte-identical: {identical}")
     if rss:
         small, large = rss[500], rss[5000]
         print(f"\npeak RSS of the build, --workers 1: {small['outputs']:,} outputs {small['rss_mib']:.0f} MiB, "
               f"{large['outputs']:,} outputs {large['rss_mib']:.0f} MiB ({large['rss_mib'] / small['rss_mib']:.2f}x); "
               f"after the imports alone {small['import_peak_mib']:.0f} / {large['import_peak_mib']:.0f} MiB")
-
 
 if __name__ == "__main__":
     main()

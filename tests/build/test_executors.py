@@ -54,6 +54,14 @@ def test_with_worker_processes_the_main_process_copies_no_original(make_folder, 
         raise AssertionError("the main process copied an original")
 
     monkeypatch.setattr(execute, "copy_original", copy_here)  # the fork-server workers keep the real one
+    start = execute._start_workers
+
+    def started(pool):  # the workers are running before the first chunk is handed out (a loaded fork server)
+        event = start(pool)
+        event.wait()
+        return event
+
+    monkeypatch.setattr(execute, "_start_workers", started)
     steps: list[int] = []
     assert run_local(items, str(tmp_path / "out"), spec=SPEC, size=None, link=False, workers=2,
                      advance=steps.append) == 40
@@ -61,6 +69,37 @@ def test_with_worker_processes_the_main_process_copies_no_original(make_folder, 
     written = sorted(p.name for p in (tmp_path / "out" / "train" / "a").iterdir())
     assert [n for n in written if ".aug" not in n] == ["000.png", "001.png", "002.png"]
     assert (tmp_path / "out" / "train" / "a" / "001.png").read_bytes() == (src / "a" / "001.png").read_bytes()
+
+
+def test_while_the_workers_start_the_main_process_writes_the_chunks(make_folder, tmp_path: Path, monkeypatch,
+                                                                   tree_bytes) -> None:
+    # a fork server still loading torch: the main process writes chunks itself instead of waiting
+    import threading
+
+    import augbal.build._execute as execute
+
+    src = make_folder(tmp_path / "src", {"a": 3})
+    originals = [Item("train", 0, str(p), "0a", "g0", f"train/a/{p.name}", 0) for p in sorted((src / "a").iterdir())]
+    items = originals + _copies(src / "a" / "000.png", 40) + _copies(src / "a" / "001.png", 30)
+    run_local(items, str(tmp_path / "one"), spec=SPEC, size=None, link=False, workers=1)
+
+    class NoWorkers:  # a pool whose processes never come up
+        def __init__(self, **kwargs) -> None:
+            pass
+
+        def submit(self, *args, **kwargs):
+            raise AssertionError("a chunk was handed to a worker that had not started")
+
+        def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+            pass
+
+    monkeypatch.setattr(execute, "ProcessPoolExecutor", NoWorkers)
+    monkeypatch.setattr(execute, "_start_workers", lambda pool: threading.Event())
+    steps: list[int] = []
+    assert run_local(items, str(tmp_path / "two"), spec=SPEC, size=None, link=False, workers=2,
+                     advance=steps.append) == 70
+    assert sum(steps) == 73 and len(steps) == -(-73 // execute.chunk_size(73, 2))
+    assert tree_bytes(tmp_path / "two") == tree_bytes(tmp_path / "one")
 
 
 def test_chunk_sizes_grow_with_the_plan_within_bounds() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -394,6 +395,31 @@ def _interleaved(items: Iterable[Item]) -> Iterator[Item]:
     yield from originals[given:]
 
 
+def _start_workers(pool: ProcessPoolExecutor, grace: float = 0.2) -> threading.Event:
+    """Start ``pool``'s processes on a thread; the event is set once they run (or starting them failed).
+
+    A pool forks its workers from the fork server at its first ``submit``, which blocks until
+    the server has loaded ``_PRELOAD`` (about 2 s of CPU: albumentations imports torch). The
+    server starts while SOURCE is scanned, so for a large SOURCE it is ready by now; for a
+    small one, ``run_local`` writes chunks itself instead of waiting. Waits up to ``grace``
+    seconds here, so that a server already loaded is not raced by this process's own first
+    chunk (which pays albumentations' first calls).
+    """
+    started = threading.Event()
+
+    def start() -> None:
+        try:
+            pool.submit(int).result()
+        except BaseException:  # noqa: BLE001 - a broken pool fails the first chunk's submit or result
+            pass
+        finally:
+            started.set()
+
+    threading.Thread(target=start, name="augbal-start-workers", daemon=True).start()
+    started.wait(grace)
+    return started
+
+
 def run_local(
     items: Sequence[Item],
     root: str,
@@ -410,7 +436,9 @@ def run_local(
     Items go to the workers in chunks of ``chunk_size(len(items), workers)``; at most ``2 * workers`` chunks are in flight (a bounded queue), so memory does not grow
     with the number of images. Every output depends only on its item, so the files are the
     same for any ``workers``. With ``workers > 1`` the worker processes copy the originals
-    too, so the main process (on as many cores as workers) only hands out chunks. With
+    too, so the main process (on as many cores as workers) only hands out chunks, once the
+    workers run: until then (a fork server still loading, see ``_start_workers``) it writes
+    the chunks itself. With
     ``resume``, items already complete under ``root`` (see ``is_done``) are kept and not
     redone. ``advance(n)`` is called as ``n`` more items are done (kept ones included).
     Returns the number of augmented copies written by this call.
@@ -440,8 +468,13 @@ def run_local(
             step(len(chunk))
 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
+    started = _start_workers(pool)
     try:
         for chunk in chain(head, chunks):
+            if not started.is_set():  # the fork server is still loading: write this chunk here meanwhile
+                done += _augment_chunk(chunk, root, spec, size, link)
+                step(len(chunk))
+                continue
             if len(in_flight) >= 2 * workers:  # bounded: at most 2 * workers chunks in flight
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 collect(finished)
