@@ -415,7 +415,10 @@ def _start_workers(pool: ProcessPoolExecutor, grace: float = 0.2) -> threading.E
         finally:
             started.set()
 
-    threading.Thread(target=start, name="augbal-start-workers", daemon=True).start()
+    try:
+        threading.Thread(target=start, name="augbal-start-workers", daemon=True).start()
+    except RuntimeError:  # no thread to spare (a process at its thread limit): the first submit starts them
+        started.set()
     started.wait(grace)
     return started
 
@@ -468,8 +471,8 @@ def run_local(
             step(len(chunk))
 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
-    started = _start_workers(pool)
     try:
+        started = _start_workers(pool)
         for chunk in chain(head, chunks):
             if not started.is_set():  # the fork server is still loading: write this chunk here meanwhile
                 done += _augment_chunk(chunk, root, spec, size, link)
