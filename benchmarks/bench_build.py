@@ -321,6 +321,9 @@ def report(rounds, worker_counts, n_source, args, load_before, load_after, ident
             if pair else []
         cells += [f"**{statistics.median(ratios['plain']):.2f}x**"] if plain else []
         print("| " + " | ".join(cells) + " |")
+    ends = ", ".join(f"{w} worker(s) {statistics.median(t[f'w{w}']['total_s'] for t in rounds):.2f} s"
+                     for w in worker_counts)
+    print(f"\nend to end (scan, plan, write; what a user waits for), median: {ends}")
     best = {c: min(t[c]["write_s"] for t in rounds) for c in rounds[0] if c != "pair"}
     print("\nfastest of the rounds, images/s: " + ", ".join(
         f"{c} {augmented / s:,.0f}" for c, s in best.items()))
