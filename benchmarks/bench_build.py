@@ -96,26 +96,29 @@ def long_tail_source(train: Path, work: Path, n_max: int) -> Path:
     return dest
 
 
-def in_fresh_process(function: str, *args: str) -> dict:
-    """``function(*args)`` of this module run in a new Python process (as a user's command runs:
-    nothing imported, warmed or cached by an earlier case), its JSON result."""
+def _fresh(function: str, *args: object) -> list[str]:
+    """The command that runs ``function(*args)`` of this module in a new Python process and prints
+    its JSON result (as a user's command runs: nothing imported, warmed or cached by an earlier case)."""
     code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_build; "
             f"print(json.dumps(bench_build.{function}(*sys.argv[1:])))")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, check=True,
-                          capture_output=True, text=True)
+    return [sys.executable, "-c", code, *map(str, args)]
+
+
+#: The environment of every subprocess: the checkout's ``src`` first on the path.
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+
+def in_fresh_process(function: str, *args: object) -> dict:
+    """``function(*args)`` of this module run in a new Python process, its JSON result."""
+    done = subprocess.run(_fresh(function, *args), env=ENV, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def two_at_once(source: Path, work: Path) -> dict:
     """Two 1-worker builds of ``source`` started together, each in a new process: the machine's own
     scaling for this work on two processes (what "2 workers / 1" can reach here at best)."""
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import bench_build; "
-            "print(json.dumps(bench_build.timed_build(*sys.argv[2:])))")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent), str(source),
-                               str(work / f"out-pair{i}"), "1"], env=env, stdout=subprocess.PIPE, text=True)
-             for i in (1, 2)]
+    procs = [subprocess.Popen(_fresh("timed_build", source, work / f"out-pair{i}", 1), env=ENV,
+                              stdout=subprocess.PIPE, text=True) for i in (1, 2)]
     results = []
     for proc in procs:
         out, _ = proc.communicate()
@@ -217,8 +220,7 @@ def peak_rss(source: Path, out: Path) -> dict:
         " overwrite=True)\n"
         "print(json.dumps({'outputs': s.written, 'rss_mib': hwm(), 'import_peak_mib': imported}))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run([sys.executable, "-c", code, str(source), str(out)], env=env, check=True,
+    done = subprocess.run([sys.executable, "-c", code, str(source), str(out)], env=ENV, check=True,
                           capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 

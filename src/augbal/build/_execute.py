@@ -450,13 +450,17 @@ def run_local(
     pending = pending_items(items, root, link=link, resume=resume, step=step, copy_originals=workers <= 1)
     chunks = _chunks(pending, chunk_size(len(items), workers))
     head = list(islice(chunks, 2))
-    if workers <= 1 or len(head) < 2:  # one chunk at most: no pool to start
-        done = 0
-        for chunk in chain(head, chunks):
-            done += _augment_chunk(chunk, root, spec, size, link)
-            step(len(chunk))
-        return done
     done = 0
+
+    def write_here(chunk: list[Item]) -> None:
+        nonlocal done
+        done += _augment_chunk(chunk, root, spec, size, link)
+        step(len(chunk))
+
+    if workers <= 1 or len(head) < 2:  # one chunk at most: no pool to start
+        for chunk in chain(head, chunks):
+            write_here(chunk)
+        return done
     in_flight: dict[Future[int], list[Item]] = {}
 
     def collect(futures: Iterable[Future[int]]) -> None:
@@ -475,8 +479,7 @@ def run_local(
         started = _start_workers(pool)
         for chunk in chain(head, chunks):
             if not started.is_set():  # the fork server is still loading: write this chunk here meanwhile
-                done += _augment_chunk(chunk, root, spec, size, link)
-                step(len(chunk))
+                write_here(chunk)
                 continue
             if len(in_flight) >= 2 * workers:  # bounded: at most 2 * workers chunks in flight
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
