@@ -181,8 +181,10 @@ def test_tta_flip_scores_the_mean_of_the_image_and_its_mirror_in_validation_and_
     val = val_split(result)
     both, plain = _by_hand(result, val)
     recorded = read_history(result.run_dir / "metrics.jsonl")[-1]["val"]
-    assert recorded["loss"] == pytest.approx(both["loss"], abs=1e-5)
+    # float32 logits: batched (training loop) and whole (by hand) sums agree to ~1e-7 relative;
+    # with freeze="all" and lr 1e-2 the loss is in the thousands, beyond an absolute 1e-5
+    assert recorded["loss"] == pytest.approx(both["loss"], rel=1e-6, abs=1e-5)
     assert recorded["confusion"] == both["confusion"]
     assert plain["loss"] != pytest.approx(both["loss"], abs=1e-5)  # the mirror changes the scores
     scored = evaluate(result.run_dir, val)
-    assert scored["metrics"]["loss"] == pytest.approx(both["loss"], abs=1e-5)
+    assert scored["metrics"]["loss"] == pytest.approx(both["loss"], rel=1e-6, abs=1e-5)
