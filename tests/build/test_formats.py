@@ -306,3 +306,20 @@ def test_a_write_that_fails_midway_leaves_no_torn_file_and_a_copy_cut_short_is_n
     assert is_done(original, str(root)) and (root / original.out).read_bytes() == (src / "a" / "000.png").read_bytes()
     (root / original.out).write_bytes((src / "a" / "000.png").read_bytes()[:-3])  # a copy a kill cut short
     assert not is_done(original, str(root))
+
+
+@pytest.mark.parametrize("whole", [1 << 20, 10])  # through memory in one read; past the size, through shutil
+def test_originals_are_copied_byte_for_byte_whichever_way(make_folder, tmp_path: Path, monkeypatch, whole) -> None:
+    import augbal.build._execute as execute
+
+    monkeypatch.setattr(execute, "_WHOLE_COPY", whole)
+    calls = []
+    real = execute.shutil.copyfile
+    monkeypatch.setattr(execute.shutil, "copyfile", lambda a, b: calls.append(a) or real(a, b))
+    src = make_folder(tmp_path / "src", {"a": 2})
+    root = tmp_path / "r"
+    for i, name in enumerate(sorted(os.listdir(src / "a"))):
+        item = Item("train", 0, str(src / "a" / name), "ab", f"g{i}", f"train/a/{name}", 0)
+        execute.copy_original(item, str(root), link=False)
+        assert (root / item.out).read_bytes() == (src / "a" / name).read_bytes() and is_done(item, str(root))
+    assert len(calls) == (0 if whole > 10 else 2)
