@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from augbal.data import ImageLoadError, load_rgb
-from augbal.data._io import _jpeg_frame, _plain_jpeg, decode, open_image, to_rgb
+from augbal.data._io import _jpeg_frame, decode, open_image, plain_jpeg, to_rgb
 from tests.data.test_fuzz_load import mutate
 
 _RNG = np.random.default_rng(3)
@@ -28,6 +28,12 @@ def _jpeg(im: Image.Image, fmt: str = "JPEG", **kw) -> bytes:
     buf = io.BytesIO()
     im.save(buf, fmt, **kw)
     return buf.getvalue()
+
+
+def _plain(data: bytes) -> np.ndarray | None:
+    """The plain path's pixels, as ``load_rgb`` returns them (or None: declined)."""
+    im = plain_jpeg(data, max_pixels=None, formats=None)
+    return None if im is None else np.array(im.convert("RGB"))
 
 
 def _full_path(data: bytes) -> np.ndarray:
@@ -53,7 +59,7 @@ PLAIN = {
 @pytest.mark.parametrize("name", list(PLAIN))
 def test_plain_jpegs_decode_to_the_full_paths_pixels(tmp_path, name):
     data = PLAIN[name]
-    fast = _plain_jpeg(data, max_pixels=None, formats=None)
+    fast = _plain(data)
     assert fast is not None, "a plain JPEG takes the plain path"
     want = _full_path(data)
     assert fast.dtype == np.uint8 and fast.shape == want.shape
@@ -120,9 +126,32 @@ def test_mutated_jpegs_decode_on_the_plain_path_only_as_the_full_path_does(name)
     plain = 0
     for _ in range(400):
         bad = mutate(data, rng)
-        fast = _plain_jpeg(bad, max_pixels=None, formats=None)
+        fast = _plain(bad)
         if fast is None:
             continue
         plain += 1
         assert np.array_equal(fast, _full_path(bad))
     assert plain >= 40  # the plain path was exercised (flips in the scan data still decode)
+
+
+def test_scan_records_the_same_index_and_problems_through_the_plain_path(tmp_path, monkeypatch):
+    import augbal.data._scan as scan_module
+    from augbal.data import scan
+
+    for i, (name, data) in enumerate({**PLAIN, "exif": _exif_rotated(), "cmyk": DECLINED["CMYK"]()}.items()):
+        folder = tmp_path / "src" / ("a", "b")[i % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:02d}.jpg").write_bytes(data)
+    (tmp_path / "src" / "a" / "cut.jpg").write_bytes(PLAIN["progressive"][:-30])  # truncated
+    (tmp_path / "src" / "b" / "flipped.jpg").write_bytes(mutate(PLAIN["baseline 4:2:0"], np.random.default_rng(5)))
+    taken = []
+    real = scan_module.plain_jpeg
+    monkeypatch.setattr(scan_module, "plain_jpeg", lambda data, **kw: taken.append(real(data, **kw)) or taken[-1])
+    fast = scan(tmp_path / "src", near_duplicates=True, workers=1)
+    assert sum(im is not None for im in taken) >= len(PLAIN)  # the plain path was taken
+    monkeypatch.setattr(scan_module, "plain_jpeg", lambda data, **kw: None)
+    full = scan(tmp_path / "src", near_duplicates=True, workers=1)
+    for field in ("paths", "labels", "nbytes", "hashes", "widths", "heights", "modes", "phashes", "groups"):
+        assert getattr(fast, field).tolist() == getattr(full, field).tolist(), field
+    assert [(p.path, p.kind) for p in fast.problems] == [(p.path, p.kind) for p in full.problems]
+    assert any(p.kind == "truncated" and p.path.endswith("cut.jpg") for p in fast.problems)

@@ -123,9 +123,10 @@ def load_rgb(
     name = os.fspath(path)
     with open(name, "rb") as fh:
         if fh.read(3) == _JPEG_SOI:  # the common case, without Pillow's Python header parser
-            rgb = _plain_jpeg(_JPEG_SOI + fh.read(), max_pixels=max_pixels, formats=formats)
-            if rgb is not None:
-                return rgb
+            plain = plain_jpeg(_JPEG_SOI + fh.read(), max_pixels=max_pixels, formats=formats)
+            if plain is not None:
+                pixels = np.array(plain, dtype=np.uint8)
+                return np.repeat(pixels[:, :, None], 3, axis=2) if plain.mode == "L" else pixels
         fh.seek(0)
         im = open_image(fh, name, max_pixels=max_pixels, formats=formats)
         with im:
@@ -142,7 +143,7 @@ _JPEG_OTHER_SOF = {0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  
 
 
 def _jpeg_frame(data: bytes) -> tuple[str, int, int] | None:
-    """``(mode, width, height)`` of a JPEG that ``_plain_jpeg`` may decode, else ``None``.
+    """``(mode, width, height)`` of a JPEG that ``plain_jpeg`` may decode, else ``None``.
 
     Walks the marker segments from SOI to the first SOS strictly (no junk between segments,
     each segment inside the file, whole quantisation tables: what Pillow's header parser
@@ -156,6 +157,8 @@ def _jpeg_frame(data: bytes) -> tuple[str, int, int] | None:
         >>> _jpeg_frame(buf.getvalue()), _jpeg_frame(bytes.fromhex("ffd8ffd9"))
         (('RGB', 5, 3), None)
     """
+    if not data.startswith(_JPEG_SOI):
+        return None
     frame, at, end = None, 2, len(data)
     while at + 4 <= end:
         if data[at] != 0xFF:
@@ -191,15 +194,23 @@ def _jpeg_frame(data: bytes) -> tuple[str, int, int] | None:
     return None
 
 
-def _plain_jpeg(data: bytes, *, max_pixels: int | None, formats: Iterable[str] | None) -> np.ndarray | None:
-    """The pixels of a plain JPEG (``_jpeg_frame``) decoded by Pillow's own JPEG decoder, else ``None``.
+def plain_jpeg(data: bytes, *, max_pixels: int | None, formats: Iterable[str] | None) -> Image.Image | None:
+    """A plain JPEG (see ``_jpeg_frame``) decoded by Pillow's own JPEG decoder, else ``None``.
 
     Pillow opens a JPEG by parsing its markers in Python, then runs its libjpeg decoder with
     ``(mode, "")`` over the file; this runs the same decoder with the same arguments over
-    the same bytes (``Image.frombytes``), so the pixels are Pillow's, without ~70 us of
-    parsing per small image (a 32x32 JPEG: 126 -> 50 us). ``None`` sends everything else
-    (other frames, orientation, a pixel count over ``max_pixels``, formats without JPEG,
-    any decoder error) down ``load_rgb``'s one full path, which reads and reports it.
+    the same bytes (``Image.frombytes``), so the image is Pillow's, without ~70 us of
+    parsing per small image. ``None`` sends everything else (other frames, orientation, a
+    pixel count over ``max_pixels``, formats without JPEG, any decoder error) down the one
+    full path (``open_image`` and ``decode``), which reads and reports it. ``load_rgb`` and
+    ``scan`` take this first.
+
+    Example:
+        >>> import io
+        >>> buf = io.BytesIO(); Image.new("L", (4, 2), 7).save(buf, "JPEG")
+        >>> im = plain_jpeg(buf.getvalue(), max_pixels=None, formats=["JPEG"])
+        >>> im.mode, im.size, plain_jpeg(buf.getvalue(), max_pixels=None, formats=["PNG"])
+        ('L', (4, 2), None)
     """
     frame = _jpeg_frame(data)
     if frame is None:
@@ -210,11 +221,9 @@ def _plain_jpeg(data: bytes, *, max_pixels: int | None, formats: Iterable[str] |
     if formats is not None and "JPEG" not in check_formats(formats):
         return None
     try:
-        im = Image.frombytes(mode, (width, height), data, "jpeg", mode, "")
+        return Image.frombytes(mode, (width, height), data, "jpeg", mode, "")
     except Exception:  # noqa: BLE001 - truncated, corrupt: the full path names what is wrong
         return None
-    pixels = np.array(im, dtype=np.uint8)
-    return np.repeat(pixels[:, :, None], 3, axis=2) if mode == "L" else pixels
 
 
 def open_image(

@@ -23,7 +23,7 @@ from augbal._validation import check_int
 
 from ._duplicates import DEFAULT_MAX_DISTANCE, find_duplicates, merge_groups, phash_hex
 from ._index import ImageIndex, Problem
-from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, check_formats, decode, open_image
+from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, check_formats, decode, open_image, plain_jpeg
 from ._manifest import MANIFEST_SUFFIXES, parse_manifest
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -258,10 +258,12 @@ def _probe(path: str, *, verify: bool, phash: bool, max_pixels, formats) -> tupl
         return Problem(path, "unreadable", f"cannot read file: {exc.strerror or exc}")
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
     try:
-        with open_image(io.BytesIO(data), path, max_pixels=max_pixels, formats=formats) as im:
+        # a plain JPEG decodes (verified) without Pillow's header parse; everything else, the full path
+        plain = plain_jpeg(data, max_pixels=max_pixels, formats=formats) if verify or phash else None
+        with plain or open_image(io.BytesIO(data), path, max_pixels=max_pixels, formats=formats) as im:
             width, height = im.size
             mode = im.mode
-            if verify or phash:
+            if plain is None and (verify or phash):
                 decode(im, path)
             phex = phash_hex(im) if phash else ""
     except ImageLoadError as exc:
