@@ -3,7 +3,9 @@
 Every outcome must be an ``(H, W, 3)`` ``uint8`` array or an ``ImageLoadError`` naming the
 file. The script reports the outcomes per kind, every *escape* (any other exception, or
 an error that does not name the file) by exception type, and the Pillow warnings that
-leaked out of ``load_rgb``; the first few escaping files are kept in ``--keep``.
+leaked out of ``load_rgb``; the first few escaping files are kept in ``--keep``. Every
+mutated JPEG that the plain-JPEG path decodes is also decoded by Pillow's full path: a
+refusal there or other pixels is an escape (``plain-jpeg mismatch``).
 
 The seed images and the mutations are those of ``tests/data/test_fuzz_load.py`` (the
 bounded version that runs in ``make test``).
@@ -48,6 +50,9 @@ def _work(job: tuple[int, int, int, int, str | None]) -> dict:
     escapes: collections.Counter = collections.Counter()
     examples: dict[str, str] = {}
     leaked: collections.Counter = collections.Counter()
+    from augbal.data._io import decode, open_image, plain_jpeg, to_rgb
+
+    plain: collections.Counter = collections.Counter()
     rng = np.random.default_rng([seed, chunk])
     folder = tempfile.mkdtemp(prefix="fuzz-load-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     kept = 0
@@ -72,10 +77,22 @@ def _work(job: tuple[int, int, int, int, str | None]) -> dict:
                         kept += 1
             for w in caught:
                 leaked[f"{w.category.__name__}: {str(w.message)[:60]}"] += 1
+            im = plain_jpeg(data, max_pixels=None, formats=None)
+            if im is not None:
+                plain["decoded by the plain-JPEG path"] += 1
+                try:
+                    with open(path, "rb") as fh, open_image(fh, path, max_pixels=None, formats=None) as full:
+                        decode(full, path)
+                        same = np.array_equal(np.array(im.convert("RGB")), to_rgb(full))
+                except Exception:  # noqa: BLE001 - the full path refused what the plain path decoded
+                    same = False
+                if not same:
+                    escapes[f"plain-jpeg mismatch ({name})"] += 1
+                    examples.setdefault(f"plain-jpeg mismatch ({name})", "the full path refused it or decoded other pixels")
             os.unlink(path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return {"outcomes": outcomes, "escapes": escapes, "examples": examples, "leaked": leaked}
+    return {"outcomes": outcomes, "escapes": escapes, "examples": examples, "leaked": leaked, "plain": plain}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"augbal {augbal.__file__}, Pillow {PIL.__version__}, {args.mutations} mutations, {args.workers} workers")
     start = time.perf_counter()
-    total = {k: collections.Counter() for k in ("outcomes", "escapes", "leaked")}
+    total = {k: collections.Counter() for k in ("outcomes", "escapes", "leaked", "plain")}
     examples: dict[str, str] = {}
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         for part in pool.imap_unordered(_work, jobs):
@@ -110,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - start
     print(f"wall time {wall:.1f} s ({args.mutations / wall:,.0f} files/s)")
     print("outcomes:", ", ".join(f"{k} {v}" for k, v in sorted(total["outcomes"].items())))
+    print(f"plain-JPEG path: {sum(total['plain'].values())} mutated files decoded by it, each compared with the full path")
     print(f"escapes: {sum(total['escapes'].values())}")
     for k, v in total["escapes"].most_common():
         print(f"  {v:7d}  {k}  e.g. {examples[k]}")
