@@ -30,7 +30,7 @@ def test_rejects_other_suffix(tmp_path, demo_root):
         write_manifest(scan(demo_root), tmp_path / "m.jsonl")
 
 
-def test_file_names_that_are_not_utf8_round_trip(tmp_path):
+def test_file_names_that_are_not_utf8_are_problems_and_the_outputs_utf8(tmp_path):
     import csv
     import os
     import sys
@@ -41,17 +41,18 @@ def test_file_names_that_are_not_utf8_round_trip(tmp_path):
 
     if sys.platform != "linux" or sys.getfilesystemencoding().lower() != "utf-8":
         pytest.skip("needs byte file names (Linux, UTF-8 file-system encoding)")
-    names = []
     for k, raw in enumerate((b"a", b"b") * 3):
-        name = os.fsdecode(b"caf\xe9-%d.png" % k)  # Latin-1 bytes: '\udce9' after decoding
         os.makedirs(tmp_path / "data" / raw.decode(), exist_ok=True)
-        Image.new("RGB", (4, 4), (k * 40, 0, 0)).save(tmp_path / "data" / raw.decode() / name, format="PNG")
-        names.append(name)
+        Image.new("RGB", (4, 4), (k * 40, 0, 0)).save(tmp_path / "data" / raw.decode() / f"ok-{k}.png", format="PNG")
+        name = os.fsdecode(b"caf\xe9-%d.png" % k)  # Latin-1 bytes: '\udce9' after decoding
+        Image.new("RGB", (4, 4), (k * 40, 9, 0)).save(tmp_path / "data" / raw.decode() / name, format="PNG")
     (tmp_path / "data" / "a" / os.fsdecode(b"n\xe9.txt")).write_text("x")
     index = scan(tmp_path / "data")
-    assert len(index) == 6 and len(index.problems) == 1
+    assert len(index) == 6 and index.problem_counts() == {"name": 6, "not-image": 1}
     report = write_problems(index, tmp_path / "problems.csv")
-    with open(report, newline="", encoding="utf-8", errors="surrogateescape") as fh:
-        assert os.path.exists(list(csv.DictReader(fh))[0]["path"])
-    back = scan(write_manifest(index, tmp_path / "m.csv"))
+    rows = list(csv.DictReader(report.read_bytes().decode("utf-8").splitlines()))  # strict UTF-8
+    assert sorted(os.path.basename(r["path"]) for r in rows) == [f"caf\\xe9-{k}.png" for k in range(6)] + ["n\\xe9.txt"]
+    manifest = write_manifest(index, tmp_path / "m.csv")
+    manifest.read_bytes().decode("utf-8")
+    back = scan(manifest)
     assert back.paths.tolist() == index.paths.tolist() and back.hashes.tolist() == index.hashes.tolist()

@@ -19,7 +19,9 @@ class Problem:
     (I/O error), ``"not-image"`` (extension not an image's), ``"hidden"`` (``.DS_Store``,
     ``.ipynb_checkpoints``, ``__MACOSX``, ...), ``"not-in-class"`` (a file at the top
     level, or a folder outside ``classes=``), ``"duplicate-class"`` (two folders with
-    the same NFC name), ``"external-symlink"``, ``"broken-symlink"``, ``"symlink-loop"``;
+    the same NFC name), ``"external-symlink"``, ``"broken-symlink"``, ``"symlink-loop"``,
+    ``"name"`` (a file or folder name that is not valid UTF-8; ``path`` then shows its
+    bytes escaped, ``b\\xe9te/0.jpg``, as do all paths and reasons ``scan`` reports);
     for a manifest's rows ``"missing"``, ``"not-a-file"``, ``"bad-row"``, ``"unknown-class"``,
     ``"duplicate-row"`` (``MANIFEST_PROBLEM_KINDS``).
     """

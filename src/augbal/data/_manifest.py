@@ -14,6 +14,7 @@ from pathlib import Path
 from .._atomic import atomic_write
 from ._errors import EmptyManifestError
 from ._index import Problem
+from ._names import is_utf8, printable_problem, shown
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
@@ -88,9 +89,10 @@ def parse_manifest(
 
     Problem kinds (:data:`MANIFEST_PROBLEM_KINDS`): ``"missing"`` (no such file),
     ``"not-a-file"`` (a folder or other non-regular file), ``"bad-row"`` (wrong field
-    count, empty path or label, invalid JSON), ``"unknown-class"`` (a label outside
-    ``classes``) and ``"duplicate-row"`` (a file an earlier row lists already: counted
-    once, as the first row has it); each reason reads ``manifest.csv:LINE: PATH: reason``.
+    count, empty path or label, invalid JSON, a path or label that is not valid UTF-8),
+    ``"unknown-class"`` (a label outside ``classes``) and ``"duplicate-row"`` (a file
+    an earlier row lists already: counted once, as the first row has it); each reason
+    reads ``manifest.csv:LINE: PATH: reason``, text that is not UTF-8 shown escaped.
 
     Raises:
         ValueError: not a ``.csv``/``.jsonl`` file, or a header without a path or label column.
@@ -123,7 +125,14 @@ def parse_manifest(
         file_path, label, group = fields
         label = unicodedata.normalize("NFC", label)
         resolved = _resolve(base, file_path)
-        if not os.path.exists(resolved):  # a broken symlink too
+        if not is_utf8(resolved):  # bytes that are not UTF-8 (a Latin-1 file), or a folder so named
+            bad = file_path if not is_utf8(file_path) else resolved
+            rule = "path must be valid UTF-8 (save the manifest as UTF-8; rename a file whose name is not)"
+            problems.append(Problem(resolved, "bad-row", where + f"{rule}; got {shown(bad)}"))
+        elif not is_utf8(label):
+            rule = "label must be valid UTF-8 (save the manifest as UTF-8)"
+            problems.append(Problem(resolved, "bad-row", where + f"{rule}; got {shown(label)}"))
+        elif not os.path.exists(resolved):  # a broken symlink too
             problems.append(Problem(resolved, "missing", where + "no such file"))
         elif not os.path.isfile(resolved):
             what = "a folder" if os.path.isdir(resolved) else "not a regular file"
@@ -139,7 +148,8 @@ def parse_manifest(
             seen[resolved] = row
             rows.append(row)
     _warn_case_only(path, rows)
-    return rows, problems
+    # printable: a reason names the path as written, which may not be UTF-8
+    return rows, [printable_problem(p) for p in problems]
 
 
 def _resolve(base: Path, file_path: str) -> str:
@@ -269,8 +279,8 @@ def write_manifest(index, path: str | os.PathLike[str], *, relative: bool = True
     if target.suffix.lower() != ".csv":
         raise ValueError(f"write_manifest writes a .csv file; got {target.name!r}")
     base = os.path.abspath(target.parent)
-    # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes
-    # (read_manifest reads them back to the same path)
+    # scan indexes only UTF-8 names; surrogateescape writes a hand-made index's other names
+    # as their own bytes (which scan then refuses as bad rows) instead of failing half-way
     with atomic_write(target, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["path", "label", "group"])

@@ -25,7 +25,8 @@ def write_problems(index: ImageIndex, path: str | os.PathLike[str]) -> Path:
         ['path,kind,reason', 'x.jpg,corrupt,bad']
     """
     out = Path(path)
-    # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes
+    # scan's problems are valid UTF-8 (names that are not are shown escaped); surrogateescape
+    # writes those of a hand-made index as their own bytes instead of failing
     with atomic_write(out, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["path", "kind", "reason"])

@@ -25,6 +25,7 @@ from ._duplicates import DEFAULT_MAX_DISTANCE, find_duplicates, merge_groups, ph
 from ._index import ImageIndex, Problem
 from ._io import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, ImageLoadError, check_formats, decode, open_image, plain_jpeg
 from ._manifest import MANIFEST_SUFFIXES, parse_manifest
+from ._names import is_utf8, printable, printable_problem, shown
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
@@ -61,8 +62,13 @@ def scan(
     Files that fail become ``problems`` with a reason, never samples, and the rest
     goes on; hidden entries (``.*``, ``__MACOSX``, ``__pycache__``) and non-image
     files are counted there too, as are a manifest's bad rows (missing files,
-    folders, malformed rows, unknown labels: ``manifest.csv:LINE: PATH: reason``). Samples are sorted by class then NFC path, so the index does not depend on
-    the listing order or ``workers``; class names are NFC-normalised.
+    folders, malformed rows, unknown labels: ``manifest.csv:LINE: PATH: reason``).
+    A file or folder name that is not valid UTF-8 (Linux bytes such as Latin-1
+    ``b'b\\xe9te'``) is a ``"name"`` problem, its path shown escaped (``b\\xe9te/0.jpg``);
+    so is each file of such a class folder, which is then no class; a manifest row
+    whose path or label is not valid UTF-8 is a ``"bad-row"``. Samples are sorted by
+    class then NFC path, so the index does not depend on the listing order or
+    ``workers``; class names are NFC-normalised.
 
     ``index.groups`` joins byte-identical files (and, with ``near_duplicates``,
     perceptually alike ones, see ``find_duplicates``) and, for a manifest, rows that
@@ -94,7 +100,8 @@ def scan(
         FileNotFoundError: ``source`` does not exist.
         ValueError: no class folders; empty classes (named) without ``allow_empty``;
             a manifest without usable rows or with a header lacking a path or label
-            column; a format name Pillow does not know.
+            column; a format name Pillow does not know; a ``source`` path or a class
+            name that is not valid UTF-8.
 
     Warns:
         FewImagesWarning: classes with only 1 or 2 images (named).
@@ -113,6 +120,14 @@ def scan(
     wanted = None if classes is None else tuple(unicodedata.normalize("NFC", str(c)) for c in classes)
     if wanted is not None and len(set(wanted)) != len(wanted):
         raise DuplicateClassError(wanted)
+    if wanted is not None and not all(is_utf8(name) for name in wanted):
+        raise ValueError(f"class names must be valid UTF-8; got {list(wanted)}")
+    if not is_utf8(str(root)):
+        # every path under it would be refused (and no UTF-8 report could name them)
+        raise ValueError(
+            f"scan needs a source path that is valid UTF-8 (rename it, or scan it by a relative path); "
+            f"got {shown(str(root))}"
+        )
     check_int("workers", workers, low=1, allow_none=True)
     check_int("max_distance", max_distance, low=0, high=63)
     check_int("max_pixels", max_pixels, low=1, allow_none=True)
@@ -172,7 +187,8 @@ def _build(
                 progress(len(results), len(paths))
 
     keep = [i for i, r in enumerate(results) if isinstance(r, tuple)]
-    problems = list(problems) + [r for r in results if isinstance(r, Problem)]
+    # printable: a report (problems.csv, summary.json) is UTF-8 and must not fail on a name
+    problems = [printable_problem(p) for p in list(problems) + [r for r in results if isinstance(r, Problem)]]
     probes = [results[i] for i in keep]
     labels = [candidates[i][1] for i in keep]
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
@@ -299,6 +315,7 @@ def _list_folder(root: Path, wanted, follow_external: bool, extensions: frozense
     root_real = os.path.realpath(root)
     problems: list[Problem] = []
     class_dirs: dict[str, str] = {}
+    unnamed: list[str] = []  # class folders whose names are not valid UTF-8
     with os.scandir(root) as it:
         entries = sorted(it, key=lambda e: _nfc(e.name))
     for entry in entries:
@@ -311,6 +328,9 @@ def _list_folder(root: Path, wanted, follow_external: bool, extensions: frozense
             continue
         if entry.is_dir():
             name = _nfc(entry.name)
+            if not is_utf8(name):
+                unnamed.append(entry.path)
+                continue
             if name in class_dirs:
                 problems.append(Problem(entry.path, "duplicate-class", f"another folder is also class {name!r} (NFC)"))
                 continue
@@ -329,13 +349,15 @@ def _list_folder(root: Path, wanted, follow_external: bool, extensions: frozense
 
     candidates: list[tuple[str, int, str]] = []
     root_key = _dir_key(root_real)
+    walk = dict(root=str(root), root_real=root_real, follow_external=follow_external, extensions=extensions)
     for label, name in enumerate(class_names):
         if name not in class_dirs:
             continue
         found: list[tuple[str, str]] = []
-        active = {root_key, _dir_key(class_dirs[name])}
-        _walk(class_dirs[name], root_real, follow_external, extensions, found, problems, active)
+        _walk(class_dirs[name], found=found, problems=problems, active={root_key, _dir_key(class_dirs[name])}, **walk)
         candidates.extend((path, label, key) for key, path in sorted(found))
+    for folder in unnamed:  # each image in it becomes a "name" problem: nothing is found
+        _walk(folder, found=[], problems=problems, active={root_key, _dir_key(folder)}, **walk)
     return candidates, class_names, problems
 
 
@@ -344,8 +366,22 @@ def _dir_key(path: str) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _walk(folder: str, root_real: str, follow_external: bool, extensions, found, problems, active: set) -> None:
-    """Depth-first walk of a class folder; ``active`` holds the folders on the current path."""
+def _walk(
+    folder: str,
+    *,
+    root: str,
+    root_real: str,
+    follow_external: bool,
+    extensions: frozenset[str],
+    found: list[tuple[str, str]],
+    problems: list[Problem],
+    active: set[tuple[int, int]],
+) -> None:
+    """Depth-first walk of a class folder; ``active`` holds the folders on the current path.
+
+    Images go to ``found`` as ``(NFC path, path)``, unless a name on their path under
+    ``root`` is not valid UTF-8 (a ``"name"`` problem); everything else to ``problems``.
+    """
     try:
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: _nfc(e.name))
@@ -372,13 +408,37 @@ def _walk(folder: str, root_real: str, follow_external: bool, extensions, found,
             if key in active:
                 problems.append(Problem(path, "symlink-loop", "symlink loops back to a parent folder; not followed"))
                 continue
-            _walk(path, root_real, follow_external, extensions, found, problems, active | {key})
+            _walk(
+                path,
+                root=root,
+                root_real=root_real,
+                follow_external=follow_external,
+                extensions=extensions,
+                found=found,
+                problems=problems,
+                active=active | {key},
+            )
         elif not is_file:
             problems.append(Problem(path, "not-image", "not a regular file"))
         elif os.path.splitext(entry.name)[1].lower() not in extensions:
             problems.append(Problem(path, "not-image", "not an image file (extension not allowed)"))
+        elif not is_utf8(path):
+            problems.append(_name_problem(path, root))
         else:
             found.append((_nfc(path), path))
+
+
+def _name_problem(path: str, root: str) -> Problem:
+    """The ``"name"`` problem of an image whose path under ``root`` has a name that is not valid UTF-8.
+
+    >>> p = _name_problem("data/b\\udce9te/0.jpg", "data")
+    >>> print(p.path, p.kind, p.reason, sep=" | ")
+    data/b\\xe9te/0.jpg | name | class folder name must be valid UTF-8 (rename it); got b'b\\xe9te'
+    """
+    parts = os.path.relpath(path, root).split(os.sep)
+    at = next((i for i, part in enumerate(parts) if not is_utf8(part)), len(parts) - 1)
+    what = "file" if at == len(parts) - 1 else "class folder" if at == 0 else "folder"
+    return Problem(printable(path), "name", f"{what} name must be valid UTF-8 (rename it); got {shown(parts[at])}")
 
 
 def _check_link(entry: os.DirEntry, root_real: str, follow_external: bool) -> Problem | None:
