@@ -186,3 +186,12 @@ def test_recipe_specs_with_nested_shorthands_build_the_same_components():
     assert policy.to_dict()["base"] == {"name": "light"} and POLICIES.from_spec(policy.to_dict()) == policy
     mixer = MIXERS.from_spec("remix", num_classes=3, class_counts=[40, 10, 2])
     assert MIXERS.from_spec(mixer.to_dict()).to_dict() == mixer.to_dict()
+
+
+def test_an_unknown_parameter_is_named_with_the_ones_the_component_takes() -> None:
+    from augbal.augment import POLICIES
+
+    with pytest.raises(TypeError) as info:
+        POLICIES.from_spec({"name": "medium", "bogus": 1, "magnitude": 2})
+    assert str(info.value) == ("policy 'medium' has no parameter 'bogus' (its parameters: size, mean, std, magnitude, "
+                               "seed); got bogus, magnitude")

@@ -10,6 +10,8 @@ registry sets it as the class attribute ``name`` and answers ``name_of(component
 
 from __future__ import annotations
 
+import inspect
+
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -107,8 +109,23 @@ class Registry(Generic[T]):
 
     # ------------------------------------------------------------------ building
     def build(self, name: str, /, **kwargs: Any) -> T:
-        """Call the factory registered as ``name`` with keyword arguments."""
-        return self.get(name)(**kwargs)
+        """Call the factory registered as ``name`` with keyword arguments.
+
+        Raises:
+            TypeError: a keyword the factory does not take, named with the ones it does.
+        """
+        factory = self.get(name)
+        try:
+            params = inspect.signature(factory).parameters.values()
+        except (TypeError, ValueError):  # a builtin without a signature: let the call say
+            params = None
+        if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params):
+            known = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            unknown = sorted(set(kwargs) - set(known))
+            if unknown:
+                raise TypeError(f"{self.kind} {name!r} has no parameter {', '.join(map(repr, unknown))} "
+                                f"(its parameters: {', '.join(known)}); got {', '.join(sorted(kwargs))}")
+        return factory(**kwargs)
 
     def spec(self, component: Any, params: Mapping[str, Any]) -> dict[str, Any]:
         """``{"name": name_of(component), **params}`` in plain data: the body of a ``to_dict()``."""

@@ -123,7 +123,7 @@ def test_ray_not_installed_is_a_clear_option_error(small_source: Path, tmp_path:
 def test_bad_executor_options(small_source: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"^executor must be one of 'local', 'ray'; got 'dask'$"):
         build_dataset(small_source, tmp_path / "out", executor="dask", dry_run=True)
-    with pytest.raises(BuildOptionError, match="ray_address needs executor 'ray'; got executor 'local'") as info:
+    with pytest.raises(BuildOptionError, match="ray_address needs executor='ray'; got executor='local'") as info:
         build_dataset(small_source, tmp_path / "out", ray_address="auto", dry_run=True)
     assert info.value.option == "ray_address"
 

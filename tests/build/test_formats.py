@@ -184,12 +184,20 @@ def test_skew_applies_a_long_tail_to_the_training_split_before_balancing(make_fo
     s = build_dataset(src, tmp_path / "o", split=ALL_TRAIN, skew="ratio=4", dry_run=True)
     train = {r["class"]: (r["before"], r["after"], r["augmented"]) for r in s.rows if r["split"] == "train"}
     assert train == {"a": (20, 20, 0), "b": (10, 20, 10), "c": (5, 20, 15)}  # 20 * 4^(-i/2)
-    assert s.skewed_out == {"a": 0, "b": 10, "c": 15} and s.config["skew"] == {"ratio": 4}
+    assert s.skewed_out == {"a": 0, "b": 10, "c": 15} and s.config["skew"] == {"ratio": 4, "order": "count"}
     step = build_dataset(src, tmp_path / "o", split=ALL_TRAIN, skew={"ratio": 5, "profile": "step", "mu": 0.34},
                          target={"a": 20}, dry_run=True)
     assert {r["class"]: r["before"] for r in step.rows if r["split"] == "train"} == {"a": 20, "b": 20, "c": 4}
     other = build_dataset(src, tmp_path / "o", split=ALL_TRAIN, skew="ratio=4", seed=1, dry_run=True)
     assert other.config_hash != s.config_hash
+
+
+def test_skew_ratio_makes_the_largest_class_the_head_not_the_first_name(make_folder, tmp_path: Path) -> None:
+    src = make_folder(tmp_path / "src", {"a": 5, "b": 20, "c": 10})
+    s = build_dataset(src, tmp_path / "o", split=ALL_TRAIN, skew="ratio=16", dry_run=True)
+    assert {r["class"]: r["before"] for r in s.rows if r["split"] == "train"} == {"a": 1, "b": 20, "c": 5}
+    given = build_dataset(src, tmp_path / "o", split=ALL_TRAIN, skew="ratio=4,order=given", dry_run=True)
+    assert {r["class"]: r["before"] for r in given.rows if r["split"] == "train"} == {"a": 5, "b": 2, "c": 1}
 
 
 def test_skew_keeps_val_and_test_and_writes_only_the_kept_originals(make_folder, tmp_path: Path) -> None:
@@ -204,6 +212,7 @@ def test_skew_keeps_val_and_test_and_writes_only_the_kept_originals(make_folder,
 @pytest.mark.parametrize(("skew", "message"), [
     ("ratio", "skew must be key=value pairs"),
     ("ratio=100,colour=red", "skew keys must be among .*; got colour"),
+    ("ratio=10,ratio=20", "skew must give each key once; got ratio twice"),
     ("ratio=0.5", "ratio .* must be"),
     ("{bad", "skew must be .* JSON dict; got '{bad' \\(Expecting property name"),
 ])

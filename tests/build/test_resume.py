@@ -58,8 +58,9 @@ def test_a_killed_build_resumes_to_the_bytes_of_an_uninterrupted_one(make_folder
     present = sorted(staging.glob("train/*/*.aug*.png"))
     kept = present[0]
     inode = kept.stat().st_ino
-    with pytest.raises(OutputPathError, match="--resume"):
+    with pytest.raises(OutputPathError, match="resume=True continues it, overwrite=True discards it") as info:
         build_dataset(src, out, split=ALL_TRAIN, target=target, workers=1)
+    assert "--resume continues it, --overwrite discards it" in info.value.cli  # the CLI's wording
     s = build_dataset(src, out, split=ALL_TRAIN, target=target, workers=1, resume=True)
     assert not staging.exists()
     assert s.resumed >= len(present) - 1  # the kill may have cut one file short of its rename

@@ -134,7 +134,7 @@ def test_resume_continues_and_a_leftover_without_it_is_refused(source: Path, tmp
     _interrupted(source, out, monkeypatch, "--seed", "0")
     result = _run(str(source), str(out), "--split", "1,0,0", "--workers", "1")
     assert result.exit_code == 2
-    assert f"an interrupted build left {out}.incomplete; --resume (resume=True) continues it" in result.output
+    assert f"an interrupted build left {out}.incomplete; --resume continues it, --overwrite discards it" in result.output
     result = _run(str(source), str(out), "--split", "1,0,0", "--workers", "1", "--seed", "1", "--resume")
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1] == (
@@ -171,3 +171,102 @@ def test_progress_is_off_under_clirunner_and_changes_no_output_file(source: Path
     assert _tree(tmp_path / "shown") == _tree(tmp_path / "plain")
     dry = _run(str(source), str(tmp_path / "dry"), *args, "--progress", "--dry-run")
     assert dry.exit_code == 0 and "images/s" not in dry.stderr
+
+
+def test_overwrite_never_deletes_the_images_a_manifest_lists(source: Path, tmp_path: Path) -> None:
+    """A manifest's images inside OUT: replacing OUT would delete them (a user lost a dataset this way)."""
+    manifest = tmp_path / "m.csv"
+    rows = [f"{p},{p.parent.name}" for p in sorted(source.rglob("*.png"))]
+    manifest.write_text("path,label\n" + "\n".join(rows) + "\n")
+    before = _tree(source)
+    for out in (source, source / "a"):
+        result = _run(str(manifest), str(out), "--overwrite", "--workers", "1")
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().splitlines()[-1].startswith("Error: OUT must not hold SOURCE's images; got ")
+        assert f"inside OUT {out} ({30 if out == source else 20} images)" in result.output
+    result = _run(str(manifest), str(tmp_path), "--overwrite", "--workers", "1")  # OUT holds the manifest itself
+    assert result.exit_code == 2 and "SOURCE must not be inside OUT" in result.output
+    assert _tree(source) == before
+
+
+def test_out_a_symlink_to_a_folder_is_written_through(source: Path, tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    result = _run(str(source), str(tmp_path / "link"), "--split", "1,0,0", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "real" / "summary.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real", "src"]
+
+
+@pytest.mark.parametrize(
+    ("make", "text"),
+    [
+        (lambda t: t / "file.txt", "Invalid value for 'SOURCE': must be an image folder or a .csv or .jsonl manifest"),
+        (lambda t: t / "empty", "Invalid value for 'SOURCE': no class folders in"),
+        (lambda t: t / "header.csv", "Invalid value for 'SOURCE': manifest"),
+    ],
+)
+def test_a_source_that_is_no_dataset_exits_2_naming_source(tmp_path: Path, make, text: str) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "header.csv").write_text("path,label\n")
+    result = _run(str(make(tmp_path)), str(tmp_path / "out"))
+    assert result.exit_code == 2 and text in result.output, result.output
+
+
+def test_out_under_a_file_exits_2_before_any_work(source: Path, tmp_path: Path) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    result = _run(str(source), str(tmp_path / "file.txt" / "out"))
+    assert result.exit_code == 2
+    assert "Invalid value for 'OUT'" in result.output and "is a file, not a folder" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "text"),
+    [
+        ([], "SOURCE", "the training split of SOURCE must hold at least 2 classes to balance; got 1 (a 20)"),
+        (["--skew", '{"counts": {"a": 5, "b": 0}}'], "--skew",
+         "the skewed training split must keep an image of every class to balance; got 0 of b (counts a 5, b 0)"),
+        (["--undersample", '{"b": 0}'], "--undersample",
+         "the undersampled training split must keep an image of every class to balance; got 0 of b"),
+    ],
+)
+def test_data_a_build_cannot_balance_blames_the_option_that_made_it(source: Path, tmp_path: Path, args, flag, text):
+    if not args:  # one class only
+        import shutil
+
+        shutil.rmtree(source / "b")
+    result = _run(str(source), str(tmp_path / "out"), "--split", "1,0,0", "--dry-run", *args)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{flag}': {text}" in " ".join(result.output.split())
+    assert "--target" not in result.output
+
+
+def test_the_manifest_records_the_policy_as_applied_and_reproduces_the_copy(source: Path, tmp_path: Path) -> None:
+    from augbal.build._execute import Augmenter, output_format
+    from augbal.data import load_rgb
+
+    for name, args in {"size": ["--size", "6"], "spec": ["--policy", '{"name": "light", "size": 6}']}.items():
+        out = tmp_path / name
+        result = _run(str(source), str(out), "--split", "1,0,0", "--workers", "1", *args)
+        assert result.exit_code == 0, result.output
+        row = next(r for r in map(json.loads, (out / "manifest.jsonl").read_text().splitlines()) if r["repeat"])
+        spec = json.loads(row["policy"])
+        assert spec == {"name": "light", "magnitude": 1.0, "seed": 0, "size": 6}  # no unapplied size, mean, std
+        assert json.loads((out / "summary.json").read_text())["config"]["size"] == 6
+        made = Augmenter(spec, size=None).encode(load_rgb(row["source_path"]), label=0, source_hash=row["source_hash"],
+                                                 repeat=row["repeat"], fmt=output_format(row["path"]))
+        assert made == (out / row["path"]).read_bytes()
+    assert _tree(tmp_path / "size") == _tree(tmp_path / "spec")
+    clash = _run(str(source), str(tmp_path / "x"), "--dry-run", "--size", "8", "--policy", '{"name": "light", "size": 6}')
+    assert clash.exit_code == 2 and "the policy's size 6 and --size 8 differ" in clash.output
+
+
+def test_resume_of_a_finished_build_says_so(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _run(str(source), str(out), "--split", "1,0,0", "--workers", "1").exit_code == 0
+    result = _run(str(source), str(out), "--split", "1,0,0", "--workers", "1", "--resume")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: --resume needs an interrupted build; got {out}, a finished build (nothing to resume; "
+        "--overwrite rebuilds it)")

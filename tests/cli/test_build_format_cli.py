@@ -43,7 +43,7 @@ def test_shard_size_without_webdataset_and_bad_quality_exit_2(tmp_path: Path) ->
     src = _folder(tmp_path / "src", {"a": 3, "b": 2})
     result = _run(str(src), str(tmp_path / "out"), "--shard-size", "8", "--dry-run")
     assert result.exit_code == 2
-    assert "Invalid value for '--shard-size': shard_size only applies with format='webdataset'" in result.output
+    assert "Invalid value for '--shard-size': --shard-size only applies with --format webdataset; got --format files" in result.output
     result = _run(str(src), str(tmp_path / "out"), "--jpeg-quality", "101", "--dry-run")
     assert result.exit_code == 2 and "--jpeg-quality" in result.output
 

@@ -109,12 +109,12 @@ def test_merge_of_a_files_shard_and_a_webdataset_shard_exits_2_naming_format(sou
 @pytest.mark.parametrize(
     ("args", "flag", "text"),
     [
-        (["--shard-index", "1"], "--num-shards", "shard_index needs num_shards too"),
-        (["--num-shards", "2"], "--shard-index", "num_shards needs shard_index too"),
+        (["--shard-index", "1"], "--num-shards", "--shard-index needs --num-shards too"),
+        (["--num-shards", "2"], "--shard-index", "--num-shards needs --shard-index too"),
         (["--num-shards", "2", "--shard-index", "2"], "--shard-index", "got 2 (num_shards 2)"),
         (["--num-shards", "0", "--shard-index", "0"], "--num-shards", "0 is not in the range x>=1"),
         (["--executor", "dask"], "--executor", "'dask' is not one of 'local', 'ray'"),
-        (["--ray-address", "auto"], "--ray-address", "ray_address needs executor 'ray'"),
+        (["--ray-address", "auto"], "--ray-address", "--ray-address needs --executor ray; got --executor local"),
     ],
 )
 def test_bad_scale_options_exit_2_naming_the_flag(source: Path, tmp_path: Path, args, flag: str, text: str) -> None:
@@ -156,9 +156,10 @@ def test_a_full_disk_in_the_writer_exits_1_naming_the_file_and_resumes(source: P
     real, calls = execute._write_bytes, []
 
     def full(path, data):
-        calls.append(path)
-        if len(calls) == 3:
-            raise OSError(errno.ENOSPC, "No space left on device")
+        if ".aug" in path:  # the third augmented copy (originals go through the same writer)
+            calls.append(path)
+            if len(calls) == 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
         real(path, data)
 
     monkeypatch.setattr(execute, "_write_bytes", full)
@@ -184,3 +185,26 @@ def test_a_source_folder_named_merge_is_built_as_dot_slash_merge(source: Path, t
     result = _run("./merge", "out", "--dry-run", *ARGS)
     assert result.exit_code == 0 and result.output.startswith("plan for out (dry run: nothing written)")
     assert "./merge" in " ".join(_run("--help").output.split())
+
+
+def test_a_full_disk_while_copying_an_original_names_the_original(source: Path, tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    import augbal.build._execute as execute
+
+    real, failed = execute._write_bytes, []
+
+    def full(path, data):
+        if ".aug" not in path and not failed:  # the first original copied
+            failed.append(path)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(execute, "_write_bytes", full)
+    out = tmp_path / "out"
+    result = _run(str(source), str(out), *ARGS)
+    assert result.exit_code == 1
+    rel = Path(failed[0]).relative_to(f"{out}.incomplete")
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: cannot build {out}: cannot write {rel.as_posix()} from {source}/{rel.parent.name}/{rel.name}: "
+        "OSError: [Errno 28] No space left on device")

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -32,8 +33,47 @@ MANIFEST_COLUMNS = ("path", "label", "split", "group", "source_path", "source_ha
 EXECUTORS = ("local", "ray")
 
 
-class OutputPathError(ValueError):
-    """The output folder cannot be used: inside the source, holding the source, or not empty."""
+_OPTION = re.compile(r"\[\[([a-z_]+)(!|=[^\]]*)?\]\]")
+
+
+def worded(template: str, *values: Any) -> tuple[str, str]:
+    """A message for Python callers and the same for the command line: ``[[name]]`` reads ``name``
+    or ``--name``, ``[[name!]]`` ``name=True`` or ``--name``, ``[[name=v]]`` ``name='v'`` or
+    ``--name v``; then ``{}`` takes ``values`` (paths, which are never read as options).
+
+    Example:
+        >>> worded("OUT must be empty ([[overwrite!]] replaces it); got {}", "out/")
+        ('OUT must be empty (overwrite=True replaces it); got out/', 'OUT must be empty (--overwrite replaces it); got out/')
+    """
+
+    def say(cli: bool) -> str:
+        def one(m: re.Match[str]) -> str:
+            name, tail = m.group(1), m.group(2) or ""
+            flag = "--" + name.replace("_", "-")
+            if tail == "!":
+                return flag if cli else f"{name}=True"
+            if tail.startswith("="):
+                return f"{flag} {tail[1:]}" if cli else f"{name}={tail[1:]!r}"
+            return flag if cli else name
+
+        return _OPTION.sub(one, template).format(*values)
+
+    return say(False), say(True)
+
+
+class _Worded(ValueError):
+    """An error whose message names options: ``str()`` as Python keywords, ``cli`` as flags."""
+
+    def __init__(self, message: str | tuple[str, str]) -> None:
+        python, cli = (message, message) if isinstance(message, str) else message
+        super().__init__(python)
+        self.cli = cli
+
+
+class OutputPathError(_Worded):
+    """The output folder cannot be used: inside the source, holding the source, or not empty.
+
+    ``cli`` is the message with the options named as flags (``--overwrite``)."""
 
 
 class ResumeRefusedError(OutputPathError):
@@ -44,10 +84,11 @@ class ResumeRefusedError(OutputPathError):
         self.setting = setting
 
 
-class BuildOptionError(ValueError):
-    """An option the data cannot use (``option`` names it: ``"target"``, ``"policy"``, ``"split"``)."""
+class BuildOptionError(_Worded):
+    """An option the data cannot use (``option`` names it: ``"target"``, ``"policy"``, ``"split"``);
+    ``cli`` is the message with options named as flags."""
 
-    def __init__(self, option: str, message: str) -> None:
+    def __init__(self, option: str, message: str | tuple[str, str]) -> None:
         super().__init__(message)
         self.option = option
 
@@ -115,14 +156,51 @@ def check_output(source: Path, out: Path, *, overwrite: bool, resume: bool = Fal
         raise OutputPathError(f"SOURCE must not be inside OUT; got SOURCE {source} inside OUT {out}")
     if out.exists() and not out.is_dir():
         raise OutputPathError(f"OUT must be a folder; got a file {out}")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputPathError(f"OUT must be empty or missing (--overwrite, overwrite=True, replaces it); got non-empty {out}")
+    above = out.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise OutputPathError(f"OUT must be a folder path; got {out} under the file {above}")
     partial = _incomplete(out)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        if resume and not partial.exists() and (out / "summary.json").is_file():
+            raise OutputPathError(worded("[[resume!]] needs an interrupted build; got {}, a finished build "
+                                         "(nothing to resume; [[overwrite!]] rebuilds it)", out))
+        raise OutputPathError(worded("OUT must be empty or missing ([[overwrite!]] replaces it); got non-empty {}", out))
     if partial.exists() and not overwrite and not resume:
-        raise OutputPathError(
-            f"an interrupted build left {partial}; --resume (resume=True) continues it, --overwrite "
-            f"(overwrite=True) discards it; got {partial} present"
-        )
+        raise OutputPathError(worded("an interrupted build left {}; [[resume!]] continues it, [[overwrite!]] "
+                                     "discards it; got {} present", partial, partial))
+
+
+def _check_sources_outside(out: Path, paths: Iterable[str]) -> None:
+    """Refuse an ``out`` that holds any of ``paths`` (the images a manifest lists, or their folders).
+
+    ``check_output`` compares SOURCE itself with OUT; a manifest's images may live anywhere,
+    and replacing an OUT that holds them (``overwrite``) would delete them.
+
+    Raises:
+        OutputPathError: naming the first such image and how many there are.
+
+    Example:
+        >>> _check_sources_outside(Path("/data/out"), ["/data/cat/1.jpg"])  # fine: not inside OUT
+        >>> _check_sources_outside(Path("/data"), ["/data/cat/1.jpg"])
+        Traceback (most recent call last):
+        ...
+        augbal.build._build.OutputPathError: OUT must not hold SOURCE's images; got /data/cat/1.jpg inside OUT /data (1 image)
+    """
+    dst = os.path.realpath(out)
+    inside = [p for folder, members in _by_folder(paths).items()
+              if os.path.commonpath([dst, os.path.realpath(folder)]) == dst for p in members]
+    if inside:
+        raise OutputPathError(f"OUT must not hold SOURCE's images; got {inside[0]} inside OUT {out} "
+                              f"({len(inside)} image{'s' if len(inside) > 1 else ''})")
+
+
+def _by_folder(paths: Iterable[str]) -> dict[str, list[str]]:
+    folders: dict[str, list[str]] = {}
+    for p in paths:
+        folders.setdefault(os.path.dirname(os.path.abspath(p)), []).append(p)
+    return folders
 
 
 def _incomplete(out: Path) -> Path:
@@ -145,9 +223,13 @@ def _parse_target(target: Any) -> Any:
 def _parse_skew(skew: Any) -> dict[str, Any] | None:
     """``skew`` keyword arguments from a dict, its JSON, or ``key=value,...`` (``ratio=100,profile=step``).
 
+    With ``ratio`` and no ``order``, the classes are ordered by size (``order="count"``): the
+    largest class is the head, as a long tail is read (``augbal.data.skew`` itself defaults to
+    the index's class order, which for a folder is alphabetical).
+
     Example:
-        >>> _parse_skew("ratio=100"), _parse_skew("ratio=10,profile=step,mu=0.3")
-        ({'ratio': 100}, {'ratio': 10, 'profile': 'step', 'mu': 0.3})
+        >>> _parse_skew("ratio=100"), _parse_skew("ratio=10,profile=step,mu=0.3,order=given")
+        ({'ratio': 100, 'order': 'count'}, {'ratio': 10, 'profile': 'step', 'mu': 0.3, 'order': 'given'})
     """
     if skew is None:
         return None
@@ -164,6 +246,8 @@ def _parse_skew(skew: Any) -> dict[str, Any] | None:
                 key, sep, value = part.partition("=")
                 if not sep or not key.strip():
                     raise ValueError(f"skew must be key=value pairs such as ratio=100,profile=exp; got {skew!r}")
+                if key.strip() in pairs:
+                    raise ValueError(f"skew must give each key once; got {key.strip()} twice in {skew!r}")
                 pairs[key.strip()] = _scalar(value.strip())
             skew = pairs
     if not isinstance(skew, Mapping) or not skew:
@@ -171,7 +255,10 @@ def _parse_skew(skew: Any) -> dict[str, Any] | None:
     unknown = sorted(set(skew) - set(_SKEW_KEYS))
     if unknown:
         raise ValueError(f"skew keys must be among {', '.join(_SKEW_KEYS)}; got {', '.join(map(str, unknown))}")
-    return {str(k): v for k, v in skew.items()}
+    params = {str(k): v for k, v in skew.items()}
+    if "ratio" in params and "order" not in params:
+        params["order"] = "count"
+    return params
 
 
 def _scalar(text: str) -> Any:
@@ -242,8 +329,18 @@ def _scan_existing(source: Path) -> tuple[Any, dict[str, np.ndarray], dict[str, 
     return index, sides, {n: str(source / n) for n in parts}, notes
 
 
-def _policy_spec(policy: Any, *, seed: int, counts: list[int], classes: tuple[str, ...]) -> dict[str, Any]:
-    """The policy spec with the build seed (and, for ``rarity_scaled``, the training counts)."""
+def _policy_spec(policy: Any, *, seed: int, counts: list[int], classes: tuple[str, ...],
+                 size: int | None) -> tuple[dict[str, Any], int | None]:
+    """The spec of the policy as a build applies it, and the output size.
+
+    The spec carries the build seed (and, for ``rarity_scaled``, the training counts) and
+    ``size``: ``size``, else a ``size`` the given spec holds, else None (each source's
+    shorter side). ``mean`` and ``std`` are left out: they normalise tensors at training
+    time, and a build writes uint8 pixels.
+
+    Raises:
+        BuildOptionError: the spec's ``size`` and ``size`` differ.
+    """
     from augbal.augment import Policy, build_policy
 
     if isinstance(policy, str) and policy.strip().startswith("{"):
@@ -254,9 +351,18 @@ def _policy_spec(policy: Any, *, seed: int, counts: list[int], classes: tuple[st
     if spec.get("name") == "rarity_scaled" and spec.get("counts") is None:
         spec.update(counts=counts, classes=list(classes))
     spec["seed"] = seed
-    for key in ("mean", "std", "size"):  # the build sets these (uint8 output at the chosen size)
-        spec.pop(key, None)
-    return build_policy(spec).to_dict()
+    given = spec.pop("size", None)
+    if given is not None:
+        check_int("policy size", given, low=1)
+        if size is not None and int(given) != size:
+            raise BuildOptionError("policy", worded("the policy's size {} and [[size]] {} differ; give one of them",
+                                                    given, size))
+        size = int(given)
+    built = build_policy(spec).to_dict()
+    for key in ("mean", "std"):
+        built.pop(key, None)
+    built["size"] = size
+    return built, size
 
 
 _FLAGS = {"source": "SOURCE", "max_multiplier": "--max-multiplier"}
@@ -481,13 +587,14 @@ def build_dataset(
     check_choice("format", format, FORMATS)
     check_int("shard_size", shard_size, low=1, allow_none=True)
     if shard_size is not None and format != "webdataset":
-        raise BuildOptionError("shard_size", f"shard_size only applies with format='webdataset'; got format={format!r}")
+        raise BuildOptionError("shard_size", worded("[[shard_size]] only applies with [[format=webdataset]]; got "
+                                                    f"[[format={format}]]"))
     if format == "webdataset":
         shard_size = shard_size or DEFAULT_SHARD_SIZE
     check_choice("executor", executor, EXECUTORS)
     if ray_address is not None and executor != "ray":
-        raise BuildOptionError("ray_address", f"ray_address needs executor 'ray'; got executor {executor!r} "
-                               f"with ray_address {ray_address!r}")
+        raise BuildOptionError("ray_address", worded(f"[[ray_address]] needs [[executor=ray]]; got [[executor={executor}]] "
+                                                     "with [[ray_address]] {}", ray_address))
     shard = _check_shard(num_shards, shard_index)
     if executor == "ray" and not dry_run:
         try:
@@ -496,6 +603,8 @@ def build_dataset(
             raise BuildOptionError("executor", str(exc)) from None
     if not source.exists():
         raise FileNotFoundError(f"SOURCE must be an image folder or a manifest; no such path: {source}")
+    if out.is_symlink():  # written through: OUT.incomplete beside the folder it points to, renamed onto it
+        out = Path(os.path.realpath(out))
     check_output(source, out, overwrite=overwrite, resume=resume)
     existing = isinstance(split, str) and split.strip() == "existing"
     try:
@@ -527,6 +636,7 @@ def build_dataset(
         else:
             index = scan(source)  # an empty class stops the build (EmptyClassError names it)
             roots, notes = None, []
+    _check_sources_outside(out, [*index.paths.tolist(), *(p.path for p in index.problems)])
     if not existing:
         try:
             made = split_index(index, ratios=ratios, seed=seed)
@@ -534,24 +644,26 @@ def build_dataset(
             raise BuildOptionError("split", str(exc)) from None
         sides = {"train": made.train_indices, "val": made.val_indices, "test": made.test_indices}
     train = sides["train"]
+    count = lambda positions: np.bincount(index.labels[positions], minlength=len(index.classes))  # noqa: E731
+    _check_classes(index.classes, count(train), "source", "the training split of SOURCE")
     skewed_out: dict[str, int] = {}
     if skew_params is not None:
         try:
             kept = _skew_train(index, train, skew_params, seed=seed)
         except (TypeError, ValueError) as exc:
             raise BuildOptionError("skew", str(exc)) from None
-        left = np.bincount(index.labels[train], minlength=len(index.classes)) - np.bincount(
-            index.labels[kept], minlength=len(index.classes))
-        skewed_out = {c: int(n) for c, n in zip(index.classes, left.tolist())}
+        skewed_out = {c: int(n) for c, n in zip(index.classes, (count(train) - count(kept)).tolist())}
         train = kept
+        _check_classes(index.classes, count(train), "skew", "the skewed training split")
     dropped = np.array([], dtype=np.int64)
     if under is not None:
         try:
-            keep = check_sampling_strategy(under, np.bincount(index.labels[train], minlength=len(index.classes)).tolist(), kind="under", classes=index.classes)
+            keep = check_sampling_strategy(under, count(train).tolist(), kind="under", classes=index.classes)
         except (TypeError, ValueError) as exc:
             raise BuildOptionError("undersample", str(exc)) from None
         train, dropped = undersample_train(index, train, keep, seed=seed)
-    train_counts = np.bincount(index.labels[train], minlength=len(index.classes))
+        _check_classes(index.classes, count(train), "undersample", "the undersampled training split")
+    train_counts = count(train)
     try:
         targets = check_sampling_strategy(strategy, train_counts.tolist(), kind="over", classes=index.classes)
     except (TypeError, ValueError) as exc:
@@ -572,7 +684,9 @@ def build_dataset(
         except ValueError as exc:
             raise BuildOptionError("format", str(exc)) from None
     try:
-        spec = _policy_spec(policy, seed=seed, counts=train_counts.tolist(), classes=index.classes)
+        spec, size = _policy_spec(policy, seed=seed, counts=train_counts.tolist(), classes=index.classes, size=size)
+    except BuildOptionError:
+        raise
     except (TypeError, ValueError, KeyError) as exc:
         raise BuildOptionError("policy", str(exc).strip("'\"")) from None
     config = {
@@ -671,6 +785,26 @@ def build_dataset(
     return summary
 
 
+def _check_classes(classes: tuple[str, ...], counts: np.ndarray, option: str, what: str) -> None:
+    """Refuse training counts a build cannot balance, blaming ``option``: fewer than 2 classes, or a
+    class left without an image (nothing to copy).
+
+    Example:
+        >>> _check_classes(("cat", "dog"), np.array([3, 0]), "skew", "the skewed training split")
+        Traceback (most recent call last):
+        ...
+        augbal.build._build.BuildOptionError: the skewed training split must keep an image of every class to balance; got 0 of dog (counts cat 3, dog 0)
+    """
+    shown = ", ".join(f"{c} {int(n)}" for c, n in zip(classes, counts))
+    if len(classes) < 2:
+        raise BuildOptionError(option, f"{what} must hold at least 2 classes to balance; got {len(classes)} "
+                                       f"({shown})")
+    empty = [c for c, n in zip(classes, counts) if n == 0]
+    if empty:
+        raise BuildOptionError(option, f"{what} must keep an image of every class to balance; got 0 of "
+                                       f"{', '.join(empty)} (counts {shown})")
+
+
 def _check_shard(num_shards: Any, shard_index: Any) -> dict[str, int] | None:
     """``{"index", "count"}`` of a shard build, or None for a whole build (both or neither given)."""
     if num_shards is None and shard_index is None:
@@ -678,8 +812,8 @@ def _check_shard(num_shards: Any, shard_index: Any) -> dict[str, int] | None:
     if num_shards is None or shard_index is None:
         missing, given = ("num_shards", "shard_index") if num_shards is None else ("shard_index", "num_shards")
         value = shard_index if num_shards is None else num_shards
-        raise BuildOptionError(missing, f"{given} needs {missing} too (a shard is one of num_shards); "
-                               f"got {given} {value!r} without {missing}")
+        raise BuildOptionError(missing, worded(f"[[{given}]] needs [[{missing}]] too (a shard is one of [[num_shards]]); "
+                                               f"got [[{given}]] {{}} without [[{missing}]]", value))
     count = check_int("num_shards", num_shards, low=1)
     try:
         index = check_int("shard_index", shard_index, low=0, high=count - 1)

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from itertools import chain, islice
@@ -107,8 +107,9 @@ def output_format(path: str) -> str:
 class Augmenter:
     """Make one augmented copy as PNG or JPEG bytes: ``policy`` run on the source's uint8 pixels.
 
-    The policy is rebuilt with ``mean=0, std=1`` and ``size`` (or, when ``size`` is None, the
-    shorter side of each source image), and its uint8 output (``Policy.pixels``) is encoded
+    The policy is rebuilt with ``mean=0, std=1`` and ``size`` (when ``size`` is None, the spec's
+    own ``size``, as a build's manifest records it; if that is None too, the shorter side of each
+    source image), and its uint8 output (``Policy.pixels``) is encoded
     by OpenCV with fixed settings and no metadata, so the same pixels give the same bytes
     in any process: JPEG at ``jpeg_quality`` (baseline, not optimised, 4:2:0 chroma
     subsampling), PNG at zlib level 6. (OpenCV's encoders cost a fifth of Pillow's per
@@ -124,7 +125,8 @@ class Augmenter:
 
     def __init__(self, spec: Any, *, size: int | None, jpeg_quality: int = 95) -> None:
         self.spec = spec
-        self.size = size
+        # a manifest row's spec carries the size its build applied: it alone reproduces the image
+        self.size = size if size is not None or not isinstance(spec, Mapping) else spec.get("size")
         self.jpeg_quality = jpeg_quality
         self._policies: dict[int, Any] = {}
 
@@ -345,7 +347,11 @@ def pending_items(
         if resume and is_done(item, root):
             step(1)
         elif item.repeat == 0 and copy_originals:
-            copy_original(item, root, link=link)
+            try:
+                copy_original(item, root, link=link)
+            except Exception as exc:  # named as a worker's failure is: the file, its source, why
+                raise BuildTaskError(item.out, item.source, _reason(exc),
+                                     exc.errno if isinstance(exc, OSError) else None) from exc
             step(1)
         else:
             yield item

@@ -81,7 +81,7 @@ def _records(shard: Path, positions: list[int]) -> Iterator[tuple[int, dict[str,
 
 
 def _check_out(out: Path, shards: Sequence[Path], *, overwrite: bool) -> None:
-    from ._build import OutputPathError, _incomplete
+    from ._build import OutputPathError, _incomplete, worded
 
     dst = Path(os.path.realpath(out))
     for shard in shards:
@@ -92,11 +92,11 @@ def _check_out(out: Path, shards: Sequence[Path], *, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputPathError(f"OUT must be a folder; got a file {out}")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputPathError(f"OUT must be empty or missing (--overwrite, overwrite=True, replaces it); got non-empty {out}")
+        raise OutputPathError(worded("OUT must be empty or missing ([[overwrite!]] replaces it); got non-empty {}", out))
     partial = _incomplete(out)
     if partial.exists() and not overwrite:
-        raise OutputPathError(f"an interrupted merge or build left {partial}; --overwrite (overwrite=True) discards "
-                              f"it; got {partial} present")
+        raise OutputPathError(worded("an interrupted merge or build left {}; [[overwrite!]] discards it; got {} "
+                                     "present", partial, partial))
 
 
 def _differing(a: dict[str, Any], b: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._output import console
-from ._params import bad_parameter, os_error_text
+from ._params import OutputPath, bad_parameter, dataset_source, os_error_text
 
 
 def _ratios(value: str) -> tuple[float, float, float] | str:
@@ -43,7 +43,7 @@ class _BuildCommand(click.Command):
 @click.command("build-dataset", cls=_BuildCommand,
                short_help="Write a balanced, augmented, split copy of an image folder (or merge shards).")
 @click.argument("source", type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path))
-@click.argument("out", type=click.Path(file_okay=False, dir_okay=True, path_type=Path))
+@click.argument("out", type=OutputPath(folder=True))
 @click.option(
     "--target",
     default="auto",
@@ -65,8 +65,9 @@ class _BuildCommand(click.Command):
               "train/, val/ and test/ folders (val, test optional; each must hold train's class folders).")
 @click.option("--skew", default=None, metavar="SPEC",
               help="Skew the training split first, for experiments (augbal.data.skew, seeded by --seed): "
-              "ratio=100 (exponential long tail, the head class keeps all its images), "
-              "ratio=10,profile=step[,mu=0.5], n_max=N, order=count, or a JSON dict such as "
+              "ratio=100 (exponential long tail; the largest class is the head and keeps all its images: "
+              "order=count, unlike augbal.data.skew's default order=given, the alphabetical class order), "
+              "ratio=10,profile=step[,mu=0.5], n_max=N, order=given, or a JSON dict such as "
               "'{\"counts\": {\"cat\": 50, \"dog\": 500}}'. Left-out images are not copied.")
 @click.option("--policy", default="light", show_default=True, metavar="NAME|JSON",
               help="Augmentation policy: a registered name (light, medium, heavy, rarity_scaled, ...) or a JSON spec.")
@@ -155,26 +156,27 @@ def build_dataset(
     as one process.
     """
     from augbal.build import BuildOptionError, BuildTaskError, OutputPathError
-    from augbal.data import EmptyClassError
     from augbal.build import build_dataset as build
+    from augbal.data import EmptyClassError
 
     ratios = _ratios(split)
     try:
-        summary = build(
-            source, out, target=target, split=ratios, policy=policy, size=size, max_multiplier=max_multiplier,
-            seed=seed, link=link, workers=workers, overwrite=overwrite, dry_run=dry_run, resume=resume,
-            undersample=undersample, skew=skew, jpeg_quality=jpeg_quality, format=format_, shard_size=shard_size,
-            progress=(sys.stderr.isatty() if progress is None else progress) and not dry_run,
-            executor=executor, ray_address=ray_address, num_shards=num_shards, shard_index=shard_index,
-        )
+        with dataset_source("source", source):
+            summary = build(
+                source, out, target=target, split=ratios, policy=policy, size=size, max_multiplier=max_multiplier,
+                seed=seed, link=link, workers=workers, overwrite=overwrite, dry_run=dry_run, resume=resume,
+                undersample=undersample, skew=skew, jpeg_quality=jpeg_quality, format=format_,
+                shard_size=shard_size, progress=(sys.stderr.isatty() if progress is None else progress) and not dry_run,
+                executor=executor, ray_address=ray_address, num_shards=num_shards, shard_index=shard_index,
+            )
     except OutputPathError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(exc.cli) from None
     except EmptyClassError as exc:
         raise click.ClickException(
             f"empty classes in {exc.root}: {', '.join(exc.classes)} (a build needs at least one image per class)"
         ) from None
     except BuildOptionError as exc:
-        raise bad_parameter({"format": "format_"}.get(exc.option, exc.option), str(exc)) from None
+        raise bad_parameter({"format": "format_"}.get(exc.option, exc.option), exc.cli) from None
     except ImportError as exc:
         raise click.UsageError(str(exc)) from None
     except BuildTaskError as exc:
@@ -208,7 +210,7 @@ def merge(out: Path, shard_dirs: tuple[Path, ...], overwrite: bool) -> None:
     try:
         summary = merge_shards(out, shard_dirs, overwrite=overwrite)
     except (MergeRefusedError, OutputPathError) as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(getattr(exc, "cli", str(exc))) from None
     except OSError as exc:
         raise click.ClickException(f"cannot merge into {out}: {os_error_text(exc)}") from None
     _print_summary(summary)

@@ -8,6 +8,8 @@ naming the flag and the value); failures while working are ``click.ClickExceptio
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +83,20 @@ def os_error_text(exc: OSError) -> str:
     if exc.strerror and exc.filename is not None:
         return f"{exc.strerror}: {exc.filename}"
     return exc.strerror or str(exc)
+
+
+@contextmanager
+def dataset_source(name: str, path: Any) -> Iterator[None]:
+    """Turn the data layer's "PATH is no dataset" errors inside the block into ``BadParameter``
+    on the argument ``name`` (exit 2): neither a folder nor a manifest, no class folders, no rows."""
+    from augbal.data import EmptyManifestError, NoClassFoldersError, ScanSourceError
+
+    try:
+        yield
+    except ScanSourceError:
+        raise bad_parameter(name, f"must be an image folder or a .csv or .jsonl manifest; got {path}") from None
+    except NoClassFoldersError as exc:
+        raise bad_parameter(name, f"no class folders in {exc.root} (expected {name.upper()}/<class>/<image>, or a "
+                                  ".csv or .jsonl manifest)") from None
+    except EmptyManifestError as exc:
+        raise bad_parameter(name, f"manifest {exc.path} lists no images (no rows)") from None

@@ -12,7 +12,7 @@ import click
 from augbal.data import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
 
 from ._output import console, print_index
-from ._params import NameList, OutputPath, bad_parameter, os_error_text
+from ._params import NameList, OutputPath, bad_parameter, dataset_source, os_error_text
 
 
 #: Per problem kind, the flag that changes how such files are treated (shown beside the count).
@@ -109,9 +109,6 @@ def scan(
     from augbal.data import (
         DuplicateClassError,
         EmptyClassError,
-        EmptyManifestError,
-        NoClassFoldersError,
-        ScanSourceError,
         UnknownFormatError,
         check_formats,
         find_duplicates,
@@ -133,33 +130,26 @@ def scan(
     with warnings.catch_warnings(record=True) as caught, _progress_bar() as progress:
         warnings.simplefilter("always")
         try:
-            index = scan_index(
-                path,
-                classes=classes,
-                workers=workers,
-                verify=verify,
-                near_duplicates=near_duplicates,
-                max_distance=max_distance,
-                allow_empty=allow_empty,
-                follow_external_symlinks=follow_external_symlinks,
-                max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
-                formats=allowed,
-                progress=progress,
-            )
+            with dataset_source("path", path):
+                index = scan_index(
+                    path,
+                    classes=classes,
+                    workers=workers,
+                    verify=verify,
+                    near_duplicates=near_duplicates,
+                    max_distance=max_distance,
+                    allow_empty=allow_empty,
+                    follow_external_symlinks=follow_external_symlinks,
+                    max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+                    formats=allowed,
+                    progress=progress,
+                )
         except DuplicateClassError as exc:
             raise bad_parameter(
                 "classes",
                 f"class names must be distinct; {', '.join(exc.duplicates)} "
                 f"{'is' if len(exc.duplicates) == 1 else 'are'} given more than once; got {_given('classes')!r}",
             ) from None
-        except ScanSourceError:
-            raise bad_parameter("path", f"must be an image folder or a .csv or .jsonl manifest; got {path}") from None
-        except NoClassFoldersError as exc:
-            raise bad_parameter(
-                "path", f"no class folders in {exc.root} (expected PATH/<class>/<image>, or a .csv or .jsonl manifest)"
-            ) from None
-        except EmptyManifestError as exc:
-            raise bad_parameter("path", f"manifest {exc.path} lists no images (no rows)") from None
         except EmptyClassError as exc:
             raise click.ClickException(
                 f"empty classes in {exc.root}: {', '.join(exc.classes)} "
