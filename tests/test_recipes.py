@@ -423,3 +423,12 @@ def test_every_kind_of_resolved_recipe_loads_back_equal(raw):
     recipe = load_recipe(raw)
     again = load_recipe(yaml.safe_load(recipe.to_yaml()))
     assert again == recipe and recipe_hash(again) == recipe_hash(recipe)
+
+
+def test_bad_yaml_is_one_line_naming_the_file_line_and_column(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("foo: [\n")
+    message = _error(bad)
+    assert "\n" not in message
+    assert message == (f"{bad}: not valid YAML: line 2, column 1: expected the node content, but found "
+                       "'<stream end>' (while parsing a flow node)")

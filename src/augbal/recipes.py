@@ -71,6 +71,7 @@ __all__ = [
     "StrategySection",
     "load_recipe",
     "recipe_hash",
+    "yaml_error_text",
 ]
 
 
@@ -615,11 +616,28 @@ _Loader.add_implicit_resolver(
 )
 
 
+def yaml_error_text(exc: Exception) -> str:
+    """A YAML parser's error on one line: where, then what (PyYAML's own text spans several).
+
+    Example:
+        >>> try:
+        ...     yaml.safe_load("foo: [\\n")
+        ... except yaml.YAMLError as exc:
+        ...     print(yaml_error_text(exc))
+        line 2, column 1: expected the node content, but found '<stream end>' (while parsing a flow node)
+    """
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
 def _yaml(text: str, where: str) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{where}: not valid YAML ({exc})") from None
+        raise RecipeError(f"{where}: not valid YAML: {yaml_error_text(exc)}") from None
 
 
 def load_recipe(

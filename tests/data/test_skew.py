@@ -104,9 +104,9 @@ def test_skew_errors_name_the_class():
         skew(index, ratio=1)
     with pytest.raises(ValueError, match="skew needs 67 images of 'deer'; it has 60"):
         skew(index, prior="balanced", size=200)
-    with pytest.raises(ValueError, match="exactly one of ratio=, counts= or prior=; got 0"):
+    with pytest.raises(ValueError, match="exactly one of ratio=, counts= or prior=; got none of them"):
         skew(index)
-    with pytest.raises(ValueError, match="exactly one of ratio=, counts= or prior=; got 2"):
+    with pytest.raises(ValueError, match="exactly one of ratio=, counts= or prior=; got ratio= and prior="):
         skew(index, ratio=10, prior="balanced")
     with pytest.raises(ValueError, match="prior gives a share to classes without images: deer; give them 0"):
         skew(index.subset([0, 199]), prior="balanced")
@@ -229,3 +229,13 @@ def test_exclude_also_drops_duplicates_of_excluded_images():
     elsewhere = ImageIndex.from_arrays(["/other/copy.png"], [0], ("a", "b"), hashes=["h5"])
     kept = skew(index, counts={"a": 4, "b": 6}, exclude=elsewhere)
     assert "/d/a5.png" not in kept.paths.tolist()
+
+
+def test_skew_without_or_with_two_targets_says_which_it_got() -> None:
+    from augbal.data import ImageIndex, skew
+
+    index = ImageIndex.from_arrays([f"{i}.png" for i in range(6)], [0, 0, 0, 1, 1, 1], ("a", "b"))
+    with pytest.raises(ValueError, match="^skew needs exactly one of ratio=, counts= or prior=; got none of them$"):
+        skew(index, n_max=2)
+    with pytest.raises(ValueError, match="; got ratio= and counts=$"):
+        skew(index, ratio=2, counts={"a": 1, "b": 1})

@@ -99,7 +99,9 @@ def load_bench(
         except OSError as exc:
             raise _fail(f"bench recipe {str(path)!r} cannot be read: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
-            raise _fail(f"{path}: not valid YAML: {exc}") from None
+            from augbal.recipes import yaml_error_text
+
+            raise _fail(f"{path}: not valid YAML: {yaml_error_text(exc)}") from None
         base_dir, where = path.resolve().parent, str(path)
     if not isinstance(raw, dict):
         raise _fail(f"{where}: a bench recipe is a mapping (base, strategies, seeds, splits); got {type(raw).__name__}")

@@ -145,9 +145,10 @@ def skew(
             ("skew needs 450 images of 'dog'; it has 120").
     """
     seed = check_seed("seed", seed)
-    targets = sum(x is not None for x in (ratio, counts, prior))
-    if targets != 1:
-        raise ValueError(f"skew needs exactly one of ratio=, counts= or prior=; got {targets}")
+    given = [name for name, x in (("ratio", ratio), ("counts", counts), ("prior", prior)) if x is not None]
+    if len(given) != 1:
+        raise ValueError(f"skew needs exactly one of ratio=, counts= or prior=; got "
+                         f"{' and '.join(g + '=' for g in given) or 'none of them'}")
     if size is not None and prior is None:
         raise ValueError("size= only applies with prior=; give counts= or n_max= otherwise")
     pool = np.ones(len(index), dtype=bool)
