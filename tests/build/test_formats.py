@@ -168,12 +168,28 @@ def test_webdataset_refuses_two_files_with_one_key(make_folder, tmp_path: Path) 
     src = make_folder(tmp_path / "src", {"a": 3, "b": 1})
     os.replace(src / "a" / "001.png", src / "a" / "x.y.png")
     os.replace(src / "a" / "002.png", src / "a" / "x_y.png")
-    with pytest.raises(BuildOptionError, match=r"'train/a/x.y.png' and 'train/a/x_y.png' would both be key 'train/a/x_y'"):
+    with pytest.raises(BuildOptionError, match=r"'train/a/x.y.png' and 'train/a/x_y.png' would both be key "
+                                               r"'train/a/x_y_png'"):
         build_dataset(src, tmp_path / "out", split=ALL_TRAIN, format="webdataset", dry_run=True)
     with pytest.raises(BuildOptionError, match="shard_size only applies with format='webdataset'"):
         build_dataset(src, tmp_path / "out", shard_size=10, dry_run=True)
     with pytest.raises(ValueError, match="format must be one of"):
         build_dataset(src, tmp_path / "out", format="tar", dry_run=True)
+
+
+def test_webdataset_keys_of_names_that_differ_in_the_extension_take_it(make_folder, tmp_path: Path) -> None:
+    from PIL import Image
+
+    src = make_folder(tmp_path / "src", {"a": 3, "b": 1})
+    Image.open(src / "a" / "001.png").save(src / "a" / "x.bmp")
+    Image.open(src / "a" / "002.png").save(src / "a" / "x.tif")
+    s = build_dataset(src, tmp_path / "out", split=ALL_TRAIN, format="webdataset", target={"a": 5, "b": 3},
+                      workers=1)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    paths = {(r["source_path"], r["repeat"]): r["path"].split("#")[1] for r in rows}
+    assert paths[str(src / "a" / "x.bmp"), 0] == "train/a/x_bmp.bmp"
+    assert paths[str(src / "a" / "x.tif"), 0] == "train/a/x_tif.tif"
+    assert len(set(paths.values())) == len(rows) == s.written
 
 
 # -- skew and existing splits -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,8 +70,11 @@ def shard_layout(items: Sequence[Item], *, seed: int, shard_size: int) -> dict[s
     mixed across shards (a reader's shard shuffle then mixes classes) and an item's place does
     not depend on the executor.
 
+    Files whose names differ only in the extension (``x.bmp``, ``x.tif``) get it in the key
+    (``x_bmp``, ``x_tif``).
+
     Raises:
-        ValueError: two files of one split would get one key (both named).
+        ValueError: two files of one split would still get one key (``x.a.png``, ``x_a.png``; both named).
 
     Example:
         >>> from augbal.build import Item
@@ -80,15 +84,16 @@ def shard_layout(items: Sequence[Item], *, seed: int, shard_size: int) -> dict[s
     """
     layout: dict[str, Sample] = {}
     for split_name in SPLITS:
+        named = [(item.out, *sample_key(item.out)) for item in items if item.split == split_name]
+        claims = Counter(key for _, key, _ in named)
         keyed: dict[str, tuple[str, str]] = {}
-        for item in items:
-            if item.split != split_name:
-                continue
-            key, ext = sample_key(item.out)
+        for out, key, ext in named:
+            if claims[key] > 1:  # x.bmp and x.tif: the extension joins the key (x_bmp, x_tif)
+                key = f"{key}_{ext}"
             if key in keyed:
                 raise ValueError(f"--format webdataset needs one key per file; {keyed[key][0]!r} and "
-                                 f"{item.out!r} would both be key {key!r} (rename one)")
-            keyed[key] = (item.out, ext)
+                                 f"{out!r} would both be key {key!r} (rename one)")
+            keyed[key] = (out, ext)
         order = sorted(keyed, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
         for position, key in enumerate(order):
             out, ext = keyed[key]
