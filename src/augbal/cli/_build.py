@@ -70,7 +70,9 @@ class _BuildCommand(click.Command):
               "ratio=10,profile=step[,mu=0.5], n_max=N, order=given, or a JSON dict such as "
               "'{\"counts\": {\"cat\": 50, \"dog\": 500}}'. Left-out images are not copied.")
 @click.option("--policy", default="light", show_default=True, metavar="NAME|JSON",
-              help="Augmentation policy: a registered name (light, medium, heavy, rarity_scaled, ...) or a JSON spec.")
+              help="Augmentation policy: a registered name (light, medium, heavy, rarity_scaled, ...) or a JSON spec "
+              "(a 'size' in it sets the output size as --size does; mean and std, which normalise tensors at "
+              "training time, do not apply to written images). The manifest records the spec as applied.")
 @click.option("--size", type=click.IntRange(min=1), default=None, metavar="PX",
               help="Side of augmented images (default: each source image's shorter side).")
 @click.option("--max-multiplier", type=click.IntRange(min=1), default=None, metavar="M",
