@@ -264,3 +264,11 @@ def test_cuda_batches_mix_without_host_sync_and_match_cpu(name):
     assert on_cuda[0].device.type == "cuda" and on_cuda[1].device.type == "cuda"
     torch.testing.assert_close(on_cuda[0].cpu(), on_cpu[0])
     torch.testing.assert_close(on_cuda[1].cpu(), on_cpu[1])
+
+
+def test_remix_counts_given_as_a_dict_are_refused_with_the_rule():
+    from augbal.augment import MIXERS
+
+    with pytest.raises(ValueError, match=r"^class_counts needs one positive count per class \(3\), in class order; "
+                                         r"got \{0: 1, 1: 2, 2: 3\}$"):
+        MIXERS.build("remix", num_classes=3, class_counts={0: 1, 1: 2, 2: 3})

@@ -294,3 +294,26 @@ def test_pixels_of_a_policy_with_only_apply_unnormalise_its_tensor() -> None:
 
     image = smooth(8, 8)
     np.testing.assert_array_equal(Invert(size=8).pixels(image, draw=Draw(0)), 255 - image)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"mean": 0.5}, "mean must be 3 numbers, one per channel; got 0.5"),
+    ({"mean": None}, "mean must be 3 numbers, one per channel; got None"),
+    ({"mean": "abc"}, "mean must be 3 numbers, one per channel; got 'abc'"),
+    ({"std": (1, 0, 1)}, "std must be 3 numbers, one per channel, each > 0; got (1, 0, 1)"),
+])
+def test_bad_normalisation_values_are_named(kw, message):
+    from augbal.augment import build_policy
+
+    with pytest.raises(ValueError) as info:
+        build_policy("light", **kw)
+    assert str(info.value) == message
+
+
+def test_a_label_that_is_no_class_index_is_named():
+    from augbal.augment import build_policy
+
+    policy = build_policy("light", size=8)
+    with pytest.raises(ValueError, match=r"^label \(a class index\) must be an int >= 0 or None; got 'cat'$"):
+        policy(np.zeros((8, 8, 3), np.uint8), label="cat")
+    assert tuple(policy(np.zeros((8, 8, 3), np.uint8), label=np.int64(2)).shape) == (3, 8, 8)

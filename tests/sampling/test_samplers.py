@@ -466,3 +466,9 @@ def test_no_thread_to_spare_falls_back_to_one_thread_with_the_same_draws(monkeyp
     assert np.array_equal(np.concatenate(list(got.batches(4096))), expected)
     assert np.array_equal(got.order_, expected_order)
     assert got._plan(0).blocks is None
+
+
+@pytest.mark.parametrize(("name", "value"), [("replacement", "false"), ("drop_last", "no"), ("yield_draws", 1)])
+def test_flags_must_be_booleans_not_truthy_strings(name, value):
+    with pytest.raises(ValueError, match=f"^{name} must be True or False; got {value!r}$"):
+        ClassAwareSampler(np.array([0, 0, 1]), **{name: value})

@@ -242,12 +242,13 @@ class ReMix(Mixer):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(num_classes=num_classes, alpha=alpha, seed=seed, generator=generator)
-        counts = torch.as_tensor(np.asarray(class_counts), dtype=torch.float64)
+        rule = f"class_counts needs one positive count per class ({num_classes}), in class order"
+        try:
+            counts = torch.as_tensor(np.asarray(class_counts, dtype=np.float64), dtype=torch.float64)
+        except (TypeError, ValueError):  # a dict, strings, ...: not a count per class
+            raise ValueError(f"{rule}; got {class_counts!r}") from None
         if counts.shape != (num_classes,) or not bool((counts > 0).all()):
-            raise ValueError(
-                f"class_counts needs one positive count per class ({num_classes}); "
-                f"got {np.asarray(class_counts).tolist()}"
-            )
+            raise ValueError(f"{rule}; got {np.asarray(class_counts).tolist()}")
         check_real("kappa", kappa, low=1)
         check_probability("tau", tau)
         self.class_counts = counts.tolist()

@@ -19,7 +19,7 @@ import numpy as np
 
 from augbal._draw import Draw
 from augbal._registry import Registry
-from augbal._validation import check_int, check_real, check_seed
+from augbal._validation import check_int, check_real, check_seed, is_real
 from augbal.augment._repeat import SeedStream, as_draw, draw_seed_sequence
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -73,9 +73,7 @@ class Policy:
         seed: int = 0,
     ) -> None:
         check_int("size", size, low=1)
-        mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
-        if len(mean) != 3 or len(std) != 3 or not all(s > 0 for s in std):
-            raise ValueError(f"mean and std must hold 3 values each, std > 0; got mean={mean}, std={std}")
+        mean, std = _three("mean", mean, low=None), _three("std", std, low=0)
         check_real("magnitude", magnitude, low=0)
         check_seed("seed", seed)
         self.size = int(size)
@@ -111,7 +109,7 @@ class Policy:
     def _inputs(self, image: Any, label: int | None, draw: Draw | None) -> tuple[np.ndarray, np.random.SeedSequence, int | None]:
         """The hooks' arguments: the image as an RGB array, the draw's seeds (or the stream's next), the label."""
         seeds = self._stream.next() if draw is None else draw_seed_sequence(self.seed, as_draw(draw))
-        return as_rgb_array(image), seeds, None if label is None else int(label)
+        return as_rgb_array(image), seeds, check_int("label (a class index)", label, allow_none=True)
 
     def _apply(self, image: np.ndarray, seeds: np.random.SeedSequence, label: int | None) -> Any:
         raise NotImplementedError
@@ -161,6 +159,24 @@ class Policy:
 
 POLICIES: Registry[Policy] = Registry("policy", base=Policy)
 """Every augmentation policy, by name; ``POLICIES.from_spec(policy.to_dict())`` rebuilds it."""
+
+
+def _three(name: str, values: Any, *, low: float | None) -> tuple[float, float, float]:
+    """Three per-channel floats (``low`` exclusive), e.g. a normalisation ``mean`` or ``std``.
+
+    Example:
+        >>> _three("std", [0.5, 0.5, 0.5], low=0)
+        (0.5, 0.5, 0.5)
+    """
+    rule = "3 numbers, one per channel" + ("" if low is None else f", each > {low:g}")
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray):
+        raise ValueError(f"{name} must be {rule}; got {values!r}")
+    if len(values) != 3 or not all(is_real(v) for v in values):
+        raise ValueError(f"{name} must be {rule}; got {values!r}")
+    out = tuple(float(v) for v in values)
+    if low is not None and not all(v > low for v in out):
+        raise ValueError(f"{name} must be {rule}; got {values!r}")
+    return out  # type: ignore[return-value]
 
 
 def build_policy(spec: PolicySpec, /, **overrides: Any) -> Policy:

@@ -43,7 +43,7 @@ from torch.utils.data import Sampler
 from augbal._draw import Draw, DrawBatch
 from augbal._rounding import apportion
 from augbal._registry import Registry
-from augbal._validation import check_int, check_seed
+from augbal._validation import check_bool, check_int, check_seed
 
 SAMPLERS: Registry[Any] = Registry("sampler")
 """Every augbal sampler, by name (``SAMPLERS.from_spec(sampler.to_dict(), labels=...)``)."""
@@ -181,8 +181,8 @@ class ClassSampler(Sampler):
         self.seed = int(seed)
         self.num_replicas = int(num_replicas)
         self.rank = int(rank)
-        self.drop_last = bool(drop_last)
-        self.yield_draws = bool(yield_draws)
+        self.drop_last = check_bool("drop_last", drop_last)
+        self.yield_draws = check_bool("yield_draws", yield_draws)
         self.epoch = 0
         self._resume = 0  # units of the current epoch to skip at the next __iter__
         self._cursor: list[Any] | None = None  # [units before the current chunk, chunk iterator, chunk length]

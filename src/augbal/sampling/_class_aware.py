@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from augbal._rounding import apportion
-from augbal._validation import check_choice, check_int
+from augbal._validation import check_bool, check_choice, check_int
 
 from ._base import SAMPLERS, ClassSampler
 from ._weighting import Deferred, Explicit, Weighting, resolve_weighting
@@ -120,7 +120,7 @@ class ClassAwareSampler(ClassSampler):
         self.weighting = resolve_weighting(weighting)
         _check_explicit_fits(labels, self.weighting)
         self.num_samples = num_samples
-        self.replacement = bool(replacement)
+        self.replacement = check_bool("replacement", replacement)
         self.rounding = rounding
 
     def _target(self, epoch: int) -> np.ndarray:
