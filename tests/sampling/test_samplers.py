@@ -472,3 +472,16 @@ def test_no_thread_to_spare_falls_back_to_one_thread_with_the_same_draws(monkeyp
 def test_flags_must_be_booleans_not_truthy_strings(name, value):
     with pytest.raises(ValueError, match=f"^{name} must be True or False; got {value!r}$"):
         ClassAwareSampler(np.array([0, 0, 1]), **{name: value})
+
+
+@pytest.mark.parametrize(("strategy", "kw", "message"), [
+    ({9: 10}, {"method": "under"}, "got 10 for class 9$"),
+    ({5: -1}, {}, "^the sampling_strategy target of class 5 must be an int >= 0; got -1$"),
+    ({"n9": 10}, {"method": "under", "classes": [f"n{i}" for i in range(10)]}, "got 10 for class 'n9'$"),
+])
+def test_resampled_errors_name_the_class_as_the_caller_keyed_it(strategy, kw, message):
+    from augbal.sampling import ResampledSampler
+
+    labels = np.array([0] * 20 + [5] * 6 + [9] * 3)  # labels with gaps: dense indices 0, 1, 2
+    with pytest.raises(ValueError, match=message):
+        ResampledSampler(labels, sampling_strategy=strategy, **kw)

@@ -136,8 +136,15 @@ class ResampledSampler(ClassSampler):
     def _target(self, epoch: int) -> np.ndarray:
         from ._strategy import check_sampling_strategy
 
+        s, top = self.sampling_strategy, int(self.classes_[-1])
+        dense_names = self._dense_names()  # classes must name every label
+        if isinstance(s, Mapping) and top < 1 << 20:  # checked as given first, so a message names the caller's key
+            full = np.zeros(top + 1, dtype=np.int64)
+            full[self.classes_] = self.class_counts_
+            names = None if self.classes is None else [str(c) for c in self.classes]
+            check_sampling_strategy(s, full.tolist(), kind=self.method, classes=names)
         final = check_sampling_strategy(
-            self._strategy_on_dense(), self.class_counts_, kind=self.method, classes=self._dense_names()
+            self._strategy_on_dense(), self.class_counts_, kind=self.method, classes=dense_names
         )
         return np.array([final.get(c, n) for c, n in enumerate(self.class_counts_.tolist())], dtype=np.float64)
 
