@@ -417,3 +417,12 @@ def test_testing_module_is_lazy_and_imports_no_pytest_scipy_or_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["[]", "True"]
+
+
+@pytest.mark.parametrize("weighting", [{"name": "deferred", "switch_epoch": 10}, {"progressive": {"epochs": 5}}])
+def test_class_frequencies_pools_each_epochs_own_target(weighting):
+    """A weighting that changes by epoch is held to the targets of the epochs drawn, not the last one's."""
+    from augbal.sampling import ClassAwareSampler, resolve_weighting
+
+    labels = np.repeat([0, 1, 2], [60, 15, 5])
+    check_sampler(ClassAwareSampler(labels, weighting=resolve_weighting(weighting)), checks=["class_frequencies"])
