@@ -485,3 +485,19 @@ def test_resampled_errors_name_the_class_as_the_caller_keyed_it(strategy, kw, me
     labels = np.array([0] * 20 + [5] * 6 + [9] * 3)  # labels with gaps: dense indices 0, 1, 2
     with pytest.raises(ValueError, match=message):
         ResampledSampler(labels, sampling_strategy=strategy, **kw)
+
+
+def test_fewer_draws_than_classes_does_not_always_skip_the_same_classes():
+    """Largest remainder with equal remainders: the tie is drawn per epoch (it went to the lowest labels)."""
+    s = ClassAwareSampler([0, 1, 2, 3, 4, 5], num_samples=3, seed=0)
+    drawn = []
+    for epoch in range(12):
+        s.set_epoch(epoch)
+        q = s.quotas()
+        assert sorted(q.values()) == [0, 0, 0, 1, 1, 1]  # still exact: 3 draws, one class each
+        drawn.append(frozenset(c for c, n in q.items() if n))
+    assert set().union(*drawn) == {0, 1, 2, 3, 4, 5} and len(set(drawn)) > 1
+    s.set_epoch(3)
+    again = ClassAwareSampler([0, 1, 2, 3, 4, 5], num_samples=3, seed=0)
+    again.set_epoch(3)
+    assert again.quotas() == s.quotas()  # seeded: the same ties for the same (seed, epoch)

@@ -70,7 +70,8 @@ class ClassAwareSampler(ClassSampler):
     """Draw a class with exact per-epoch quotas, then an image of it: a drop-in sampler.
 
     Class ``c`` gets ``p_c * num_samples`` draws per epoch (``p_c ∝ n_c * w_c`` from the
-    weighting family), rounded by largest remainder (or stochastically, seeded). Within a
+    weighting family), rounded by largest remainder (ties drawn per epoch, seeded) or
+    stochastically (seeded). Within a
     class, images are drawn without replacement until the class is exhausted, then
     reshuffled. Works for any dataset size: the only per-sample state is one int array.
 
@@ -138,7 +139,7 @@ class ClassAwareSampler(ClassSampler):
             positive = p > 0
             longest = int(np.floor(np.min(n[positive] / p[positive]) * (1 + 1e-12)))
             total = self.num_samples or longest
-        q = apportion(p, total, rng if self.rounding == "stochastic" else None)
+        q = apportion(p, total, rng if self.rounding == "stochastic" else None, ties=rng)
         if not self.replacement and np.any(q > n):
             c = int(np.argmax(q - n))
             raise ValueError(
