@@ -501,3 +501,22 @@ def test_fewer_draws_than_classes_does_not_always_skip_the_same_classes():
     again = ClassAwareSampler([0, 1, 2, 3, 4, 5], num_samples=3, seed=0)
     again.set_epoch(3)
     assert again.quotas() == s.quotas()  # seeded: the same ties for the same (seed, epoch)
+
+
+def test_weights_keyed_by_class_name_resolve_through_the_datasets_classes(tmp_path):
+    from PIL import Image
+
+    from augbal.data import ImageDataset, scan
+    from augbal.sampling import BalancedBatchSampler
+
+    for name, n in {"cat": 8, "dog": 4}.items():
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            Image.new("RGB", (4, 4), (i, 0, 0)).save(tmp_path / name / f"{i}.png")
+    dataset = ImageDataset(scan(tmp_path))
+    s = ClassAwareSampler(dataset, weighting={"dog": 3.0}, num_samples=900)
+    assert s.quotas() == {0: 360, 1: 540}  # 8 * 1 : 4 * 3
+    assert s.to_dict()["weighting"] == {"name": "explicit", "weights": {"dog": 3.0}, "classes": ["cat", "dog"]}
+    assert BalancedBatchSampler(dataset, samples_per_class=2, weighting={"dog": 3.0}).weighting.classes == ["cat", "dog"]
+    with pytest.raises(ValueError, match="bird"):
+        ClassAwareSampler(dataset, weighting={"bird": 3.0})

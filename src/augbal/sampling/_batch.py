@@ -11,7 +11,7 @@ from augbal._rounding import apportion
 from augbal._validation import check_int
 
 from ._base import SAMPLERS, ClassSampler, _small_uint
-from ._class_aware import _check_explicit_fits, _class_probs
+from ._class_aware import _check_explicit_fits, _class_probs, _dataset_classes
 from ._weighting import resolve_weighting
 
 
@@ -67,7 +67,7 @@ class BalancedBatchSampler(ClassSampler):
         self.classes_per_batch = int(classes_per_batch)
         self.samples_per_class = int(samples_per_class)
         self.num_batches = num_batches
-        self.weighting = resolve_weighting(weighting)
+        self.weighting = resolve_weighting(weighting, classes=_dataset_classes(labels))
         _check_explicit_fits(labels, self.weighting)
         self._unit = self.classes_per_batch * self.samples_per_class
 

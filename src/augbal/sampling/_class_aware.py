@@ -16,6 +16,21 @@ from ._weighting import Deferred, Explicit, Weighting, resolve_weighting
 _ROUNDINGS = ("largest_remainder", "stochastic")
 
 
+def _dataset_classes(labels: Any) -> list[str] | None:
+    """The class names of a dataset or index that carries them (``.classes``, as torchvision's
+    ``ImageFolder`` and augbal's ``ImageDataset`` do), so ``{name: weight}`` tables resolve.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> _dataset_classes(SimpleNamespace(classes=("cat", "dog"))), _dataset_classes([0, 1])
+        (['cat', 'dog'], None)
+    """
+    names = getattr(labels, "classes", None)
+    if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
+        return list(names)
+    return None
+
+
 def _named_classes(weighting: Weighting) -> int:
     """How many classes an explicit weighting names (a per-class list, or ``classes``), so
     classes past the largest label present (empty in this dataset) still count; else 0."""
@@ -118,7 +133,7 @@ class ClassAwareSampler(ClassSampler):
         )
         check_int("num_samples", num_samples, low=1, allow_none=True)
         check_choice("rounding", rounding, _ROUNDINGS)
-        self.weighting = resolve_weighting(weighting)
+        self.weighting = resolve_weighting(weighting, classes=_dataset_classes(labels))
         _check_explicit_fits(labels, self.weighting)
         self.num_samples = num_samples
         self.replacement = check_bool("replacement", replacement)
