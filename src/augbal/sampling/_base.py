@@ -820,7 +820,8 @@ class SamplerBatches:
         self.sampler.set_epoch(epoch)
 
     def state_dict(self) -> dict[str, Any]:
-        """The sampler's ``state_dict`` (epoch and position, counted in samples)."""
+        """The sampler's ``state_dict`` (epoch and position, counted in the sampler's units: samples, or its
+        own batches for a batch sampler such as ``BalancedBatchSampler``)."""
         return self.sampler.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
