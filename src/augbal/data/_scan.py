@@ -276,7 +276,11 @@ def _probe(path: str, *, verify: bool, phash: bool, max_pixels, formats) -> tupl
     try:
         # a plain JPEG decodes (verified) without Pillow's header parse; everything else, the full path
         plain = plain_jpeg(data, max_pixels=max_pixels, formats=formats) if verify or phash else None
-        with plain or open_image(io.BytesIO(data), path, max_pixels=max_pixels, formats=formats) as im:
+        if plain is None:
+            plain_or_full = open_image(io.BytesIO(data), path, max_pixels=max_pixels, formats=formats)
+        else:
+            plain_or_full = plain
+        with plain_or_full as im:
             width, height = im.size
             mode = im.mode
             if plain is None and (verify or phash):
