@@ -138,14 +138,13 @@ class ResampledSampler(ClassSampler):
 
         s, top = self.sampling_strategy, int(self.classes_[-1])
         dense_names = self._dense_names()  # classes must name every label
+        on_dense = self._strategy_on_dense()  # a key naming no label or class is refused here
         if isinstance(s, Mapping) and top < 1 << 20:  # checked as given first, so a message names the caller's key
             full = np.zeros(top + 1, dtype=np.int64)
             full[self.classes_] = self.class_counts_
             names = None if self.classes is None else [str(c) for c in self.classes]
             check_sampling_strategy(s, full.tolist(), kind=self.method, classes=names)
-        final = check_sampling_strategy(
-            self._strategy_on_dense(), self.class_counts_, kind=self.method, classes=dense_names
-        )
+        final = check_sampling_strategy(on_dense, self.class_counts_, kind=self.method, classes=dense_names)
         return np.array([final.get(c, n) for c, n in enumerate(self.class_counts_.tolist())], dtype=np.float64)
 
     def _quotas(self, epoch: int, rng: np.random.Generator) -> np.ndarray:
