@@ -244,9 +244,11 @@ def test_components_are_validated_through_their_registries(raw, message):
 
 def test_samplers_and_mixers_are_built_on_stand_ins_only_when_the_classes_are_known(tmp_path):
     bad = {"name": "class_aware", "rounding": "bad"}
-    # a folder source without classes: C is unknown, the sampler is checked by name and parameters
-    r = load_recipe({"data": {"source": str(tmp_path)}, "sampler": bad})
-    assert r.sampler == bad
+    # a folder source without classes: C is unknown, the sampler is built on stand-in labels
+    assert _error({"data": {"source": str(tmp_path)}, "sampler": bad}).startswith("recipe key sampler.rounding")
+    # ... except what needs the real number of classes, checked when the data is scanned
+    big = {"name": "balanced_batch", "classes_per_batch": 5, "weighting": [1, 2, 3]}
+    assert load_recipe({"data": {"source": str(tmp_path)}, "sampler": big}).sampler == big
     assert _error({"data": {"source": str(tmp_path)}, "sampler": {"name": "class_aware", "rnding": "x"}}).startswith(
         "recipe key sampler.rnding: unknown key; valid keys at sampler (sampler 'class_aware'): weighting, num_samples,"
     )
@@ -432,3 +434,37 @@ def test_bad_yaml_is_one_line_naming_the_file_line_and_column(tmp_path) -> None:
     assert "\n" not in message
     assert message == (f"{bad}: not valid YAML: line 2, column 1: expected the node content, but found "
                        "'<stream end>' (while parsing a flow node)")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("sampler={name: class_aware, weighting: balance}", "recipe key sampler.weighting: must be a name ("),
+        ("sampler={name: class_aware, num_samples: 0}", "recipe key sampler.num_samples: must be an int >= 1 or None; got 0"),
+        ("mixer={name: remix, kappa: 0.5}", "recipe key mixer.kappa: must be a number >= 1; got 0.5"),
+        ("selection.metric=bal_acc", "recipe key selection.metric: must name a metric a run records ("),
+        ("strategy.crt={sampler: {name: class_aware, weighting: balnced}}", "recipe key strategy.crt.sampler.weighting: "),
+        ("strategy.crt={sampler: {name: class_aware, num_samples: 0}}", "recipe key strategy.crt.sampler.num_samples: "),
+    ],
+)
+def test_component_values_are_checked_at_load_without_the_data(tmp_path, override, message):
+    with pytest.raises(RecipeError) as info:
+        load_recipe({"data": {"source": str(tmp_path)}}, [override])
+    assert str(info.value).startswith(message)
+
+
+def test_class_names_as_keys_wait_for_the_data_or_are_checked_against_data_classes(tmp_path):
+    specs = {
+        "sampler": {"name": "class_aware", "weighting": {"dog": 10}},
+        "loss": {"name": "wce", "weighting": {"dog": 10}},
+        "augmentation": {"name": "class_conditional", "policies": {"dog": "heavy"}},
+    }
+    r = load_recipe({"data": {"source": str(tmp_path)}, **specs})  # the classes are not known yet
+    assert r.sampler == specs["sampler"] and r.augmentation == specs["augmentation"]
+    r = load_recipe({"data": {"source": str(tmp_path), "classes": ["cat", "dog"]}, **specs})
+    assert r.loss == specs["loss"]
+    for key, spec in specs.items():
+        bad = {**spec, **{k: {"dgo": v} for k, v in spec.items() if isinstance(v, dict) for v in v.values()}}
+        message = _error({"data": {"source": str(tmp_path), "classes": ["cat", "dog"]}, key: bad})
+        assert message.startswith(f"recipe key {key}."), message
+        assert "unknown class 'dgo'; the classes are: cat, dog" in message

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 __all__ = [
+    "ClassNamesNeededError",
     "check_bool",
     "check_choice",
     "check_int",
@@ -253,6 +254,11 @@ def _listing(items: Sequence[Any], limit: int = 20) -> str:
     return shown if len(items) <= limit else f"{shown}, ... ({len(items)} in all)"
 
 
+class ClassNamesNeededError(ValueError):
+    """A key that is a class name where no class names were given (``classes=``): a recipe
+    checked before its data is scanned waits for them; a caller with the names passes them."""
+
+
 class _ClassKeys:
     """The lookups of :func:`resolve_class_key`, built once per table (O(C), then O(1) a key)."""
 
@@ -277,7 +283,7 @@ class _ClassKeys:
             elif names is not None:
                 raise ValueError(f"unknown class {key!r}; the classes are: {_listing(names)}")
             else:
-                raise ValueError(f"{name}s that are class names need the class names (classes=); got {key!r}")
+                raise ClassNamesNeededError(f"{name}s that are class names need the class names (classes=); got {key!r}")
         if not is_int(key):
             rule = "a class name or an integer label" if names is not None else "an integer class label"
             raise _fail(name, rule, key)

@@ -61,6 +61,8 @@ from pydantic import (
     model_validator,
 )
 
+from augbal._validation import ClassNamesNeededError
+
 __all__ = [
     "CacheSection",
     "DataSection",
@@ -240,6 +242,14 @@ class DataSection(_Section):
             return len(DEMO_COUNTS)
         return None
 
+    def class_names(self) -> list[str] | None:
+        """The class names in label order when the recipe alone tells them (a task, ``classes``)."""
+        if self.task is not None:
+            from augbal.train import _data
+
+            return list(_data.SEEDLIKE3_CLASSES if self.task == "seedlike-3" else _data.CIFAR10_CLASSES)
+        return None if self.classes is None else list(self.classes)
+
 
 class ModelSection(_Section):
     """The network: torchvision ``resnet18`` with a new head (see ``augbal.train.build_model``).
@@ -400,7 +410,10 @@ class Recipe(_Section):
     def _components(self) -> Recipe:
         num_classes = self.data.num_classes()
         for path, spec, kind in self._specs():
-            _check_component(path, spec, kind, num_classes)
+            _check_component(path, spec, kind, num_classes, self.data.class_names())
+        metric = self.selection.get("metric")
+        if metric is not None:
+            _check_selection_metric(metric)
         warm = self.schedule.get("warmup_epochs", 0)
         if isinstance(warm, (int, float)) and warm > self.epochs:
             raise _fail("schedule.warmup_epochs", f"must be <= epochs ({self.epochs}); got {warm:g}")
@@ -550,7 +563,26 @@ def _check_kwargs(path: str, given: Mapping[str, Any], factory: Callable[..., An
             raise _fail(f"{path}.{key}", f"unknown key; valid keys at {path}: {', '.join(valid) or 'none'}")
 
 
-def _check_component(path: str, spec: dict[str, Any], kind: str, num_classes: int | None) -> None:
+#: the number of classes samplers are built on when the recipe does not tell it (rules that
+#: depend on the real number, such as classes_per_batch, are checked when the data is scanned)
+_STAND_IN_CLASSES = 64
+
+
+def _check_selection_metric(metric: Any) -> None:
+    """``selection.metric`` must name a metric a run records (``augbal.train._select.run_metric_names``)."""
+    try:
+        from augbal.train._select import check_run_metric
+    except ModuleNotFoundError:  # pragma: no cover - the train stage has not landed
+        return
+    try:
+        check_run_metric(metric)
+    except ValueError as exc:
+        raise _fail("selection.metric", str(exc).removeprefix("metric ")) from None
+
+
+def _check_component(
+    path: str, spec: dict[str, Any], kind: str, num_classes: int | None, classes: list[str] | None = None
+) -> None:
     registry = _registry(kind)
     if registry is None:
         return  # that registry has not landed yet: the spec's shape was checked
@@ -569,21 +601,57 @@ def _check_component(path: str, spec: dict[str, Any], kind: str, num_classes: in
         if not var and key not in valid:
             raise _fail(f"{path}.{key}", f"unknown key; valid keys at {path} ({registry.kind} {name!r}): {', '.join(valid) or 'none'}")
     extra: dict[str, Any] = {}
-    if kind == "sampler" or kind == "mixer":
-        if num_classes is None:
-            return  # needs the data to build: checked by name and parameters
-        import numpy as np
-
-        if kind == "sampler":
-            extra["labels"] = np.tile(np.arange(num_classes), 4)
-        else:
-            extra["num_classes"] = num_classes
-            if "class_counts" in names:
-                extra["class_counts"] = [4] * num_classes
+    built_spec: Any = spec
     try:
-        registry.from_spec(spec, **extra)
+        if kind in ("sampler", "loss", "policy") and classes is not None:
+            from augbal.train import _strategies
+
+            if kind == "policy":
+                built_spec = _strategies.policy_with_data(spec, classes=classes, counts=None)
+            else:
+                built_spec = _strategies.component_with_classes(kind, spec, classes, path=path)
+        if kind == "sampler" or kind == "mixer":
+            import numpy as np
+
+            c = num_classes
+            if c is None and kind == "sampler":
+                # the number of classes is not known: rules of the weighting and sampling_strategy
+                # that need the data wait for it; the other values are checked on stand-in labels
+                _check_weighting(path, spec)
+                built_spec = {k: v for k, v in spec.items() if k not in ("weighting", "sampling_strategy")}
+                c = _STAND_IN_CLASSES
+            if kind == "sampler":
+                extra["labels"] = np.tile(np.arange(c), 4)
+            else:
+                c = 2 if c is None else c
+                extra["num_classes"] = c
+                if "class_counts" in names:
+                    extra["class_counts"] = [4] * c
+        built = registry.from_spec(built_spec, **extra)
+        if kind == "sampler":
+            len(built)  # some rules are checked when an epoch is planned (classes_per_batch)
+    except RecipeError:
+        raise
+    except ClassNamesNeededError:
+        if classes is None:
+            return  # class names as keys: checked against the data's classes when it is scanned
+        raise
     except (ValueError, TypeError, KeyError) as exc:
         raise _translate_build_error(path, params, exc) from None
+
+
+def _check_weighting(path: str, spec: Mapping[str, Any]) -> None:
+    """A sampler's ``weighting`` resolved without the data (class names wait for it)."""
+    if spec.get("weighting") is None:
+        return
+    from augbal.sampling import resolve_weighting
+
+    try:
+        resolve_weighting(spec["weighting"])
+    except ClassNamesNeededError:
+        pass  # class names as keys: checked against the data's classes when it is scanned
+    except ValueError as exc:
+        raise _translate_build_error(path, {"weighting": spec["weighting"]}, exc) from None
 
 
 def _translate_build_error(path: str, params: Mapping[str, Any], exc: Exception) -> RecipeError:
@@ -592,6 +660,11 @@ def _translate_build_error(path: str, params: Mapping[str, Any], exc: Exception)
     for key in sorted(params, key=len, reverse=True):
         if message.startswith(f"{key} "):
             return _fail(f"{path}.{key}", message[len(key) + 1 :])
+    unknown = re.match(r"unknown class ('[^']*'|\S+);", message)  # the parameter whose table names it
+    if unknown is not None:
+        for key, value in params.items():
+            if isinstance(value, Mapping) and any(repr(k) == unknown.group(1) or str(k) == unknown.group(1) for k in value):
+                return _fail(f"{path}.{key}", message)
     return _fail(path, message)
 
 

@@ -97,14 +97,17 @@ def test_evaluate_scores_a_folder_prints_a_table_and_writes_json(finished, folde
     run, _ = finished
     result = invoke("evaluate", str(run), "--data", str(folder))
     assert result.exit_code == 0, result.output
-    written = run / "evaluations" / "data-selected.json"
-    assert f"written: {written}" in result.output
+    written = Path(result.output.split("written: ")[1].strip())
+    assert written.parent == run / "evaluations" and written.name.startswith("data-")
+    assert written.name.endswith("-selected.json")
     scored = json.loads(written.read_text())
     assert scored["metrics"]["n"] == [48, 16, 8]
     assert f"{scored['metrics']['balanced_accuracy']:.4f}" in result.output
     result = invoke("evaluate", str(run), "--data", str(folder), "--prior", "em", "--checkpoint", "last")
     assert result.exit_code == 0, result.output
-    assert json.loads((run / "evaluations" / "data-last.json").read_text())["prior"]["prior"] == "em"
+    other = Path(result.output.split("written: ")[1].strip())
+    assert other != written and other.name.startswith("data-prior-em-") and other.name.endswith("-last.json")
+    assert json.loads(other.read_text())["prior"]["prior"] == "em"
 
 
 def test_evaluate_checkpoint_names_an_epoch_or_is_exit_2(finished, folder):
@@ -141,3 +144,50 @@ def test_python_dash_m_augbal_routes_to_the_train_command():
                           env={"PYTHONPATH": ":".join(p for p in sys.path if p), "PATH": "/usr/bin:/bin"})  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "--recipe R.yaml" in done.stdout and "--find-lr" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "rule"),
+    [
+        ("sampler={name: class_aware, weighting: balance}", "sampler.weighting", "got 'balance'"),
+        ("sampler={name: class_aware, num_samples: 0}", "sampler.num_samples", "got 0"),
+        ("mixer={name: remix, kappa: 0.5}", "mixer.kappa", "got 0.5"),
+        ("sampler={name: balanced_batch, classes_per_batch: 4}", "sampler.classes_per_batch", "got 4"),
+        ("selection.metric=bal_acc", "selection.metric", "got 'bal_acc'"),
+        ("data.classes=[cat, dgo]", "data.classes", "'dgo'"),
+        ("strategy.crt={epochs: 1, sampler: {name: class_aware, weighting: balnced}}", "strategy.crt.sampler.weighting",
+         "got 'balnced'"),
+        ("strategy.crt={epochs: 1, sampler: {name: class_aware, num_samples: 0}}", "strategy.crt.sampler.num_samples",
+         "got 0"),
+        ("sampler={name: class_aware, weighting: {dgo: 10}}", "sampler.weighting", "cat, deer, dog"),
+        ("loss={name: wce, weighting: {dgo: 10}}", "loss.weighting", "cat, deer, dog"),
+        ("augmentation={name: class_conditional, policies: {dgo: heavy}}", "augmentation.policies", "cat, deer, dog"),
+        ("sampler={name: resampled, sampling_strategy: {dgo: 10}}", "sampler.sampling_strategy", "cat, deer, dog"),
+    ],
+)
+def test_a_bad_component_value_is_exit_2_naming_the_key_before_any_training(recipe_file, tmp_path, override, key, rule):
+    run = tmp_path / "run"
+    result = invoke("train", "--recipe", str(recipe_file), "--set", override, "--out", str(run))
+    assert result.exit_code == 2, result.output
+    lines = error_lines(result.output)
+    assert len(lines) == 1 and lines[0].startswith(f"Error: recipe key {key}: "), result.output
+    assert rule in lines[0] and "training failed" not in result.output
+    assert "classes=" not in lines[0] and "allow_empty" not in lines[0] and not lines[0].startswith('Error: "')
+    assert not (run / "metrics.jsonl").exists() and not (run / "last.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "sampler={name: class_aware, weighting: {dog: 10}}",
+        "loss={name: wce, weighting: {dog: 10}}",
+        "augmentation={name: class_conditional, policies: {dog: heavy}}",
+        "sampler={name: resampled, sampling_strategy: {dog: 100}}",
+    ],
+)
+def test_class_names_as_keys_in_component_specs_train(recipe_file, tmp_path, override):
+    run = tmp_path / "run"
+    result = invoke("train", "--recipe", str(recipe_file), "--set", override, "--set", "epochs=1", "--no-test",
+                    "--out", str(run))
+    assert result.exit_code == 0, result.output
+    assert (run / "selection.json").exists()

@@ -188,3 +188,22 @@ def test_tta_flip_scores_the_mean_of_the_image_and_its_mirror_in_validation_and_
     assert plain["loss"] != pytest.approx(both["loss"], abs=1e-5)  # the mirror changes the scores
     scored = evaluate(result.run_dir, val)
     assert scored["metrics"]["loss"] == pytest.approx(both["loss"], rel=1e-6, abs=1e-5)
+
+
+def test_evaluations_of_other_data_folders_and_options_do_not_overwrite_each_other(run, tmp_path, monkeypatch):
+    import shutil
+
+    from augbal.train import evaluate
+
+    result, folder = run
+    folders = [tmp_path / parent / "val" for parent in ("ex", "other")]
+    for f in folders:
+        shutil.copytree(folder, f)
+    paths = [evaluate(result.run_dir, folders[0])["path"], evaluate(result.run_dir, folders[1])["path"],
+             evaluate(result.run_dir, folders[0], prior="em")["path"]]
+    monkeypatch.chdir(folders[0])
+    paths.append(evaluate(result.run_dir, ".")["path"])  # the same folder as the first, named otherwise
+    names = [Path(p).name for p in paths]
+    assert len(set(paths[:3])) == 3 and all(Path(p).is_file() for p in paths), names
+    assert names[0].startswith("val-") and names[0].endswith("-selected.json") and "prior-em" in names[2]
+    assert names[3] == names[0]  # "." is ex/val: the same data, the same file

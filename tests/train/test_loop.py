@@ -326,3 +326,24 @@ def test_lr_find_without_a_sampler_shuffles_as_the_first_epoch_of_train_does(fol
     seen = _lr_find_labels(recipe, tmp_path / "lr", monkeypatch)
     assert [len(b) for b in seen] == [16, 16, 8]
     assert np.bincount(np.concatenate(seen), minlength=3).tolist() == [27, 9, 4]  # every train image once
+
+
+def _strict(text: str):
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_the_json_files_of_a_run_are_strict_json_with_null_for_undefined_numbers(head_run, folder):
+    from augbal.train import evaluate
+
+    run = head_run.run_dir
+    selection = _strict((run / "selection.json").read_text())
+    assert selection["volatility"] is None  # two epochs: the volatility is not defined
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        _strict(line)
+    _strict(Path(evaluate(run, folder, checkpoint="selected")["path"]).read_text())
+    from augbal.train._json import dumps
+
+    assert dumps({"a": [float("nan"), float("-inf"), 1.5]}) == '{"a": [null, null, 1.5]}'

@@ -23,6 +23,8 @@ import torch
 
 from augbal._atomic import atomic_write_text
 
+from ._json import dumps as strict_json
+
 __all__ = ["check_checkpoint", "evaluate", "evaluate_test"]
 
 _CHECKPOINTS = {"selected": "selected.pt", "best": "best.pt", "last": "last.pt"}
@@ -52,8 +54,9 @@ def evaluate(
             ``"em"`` (adjusted to this data's prior as estimated by EM from the posteriors;
             Saerens et al. 2002 — the labels are not used for it).
         device: where the forward passes run.
-        out: the JSON file (default ``RUN/evaluations/<data name>-<checkpoint>.json``, ``epoch:3``
-            written as ``epoch-3``).
+        out: the JSON file (default ``RUN/evaluations/<data name>[-prior-<prior>]-<hash>-<checkpoint>.json``,
+            the hash of the absolute data path and the prior, so other data folders and options do not
+            overwrite it; ``epoch:3`` written as ``epoch-3``); its path is ``result["path"]``.
 
     Returns:
         ``{"checkpoint", "prior", "data", "classes", "metrics": evaluate_logits(...), "path"}``.
@@ -74,13 +77,32 @@ def evaluate(
         raise ValueError(f"prior must be one of {', '.join(_PRIORS)}; got {prior!r}")
     selection = _selection(run)
     index = _index(data, selection["classes"])
-    name = Path(str(data)).stem if not hasattr(data, "paths") else "index"
+    name = _evaluation_stem(data, prior) if not hasattr(data, "paths") else "index"
     result = _score(run, selection, index, checkpoint=checkpoint, prior=prior, device=device)
     result["data"] = str(data) if not hasattr(data, "paths") else f"ImageIndex of {len(index)} images"
     target = Path(out) if out is not None else run / "evaluations" / f"{name}-{checkpoint.replace(':', '-')}.json"
-    atomic_write_text(target, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(target, strict_json(result, indent=2) + "\n")
     result["path"] = str(target)
     return result
+
+
+def _evaluation_stem(data: str | os.PathLike[str], prior: str | None) -> str:
+    """The readable, collision-free start of an evaluation's file name: the data's name, the
+    ``--prior`` when given, and a short hash of the absolute data path and the prior (so
+    ``a/val`` and ``b/val`` do not overwrite each other).
+
+    Example:
+        >>> import re
+        >>> bool(re.fullmatch(r"val-[0-9a-f]{8}", _evaluation_stem("/x/val", None)))
+        True
+        >>> _evaluation_stem("/x/val", None) != _evaluation_stem("/y/val", None) != _evaluation_stem("/y/val", "em")
+        True
+    """
+    import hashlib
+
+    resolved = Path(os.path.abspath(os.path.expanduser(str(data))))
+    digest = hashlib.sha256(json.dumps([str(resolved), prior]).encode("utf-8")).hexdigest()[:8]
+    return "-".join([resolved.stem or "data", *([f"prior-{prior}"] if prior is not None else []), digest])
 
 
 def evaluate_test(run_dir: str | os.PathLike[str], *, device: str = "cpu") -> dict[str, Any]:
@@ -105,7 +127,7 @@ def evaluate_test(run_dir: str | os.PathLike[str], *, device: str = "cpu") -> di
         raise ValueError(f"the recipe's data has no test split ({run / 'recipe.yaml'}): nothing to evaluate")
     result = _score(run, selection, splits.test, checkpoint="selected", prior=None, device=device)
     result["data"] = "test split"
-    atomic_write_text(run / "test.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(run / "test.json", strict_json(result, indent=2) + "\n")
     result["path"] = str(run / "test.json")
     return result
 

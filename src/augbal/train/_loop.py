@@ -52,6 +52,7 @@ from ._distributed import (
     init_distributed,
     shard_indices,
 )
+from ._json import dumps as strict_json
 
 __all__ = ["CHECKPOINT_FORMAT", "RunResult", "lr_find", "read_history", "train"]
 
@@ -150,7 +151,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     train_ds, val_ds, upto, per_rank, amp, channels_last = s.train_ds, s.val_ds, s.upto, s.per_rank, s.amp, s.channels_last
     train_labels, val_labels, train_counts, train_prior = s.train_labels, s.val_labels, s.train_counts, s.train_prior
     sampler, batch_sampler, loader, loss_fn, weights = s.sampler, s.batch_sampler, s.loader, s.loss_fn, s.weights
-    mixer = strategies.build_mixer(recipe, num_classes=len(classes), class_counts=train_counts)
+    mixer = s.mixer
     partner = None  # Balanced-MixUp mixes every batch with one from a class-balanced stream
     if mixer is not None and strategies.needs_balanced_batches(mixer):
         partner = strategies.balanced_batches(train_ds, train_labels, per_rank, seed=seed, ctx=ctx)
@@ -329,7 +330,7 @@ def _train(recipe: Any, rhash: str, run: Path, resume: bool, ctx: DistContext, p
     if ctx.is_main:
         _save_weights(run / "selected.pt", model, epoch=chosen.epoch, classes=classes, weights=weights,
                       kind=chosen.name, posthoc=chosen.posthoc)  # fmt: skip
-        atomic_write_text(run / "selection.json", json.dumps(selection, indent=2) + "\n")
+        atomic_write_text(run / "selection.json", strict_json(selection, indent=2) + "\n")
         y_pred = chosen.logits.argmax(1).numpy()
         report = write_run_report(
             run, history=history, classes=classes, verdict=verdict, selection=selection, noise=floor,
@@ -445,7 +446,7 @@ def _load_weights(path: Path, ctx: DistContext) -> dict[str, Any] | None:
 
 
 def _write_history(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
-    atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in history))
+    atomic_write_text(path, "".join(strict_json(row) + "\n" for row in history))
 
 
 def read_history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -712,7 +713,9 @@ class _Setup:
     weights: Any  # WeightsInfo
     freeze: Any  # FreezePolicy
     loss_fn: Any  # a fitted Loss
+    train_policy: Any
     eval_policy: Any
+    mixer: Any  # the recipe's mixer, None without one
     upto: str | None  # what the inputs are cached up to ("features", "layer3"), None for images
     cache_root: Path
     train_ds: Any
@@ -727,6 +730,37 @@ class _Setup:
     optimizer: torch.optim.Optimizer
 
 
+@contextlib.contextmanager
+def _recipe_key(path: str, spec: Any) -> Iterator[None]:
+    """Turn a component's build error into a ``RecipeError`` naming its recipe key (``path``)."""
+    from . import _strategies as strategies
+
+    try:
+        yield
+    except (ValueError, TypeError, KeyError) as exc:
+        raise strategies.component_error(path, spec, exc) from None
+
+
+def _resolve_data(recipe: Any, seed: int) -> Any:
+    """``resolve_data`` of the recipe's data section; a listed class without images is a
+    ``RecipeError`` naming ``data.classes`` and the classes the source has."""
+    from augbal.data import EmptyClassError
+    from augbal.recipes import RecipeError
+
+    from ._data import resolve_data
+
+    try:
+        return resolve_data(recipe.data, seed=seed)
+    except EmptyClassError as exc:
+        if recipe.data.classes is None:
+            raise
+        source = Path(recipe.data.source or "")
+        found = sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")) if source.is_dir() else []
+        listing = f" (the classes of {source}: {', '.join(found)})" if found else ""
+        raise RecipeError(f"recipe key data.classes: every class named must have images in data.source{listing}; "
+                          f"got {', '.join(repr(c) for c in exc.classes)}", ("data.classes",)) from None
+
+
 def _setup(recipe: Any, run: Path, ctx: DistContext) -> _Setup:
     """Data, model, freeze policy, loss, inputs, batches and optimiser of a run: one place, so
     ``train`` and ``lr_find`` cannot drift apart."""
@@ -734,7 +768,6 @@ def _setup(recipe: Any, run: Path, ctx: DistContext) -> _Setup:
     from augbal.sampling import SAMPLERS
 
     from . import _strategies as strategies
-    from ._data import resolve_data
     from ._freeze import FREEZE_POLICIES
     from ._losses import LOSSES
     from ._model import build_model
@@ -743,7 +776,7 @@ def _setup(recipe: Any, run: Path, ctx: DistContext) -> _Setup:
     seed, epochs, device = int(recipe.seed), int(recipe.epochs), ctx.device
 
     # ---- data ----------------------------------------------------------------------------
-    data = resolve_data(recipe.data, seed=seed)
+    data = _resolve_data(recipe, seed)
     classes = list(data.classes)
     C = len(classes)
     train_labels = np.asarray(data.train.labels, dtype=np.int64)
@@ -760,8 +793,16 @@ def _setup(recipe: Any, run: Path, ctx: DistContext) -> _Setup:
         input_size=m.input_size, mean=m.mean, std=m.std, download=m.download, seed=seed,
     )  # fmt: skip
     freeze = FREEZE_POLICIES.from_spec(_spec(recipe.freeze))
-    loss_fn = LOSSES.from_spec(_spec(recipe.loss)).fit(train_counts)
-    train_policy, eval_policy = strategies.policies(recipe, weights, seed=seed)
+    # every component that needs the data is built (or checked) now, before the first epoch:
+    # a bad value is a RecipeError naming its key, never a failure after hours of training
+    with _recipe_key("loss", _spec(recipe.loss)):
+        loss_fn = LOSSES.from_spec(strategies.component_with_classes("loss", _spec(recipe.loss), classes)).fit(train_counts)
+    train_policy, eval_policy = strategies.policies(recipe, weights, seed=seed, classes=classes, counts=train_counts)
+    with _recipe_key("mixer", _spec(recipe.mixer)):
+        mixer = strategies.build_mixer(recipe, num_classes=C, class_counts=train_counts)
+    crt = strategies._strategy(recipe, "crt")
+    if crt is not None:  # built once here to check it; cRT builds its own after training
+        strategies.crt_sampler(crt, train_labels, classes, seed=seed)
 
     # ---- inputs: cached features / activations when the trunk stays frozen, else images --
     upto = strategies.cache_level(recipe, freeze, epochs)
@@ -788,10 +829,17 @@ def _setup(recipe: Any, run: Path, ctx: DistContext) -> _Setup:
     sampler_spec = strategies.sampler_spec(recipe)
     sampler = None
     if sampler_spec is not None:
-        sampler = SAMPLERS.from_spec(
-            sampler_spec, labels=train_labels, seed=seed, num_replicas=ctx.world_size, rank=ctx.rank, yield_draws=True
-        )
+        with _recipe_key("sampler", sampler_spec):
+            sampler = SAMPLERS.from_spec(
+                strategies.component_with_classes("sampler", sampler_spec, classes),
+                labels=train_labels, seed=seed, num_replicas=ctx.world_size, rank=ctx.rank, yield_draws=True,
+            )  # fmt: skip
         batch_sampler: Any = sampler if _is_batch_sampler(sampler) else sampler.batches(per_rank)
+        with _recipe_key("sampler", sampler_spec):  # some rules hold per epoch (the classes a weighting keeps)
+            for epoch in sorted({epochs - 1, 0}):
+                batch_sampler.set_epoch(epoch)
+                len(batch_sampler)
+            batch_sampler.set_epoch(0)
     else:
         batch_sampler = ShuffleBatches(len(train_labels), per_rank, seed=seed, ctx=ctx)
 
@@ -800,7 +848,7 @@ def _setup(recipe: Any, run: Path, ctx: DistContext) -> _Setup:
     return _Setup(
         data=data, classes=classes, train_labels=train_labels, val_labels=val_labels, train_counts=train_counts,
         train_prior=train_counts / train_counts.sum(), model=model, weights=weights, freeze=freeze, loss_fn=loss_fn,
-        eval_policy=eval_policy, upto=upto, cache_root=cache_root, train_ds=train_ds, val_ds=val_ds, net=net,
+        train_policy=train_policy, eval_policy=eval_policy, mixer=mixer, upto=upto, cache_root=cache_root, train_ds=train_ds, val_ds=val_ds, net=net,
         channels_last=channels_last, amp=strategies.autocast_dtype(recipe, device), per_rank=per_rank,
         sampler=sampler, batch_sampler=batch_sampler, loader=_loader(recipe, train_ds, batch_sampler, upto is not None, seed),
         optimizer=optimizer,

@@ -155,6 +155,41 @@ def _check_metric(metric: Any) -> str:
     return metric
 
 
+#: the validation metrics of an epoch (``evaluate_logits``): one number each, or one per class
+VAL_SCALARS = ("loss", "loss_weighted", "loss_uniform_prior", "accuracy", "balanced_accuracy", "macro_f1",
+               "geometric_mean", "ece")  # fmt: skip
+VAL_PER_CLASS = ("per_class_loss", "recall", "precision", "f1", "n")
+TRAIN_SCALARS = ("loss", "loss_unweighted")
+
+
+def check_run_metric(metric: Any) -> str:
+    """``metric`` if it names a metric a training run records in its epoch rows: a validation
+    metric (``balanced_accuracy``, ``val.loss``; per class ``recall.2``), a training loss
+    (``train.loss``) or a learning rate (``lr.0``); a ValueError listing the names otherwise.
+
+    Example:
+        >>> check_run_metric("val.recall.2")
+        'val.recall.2'
+        >>> check_run_metric("bal_acc")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: metric must name a metric a run records (balanced_accuracy, loss, ...); got 'bal_acc'
+    """
+    import re
+
+    _check_metric(metric)
+    per_class = "|".join(VAL_PER_CLASS)
+    val = rf"(?:{'|'.join(VAL_SCALARS)}|(?:{per_class})\.\d+)"
+    pattern = rf"(?:(?:val|val_posthoc)\.)?{val}|train\.(?:{'|'.join(TRAIN_SCALARS)})|lr\.\d+"
+    if re.fullmatch(pattern, metric) is None:
+        scalars = ", ".join(("balanced_accuracy",) + tuple(v for v in VAL_SCALARS if v != "balanced_accuracy"))
+        raise ValueError(
+            f"metric must name a metric a run records ({scalars}, optionally as val.<name>; per class "
+            f"{', '.join(f'{v}.<class index>' for v in VAL_PER_CLASS)}; train.loss, train.loss_unweighted); got {metric!r}"
+        )
+    return metric
+
+
 def _flat(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Scalar entries of ``metrics`` by dotted path (dicts nested; lists of numbers by index)."""
     out: dict[str, Any] = {}

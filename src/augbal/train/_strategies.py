@@ -119,19 +119,110 @@ def selection_metric(selector: Any) -> tuple[str, str]:
 # ======================================================================================
 
 
-def policies(recipe: Any, weights: Any, *, seed: int) -> tuple[Any, Any]:
+def policies(
+    recipe: Any,
+    weights: Any,
+    *,
+    seed: int,
+    classes: Sequence[str] | None = None,
+    counts: Sequence[int] | None = None,
+) -> tuple[Any, Any]:
     """The training and evaluation policies, sized and normalised by the weights unless the
-    spec gives its own ``size``/``mean``/``std``; seeded by the run seed unless it sets one."""
+    spec gives its own ``size``/``mean``/``std``; seeded by the run seed unless it sets one.
+
+    ``classes`` and ``counts`` (the training split's) go where a spec needs the data:
+    ``rarity_scaled`` without counts, ``class_conditional`` keyed by class names (also nested;
+    see :func:`policy_with_data`).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> from augbal.recipes import load_recipe
+        >>> r = load_recipe({"data": {"source": "demo"}, "augmentation": "rarity_scaled"})
+        >>> w = SimpleNamespace(input_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+        >>> train_policy, _ = policies(r, w, seed=0, classes=["a", "b"], counts=[90, 10])
+        >>> train_policy.magnitudes_[1] > train_policy.magnitudes_[0]
+        True
+    """
     from augbal.augment import build_policy
 
     def make(spec: Any) -> Any:
         spec = _spec(spec) if spec is not None else "none"
+        spec = policy_with_data(spec, classes=classes, counts=counts)
         given = set(spec) if isinstance(spec, dict) else set()
         defaults = {"size": int(weights.input_size), "mean": tuple(weights.mean), "std": tuple(weights.std), "seed": seed}
         return build_policy(spec, **{k: v for k, v in defaults.items() if k not in given})
 
-    train_spec = getattr(recipe, "augmentation", None)
-    return make(train_spec), make(getattr(recipe, "eval_augmentation", None))
+    built = []
+    for key in ("augmentation", "eval_augmentation"):
+        spec = getattr(recipe, key, None)
+        try:
+            built.append(make(spec))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise component_error(key, _spec(spec), exc) from None
+    return built[0], built[1]
+
+
+def policy_with_data(spec: Any, *, classes: Sequence[str] | None, counts: Sequence[int] | None) -> Any:
+    """A policy spec with what the run knows filled in where the spec leaves it out, nested
+    specs too (``base``, ``default``, ``policies``): ``rarity_scaled`` gets the training
+    ``counts`` and ``classes``, ``class_conditional`` the ``classes`` (names as keys).
+
+    Example:
+        >>> policy_with_data({"name": "mirrored", "base": "rarity_scaled"}, classes=["a", "b"], counts=[9, 1])
+        {'name': 'mirrored', 'base': {'name': 'rarity_scaled', 'counts': [9, 1], 'classes': ['a', 'b']}}
+    """
+    if isinstance(spec, str):
+        if spec not in ("rarity_scaled", "class_conditional"):
+            return spec
+        spec = {"name": spec}
+    if not isinstance(spec, dict):
+        return spec  # a built policy: used as it is
+    out = dict(spec)
+    for key in ("base", "default"):
+        if key in out:
+            out[key] = policy_with_data(out[key], classes=classes, counts=counts)
+    if isinstance(out.get("policies"), dict):
+        out["policies"] = {k: policy_with_data(v, classes=classes, counts=counts) for k, v in out["policies"].items()}
+    name = out.get("name")
+    if name == "rarity_scaled" and out.get("counts") is None and counts is not None:
+        out["counts"] = [int(c) for c in counts]
+        if out.get("classes") is None and classes is not None:
+            out["classes"] = list(classes)
+    if name == "class_conditional" and out.get("classes") is None and classes is not None:
+        out["classes"] = list(classes)
+    return out
+
+
+def component_with_classes(kind: str, spec: Any, classes: Sequence[str] | None, *, path: str = "") -> Any:
+    """A sampler or loss spec whose class-name keys can be resolved: its ``weighting`` built by
+    ``resolve_weighting(..., classes=classes)`` and ``classes`` given to a factory taking it
+    (``resampled``). A bad weighting is a ``RecipeError`` naming ``path``.weighting.
+
+    Example:
+        >>> component_with_classes("sampler", {"name": "class_aware", "weighting": {"b": 2.0}}, ["a", "b"])["weighting"]
+        Explicit(weights={'b': 2.0}, classes=['a', 'b'])
+    """
+    import inspect
+
+    if spec is None or classes is None:
+        return spec
+    path = path or kind
+    from augbal.sampling import SAMPLERS, resolve_weighting
+
+    from ._losses import LOSSES
+
+    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+    registry = SAMPLERS if kind == "sampler" else LOSSES
+    if spec.get("weighting") is not None:
+        try:
+            spec["weighting"] = resolve_weighting(spec["weighting"], classes=list(classes))
+        except ValueError as exc:
+            raise component_error(path, {"weighting": spec["weighting"]}, exc) from None
+    name = spec.get("name")
+    if isinstance(name, str) and name in registry and spec.get("classes") is None:
+        if "classes" in inspect.signature(registry.get(name)).parameters:
+            spec["classes"] = list(classes)
+    return spec
 
 
 def eval_views(recipe: Any, eval_policy: Any) -> list[Any]:
@@ -535,6 +626,22 @@ def _tau_norm(
                    state=state)  # fmt: skip
 
 
+def crt_sampler(spec: Any, labels: np.ndarray, classes: Sequence[str], *, seed: int) -> Any:
+    """The sampler cRT re-trains the head with (``strategy.crt.sampler``; class-balanced by
+    default); a bad value is a ``RecipeError`` naming ``strategy.crt.sampler``'s key."""
+    from augbal.sampling import SAMPLERS
+
+    path = "strategy.crt.sampler"
+    given = _spec(_get(spec, "sampler", None)) or {"name": "class_aware", "weighting": "balanced"}
+    try:
+        sampler = SAMPLERS.from_spec(component_with_classes("sampler", given, classes, path=path),
+                                     labels=labels, seed=seed, num_replicas=1, rank=0)  # fmt: skip
+        len(sampler)  # some rules are checked when an epoch is planned
+        return sampler
+    except (ValueError, TypeError, KeyError) as exc:
+        raise component_error(path, given, exc) from None
+
+
 def _crt(
     recipe: Any,
     model: nn.Module,
@@ -551,8 +658,6 @@ def _crt(
     ctx: Any,
 ) -> Candidate:
     """Classifier re-training: a new head, class-balanced sampling, on the frozen features."""
-    from augbal.sampling import SAMPLERS
-
     from ._metrics import evaluate_logits
     from ._model import head_linear
     from ._optim import build_optimizer
@@ -560,8 +665,7 @@ def _crt(
     head = head_linear(model)
     epochs = int(_get(spec, "epochs", 10))
     lr = float(_get(spec, "lr", None) or recipe.optim["lr"])
-    sampler = SAMPLERS.from_spec(_spec(_get(spec, "sampler", None)) or {"name": "class_aware", "weighting": "balanced"},
-                                 labels=train_y, seed=seed, num_replicas=1, rank=0)  # fmt: skip
+    sampler = crt_sampler(spec, train_y, classes, seed=seed)
     fresh = nn.Linear(head.in_features, head.out_features)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -595,6 +699,24 @@ def _crt(
 # ======================================================================================
 # small helpers
 # ======================================================================================
+
+
+def component_error(path: str, spec: Any, exc: BaseException) -> Exception:
+    """The ``RecipeError`` naming the recipe key of a component's build error: the parameter
+    the message starts with (``"num_samples must be ..."``), or the one holding the unknown
+    class a message names, else ``path`` itself. A ``RecipeError`` is returned as it is.
+
+    Example:
+        >>> str(component_error("sampler", {"name": "class_aware", "num_samples": 0},
+        ...                     ValueError("num_samples must be an int >= 1 or None; got 0")))
+        'recipe key sampler.num_samples: must be an int >= 1 or None; got 0'
+    """
+    from augbal.recipes import RecipeError, _translate_build_error
+
+    if isinstance(exc, RecipeError):
+        return exc
+    params = {k: v for k, v in spec.items() if k != "name"} if isinstance(spec, dict) else {}
+    return _translate_build_error(path, params, exc)
 
 
 def _spec(value: Any) -> Any:
