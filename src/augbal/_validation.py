@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 __all__ = [
+    "check_device",
     "ClassNamesNeededError",
     "check_bool",
     "check_choice",
@@ -182,6 +184,18 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise _fail(name, "True or False", value)
     return bool(value)
+
+
+def check_device(name: str, value: Any) -> str:
+    """A torch device a run may ask for: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Example:
+        >>> check_device("device", "cuda:1")
+        'cuda:1'
+    """
+    if not (isinstance(value, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", value)):
+        raise _fail(name, "'auto', 'cpu', 'cuda' or 'cuda:N'", value)
+    return value
 
 
 def check_choice(name: str, value: Any, choices: Iterable[T]) -> T:

@@ -61,7 +61,7 @@ from pydantic import (
     model_validator,
 )
 
-from augbal._validation import ClassNamesNeededError
+from augbal._validation import ClassNamesNeededError, check_device
 
 __all__ = [
     "CacheSection",
@@ -71,6 +71,7 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "StrategySection",
+    "check_device",
     "load_recipe",
     "recipe_hash",
     "yaml_error_text",
@@ -354,9 +355,10 @@ class LogSection(_Section):
 
 
 def _device(value: Any) -> Any:
-    if not (isinstance(value, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", value)):
-        raise ValueError(f"must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {value!r}")
-    return value
+    try:
+        return check_device("device", value)
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("device ")) from None
 
 
 class Recipe(_Section):

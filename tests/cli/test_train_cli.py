@@ -191,3 +191,15 @@ def test_class_names_as_keys_in_component_specs_train(recipe_file, tmp_path, ove
                     "--out", str(run))
     assert result.exit_code == 0, result.output
     assert (run / "selection.json").exists()
+
+
+def test_device_takes_what_a_recipe_takes() -> None:
+    from click.testing import CliRunner
+
+    from augbal.cli import cli
+
+    bad = CliRunner().invoke(cli, ["train", "--recipe", "x.yaml", "--device", "gpu"])
+    assert bad.exit_code == 2 and "Invalid value for '--device': must be auto, cpu, cuda or cuda:N; got 'gpu'" in bad.output
+    from augbal.cli._params import Device
+
+    assert Device().convert("cuda:1", None, None) == "cuda:1"  # a recipe's device: cuda:N (it was refused here)

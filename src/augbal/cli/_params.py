@@ -71,6 +71,24 @@ class OutputPath(click.ParamType):
         return path
 
 
+class Device(click.ParamType):
+    """A torch device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (as a recipe's ``device``).
+
+    >>> Device().convert("cuda:1", None, None)
+    'cuda:1'
+    """
+
+    name = "auto|cpu|cuda|cuda:N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from augbal.recipes import check_device
+
+        try:
+            return check_device("device", value)
+        except ValueError:
+            self.fail(f"must be auto, cpu, cuda or cuda:N; got {value!r}", param, ctx)
+
+
 def bad_parameter(name: str, message: str) -> click.BadParameter:
     """A ``BadParameter`` for the current command's parameter ``name`` (its flag in the message)."""
     ctx = click.get_current_context()

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._output import console
-from ._params import OutputPath, bad_parameter, os_error_text
+from ._params import Device, OutputPath, bad_parameter, os_error_text
 
 
 @click.command("train", short_help="Fine-tune a ResNet-18 as a recipe says; write a run folder.")
@@ -25,7 +25,7 @@ from ._params import OutputPath, bad_parameter, os_error_text
 @click.option("--resume", is_flag=True, help="Continue the run in RUN from its last.pt (the recipe must be the same).")
 @click.option("--find-lr", is_flag=True, help="Sweep the learning rate (as fastai's lr_find), save RUN/lr_find.png, "
               "print the suggestion; no training.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+@click.option("--device", type=Device(), default=None,
               help="Where to train [default: the recipe's device].")
 @click.option("--test/--no-test", "test", default=True, show_default=True,
               help="After training (and the choice of checkpoint on validation), score the selected model once "
@@ -128,7 +128,7 @@ def _check_checkpoint(ctx: click.Context, param: click.Parameter, value: str) ->
 @click.option("--prior", type=click.Choice(["none", "uniform", "em"]), default=None,
               help="Adjust the logits to a uniform prior, or to this data's prior estimated by EM "
               "[default: the selected checkpoint's own adjustment].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--device", type=Device(), default="cpu", show_default=True)
 def evaluate(run: Path, data: Path, checkpoint: str, prior: str | None, device: str) -> None:
     """Score RUN's checkpoint on the images of PATH; print the metrics and write them as JSON."""
     from augbal.train import evaluate as score
