@@ -193,12 +193,13 @@ def test_class_names_as_keys_in_component_specs_train(recipe_file, tmp_path, ove
     assert (run / "selection.json").exists()
 
 
-def test_device_takes_what_a_recipe_takes() -> None:
+def test_device_takes_what_a_recipe_takes(tmp_path) -> None:
     from click.testing import CliRunner
 
     from augbal.cli import cli
 
-    bad = CliRunner().invoke(cli, ["train", "--recipe", "x.yaml", "--device", "gpu"])
+    (tmp_path / "x.yaml").write_text("data: {source: demo}\n")
+    bad = CliRunner().invoke(cli, ["train", "--recipe", str(tmp_path / "x.yaml"), "--device", "gpu"])
     assert bad.exit_code == 2 and "Invalid value for '--device': must be auto, cpu, cuda or cuda:N; got 'gpu'" in bad.output
     from augbal.cli._params import Device
 
