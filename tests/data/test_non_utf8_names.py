@@ -250,3 +250,18 @@ def test_build_dataset_quarantines_the_file_and_writes_utf8(bytes_names, tmp_pat
     assert [(r["path"], r["kind"]) for r in problems] == [(f"{root}/cat/caf\\xe9.png", "name")]
     summary = json.loads((out / "summary.json").read_bytes().decode("utf-8"))
     assert [p["kind"] for p in summary["problems"]] == ["name"]
+
+
+def test_a_folder_whose_only_class_folders_are_not_utf8_says_so(bytes_names, tmp_path):
+    from click.testing import CliRunner
+
+    from augbal.cli import cli
+    from augbal.data import NoClassFoldersError
+
+    root = _tree(tmp_path / "data", {BETE: 2})
+    with pytest.raises(NoClassFoldersError) as info:
+        scan(root)
+    assert info.value.unnamed == ("b'b\\xe9te'",)
+    assert str(info.value).endswith("; folders whose names are not valid UTF-8 (rename them): b'b\\xe9te'")
+    result = CliRunner().invoke(cli, ["scan", str(root)])
+    assert result.exit_code == 2 and "folders whose names are not valid UTF-8 (rename them): b'b\\xe9te'" in result.output

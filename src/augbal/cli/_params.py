@@ -115,6 +115,6 @@ def dataset_source(name: str, path: Any) -> Iterator[None]:
         raise bad_parameter(name, f"must be an image folder or a .csv or .jsonl manifest; got {path}") from None
     except NoClassFoldersError as exc:
         raise bad_parameter(name, f"no class folders in {exc.root} (expected {name.upper()}/<class>/<image>, or a "
-                                  ".csv or .jsonl manifest)") from None
+                                  f".csv or .jsonl manifest){exc.note}") from None
     except EmptyManifestError as exc:
         raise bad_parameter(name, f"manifest {exc.path} lists no images (no rows)") from None

@@ -22,14 +22,24 @@ class NoClassFoldersError(ValueError):
 
     Attributes:
         root: the folder scanned.
+        unnamed: folders that would be classes but for their names (not valid UTF-8), shown
+            as their bytes (``b'b\\xe9te'``).
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], unnamed: Iterable[str] = ()) -> None:
         self.root = os.fspath(root)
-        super().__init__(f"no class folders found in {self.root} (expected root/<class>/<image>)")
+        self.unnamed = tuple(unnamed)
+        super().__init__(f"no class folders found in {self.root} (expected root/<class>/<image>){self.note}")
+
+    @property
+    def note(self) -> str:
+        """``"; folders whose names are not valid UTF-8 (rename them): ..."`` when there are any."""
+        if not self.unnamed:
+            return ""
+        return f"; folders whose names are not valid UTF-8 (rename them): {', '.join(self.unnamed)}"
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickled by worker processes: rebuilt from what it names
-        return type(self), (self.root,), self.__dict__
+        return type(self), (self.root, self.unnamed), self.__dict__
 
 
 class EmptyClassError(ValueError):

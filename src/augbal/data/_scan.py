@@ -345,7 +345,7 @@ def _list_folder(root: Path, wanted, follow_external: bool, extensions: frozense
     if wanted is None:
         class_names = tuple(sorted(class_dirs))
         if not class_names:
-            raise NoClassFoldersError(root)
+            raise NoClassFoldersError(root, [shown(os.path.basename(f)) for f in unnamed])
     else:
         class_names = wanted
         for name in sorted(set(class_dirs) - set(wanted)):
