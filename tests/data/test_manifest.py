@@ -70,8 +70,8 @@ def _bad_manifest(files):
 _EXPECTED = [
     ("img/missing.png", "missing", "m.csv:3: img/missing.png: no such file"),
     ("img/1.png", "unknown-class", "m.csv:4: img/1.png: label 'horse' is not one of the classes"),
-    ("img/2.png", "bad-row", "m.csv:5: img/2.png: expected 2 fields (path,label[,group]); got 1"),
-    ("img/3.png", "bad-row", "m.csv:6: img/3.png: expected 2 fields (path,label[,group]); got 3"),
+    ("img/2.png", "bad-row", "m.csv:5: img/2.png: expected 2 fields (as the header: path,label); got 1"),
+    ("img/3.png", "bad-row", "m.csv:6: img/3.png: expected 2 fields (as the header: path,label); got 3"),
     ("m.csv", "bad-row", "m.csv:7: empty or non-text path"),
     ("img/gone.png", "missing", "m.csv:8: img/gone.png: no such file"),
     ("img/sub", "not-a-file", "m.csv:9: img/sub: not an image file (a folder)"),
@@ -223,3 +223,13 @@ def test_not_a_manifest(files):
     (files / "gone.csv").write_text("img/a.png,x\nimg/b.png,x\n")
     with pytest.raises(ValueError, match=r"lists no images \(2 bad rows: gone\.csv:1: img/a\.png: no such file; \.\.\.\)"):
         scan(files / "gone.csv")
+
+
+def test_a_field_count_error_says_which_columns_count(files):
+    (files / "plain.csv").write_text("img/0.png,cat,g1,extra\nimg/5.png,dog\n")
+    (files / "header.csv").write_text("file,class,group\nimg/0.png,cat\nimg/5.png,dog,g1\n")
+    plain = scan(files / "plain.csv", allow_empty=True)
+    headed = scan(files / "header.csv", allow_empty=True)
+    assert [p.reason for p in plain.problems] == ["plain.csv:1: img/0.png: expected 2 or 3 fields (path,label[,group]); got 4"]
+    assert [p.reason for p in headed.problems] == [
+        "header.csv:2: img/0.png: expected 3 fields (as the header: file,class,group); got 2"]

@@ -200,6 +200,7 @@ def _read_csv(path: Path):
     records = [(n, r) for n, r in records if r and any(field.strip() for field in r)]
     columns = {"path": 0, "label": 1, "group": 2}
     sizes: tuple[int, ...] = (2, 3)
+    shape = "path,label[,group]"
     if records:
         number, first = records[0]
         header = _header_columns(first)
@@ -211,12 +212,13 @@ def _read_csv(path: Path):
                     f"column ({', '.join(LABEL_WORDS[:4])}, ...); got {first}"
                 )
             columns, sizes = header, (len(first),)
+            shape = f"as the header: {','.join(field.strip() for field in first)}"
             records = records[1:]
     for number, record in records:
         given = record[columns["path"]].strip() if columns["path"] < len(record) else ""
         if len(record) not in sizes:
             expected = " or ".join(str(n) for n in sizes)
-            yield number, given, None, f"expected {expected} fields (path,label[,group]); got {len(record)}"
+            yield number, given, None, f"expected {expected} fields ({shape}); got {len(record)}"
             continue
         yield number, given, *_fields(record[columns["path"]], record[columns["label"]], _get(record, columns.get("group")))
 
