@@ -82,3 +82,12 @@ def test_recommendation_names_the_best_with_interval_seeds_and_calm():
 def test_record_needs_its_keys():
     with pytest.raises(ValueError, match="missing seed"):
         RunRecord.from_dict({"strategy": "ce", "split": "s"})
+
+
+def test_a_class_absent_from_the_scored_split_is_left_out_of_its_shot_group():
+    import math
+
+    from augbal.bench._aggregate import shot_accuracy
+
+    got = shot_accuracy([0.9, None, 0.5, 0.3], [5000, 500, 10, 12])
+    assert got["many"] == 0.9 and math.isnan(got["medium"]) and got["few"] == pytest.approx(0.4)

@@ -69,8 +69,9 @@ def test_class_absent_from_validation_keeps_its_row():
     m = evaluate_logits(z, [0, 1, 1], train_counts=[10, 10, 10])
     assert m["confusion"] == [[1, 0, 0], [0, 1, 1], [0, 0, 0]]
     assert m["n"] == [1, 2, 0]
-    assert m["recall"] == [1.0, 0.5, 0.0]
-    assert m["precision"] == [1.0, 1.0, 0.0]
+    assert m["recall"] == [1.0, 0.5, None]  # undefined without an image of the class, not 0
+    assert m["f1"][2] is None and m["f1"][1] == pytest.approx(2 / 3)
+    assert m["precision"] == [1.0, 1.0, 0.0]  # predicted once, wrongly: a real 0
     assert m["per_class_loss"][2] is None
     # averages over the classes present in validation
     assert m["balanced_accuracy"] == pytest.approx(0.75)
@@ -157,3 +158,17 @@ def test_ece_bad_input():
         expected_calibration_error([[1.5, -0.5]], [0])
     with pytest.raises(ValueError, match="bins must be an int >= 1; got 0"):
         expected_calibration_error([[0.5, 0.5]], [0], bins=0)
+
+
+def test_an_undefined_recall_prints_na_and_is_never_chosen():
+    from rich.console import Console
+
+    from augbal.cli._train import _metrics_table
+    from augbal.train._strategies import metric_value
+
+    m = evaluate_logits([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]], [0, 1], train_counts=[10, 10, 10], classes=["a", "b", "c"])
+    console = Console(record=True, width=80)
+    console.print(_metrics_table("val", m))
+    text = console.export_text()
+    assert "recall c" in text and "n/a" in text and "recall a" in text
+    assert math.isnan(metric_value(m, "val.recall.2")) and metric_value(m, "val.recall.0") == 1.0

@@ -102,7 +102,8 @@ class RunRecord:
             recall = self.scores.get("recall")
             if not recall or not self.train_counts:
                 return math.nan
-            return float(recall[int(np.argmin(self.train_counts))])
+            value = recall[int(np.argmin(self.train_counts))]
+            return math.nan if value is None else float(value)
         if metric == "volatility":
             return self.volatility
         if metric == "volatility_ratio":
@@ -247,7 +248,8 @@ def shot_accuracy(
     """Mean per-class recall over many-shot (> ``many`` training images), medium-shot and
     few-shot (< ``few``) classes, the long-tail literature's split (Liu et al., 2019).
 
-    Groups without classes are NaN.
+    Groups without classes are NaN; a class whose recall is ``None`` (absent from the
+    scored split) is left out of its group.
 
     Example:
         >>> {k: round(v, 3) for k, v in shot_accuracy([0.9, 0.8, 0.5, 0.2], [5000, 500, 50, 10]).items()}
@@ -255,9 +257,10 @@ def shot_accuracy(
     """
     if len(recall) != len(train_counts):
         raise ValueError(f"recall and train_counts must be equally long; got {len(recall)} and {len(train_counts)}")
-    r, n = np.asarray(recall, dtype=np.float64), np.asarray(train_counts)
+    r = np.array([math.nan if v is None else v for v in recall], dtype=np.float64)
+    n, scored = np.asarray(train_counts), ~np.isnan(r)
     groups = {"many": n > many, "medium": (n >= few) & (n <= many), "few": n < few}
-    return {k: float(r[m].mean()) if m.any() else math.nan for k, m in groups.items()}
+    return {k: float(r[m & scored].mean()) if (m & scored).any() else math.nan for k, m in groups.items()}
 
 
 def _calmer(records: Sequence[RunRecord], split: str, best: str, baseline: str) -> float:

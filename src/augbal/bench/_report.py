@@ -107,7 +107,8 @@ def _recall_bars(records: Sequence[RunRecord], split: str) -> bytes:
         means = []
         for strategy in strategies:
             vals = [r.scores["recall"][c] for r in records
-                    if r.split == split and r.strategy == strategy and r.ok and len(r.scores.get("recall") or ()) > c]
+                    if r.split == split and r.strategy == strategy and r.ok and len(r.scores.get("recall") or ()) > c
+                    and r.scores["recall"][c] is not None]
             means.append(float(np.mean(vals)) if vals else math.nan)
         ax.barh(np.arange(len(strategies)) + c * height, means, height=height, label=name)
     ax.set_yticks(np.arange(len(strategies)) + 0.4 - height / 2, strategies, fontsize=8)

@@ -172,6 +172,6 @@ def _metrics_table(title: str, metrics: dict[str, Any], *, classes: list[str] | 
     recall = metrics.get("recall")
     if recall is not None:
         names = classes or metrics.get("classes") or [str(i) for i in range(len(recall))]
-        for name, r in zip(names, recall):
-            table.add_row(Text(f"recall {name}"), f"{float(r):.4f}")
+        for name, r in zip(names, recall):  # None: no image of the class to recall
+            table.add_row(Text(f"recall {name}"), "n/a" if r is None else f"{float(r):.4f}")
     return table

@@ -14,8 +14,9 @@ float64. Three losses are reported because train and validation priors differ:
   class's mean cross-entropy: the loss a class-balanced validation set would show.
 
 Every class ``0 .. C-1`` gets an entry in the per-class lists and a row and column of
-the confusion matrix, also when the validation set has none of it (its recall and
-precision are then 0, its loss ``None``). ``balanced_accuracy``, ``macro_f1`` and
+the confusion matrix, also when the validation set has none of it (its loss, recall and
+F1 are then ``None``: undefined, not 0; its precision is 0, or 0 too when it is never
+predicted). ``balanced_accuracy``, ``macro_f1`` and
 ``geometric_mean`` average over the classes present in the validation labels
 (scikit-learn's balanced accuracy does so; the others are given the same classes so all
 three speak of the same set).
@@ -167,7 +168,7 @@ def evaluate_logits(
         ``per_class_loss`` (list, ``None`` for a class absent from validation),
         ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``geometric_mean`` (of the
         per-class recalls, imbalanced-learn's G-mean), ``recall``, ``precision``,
-        ``f1`` (lists, per class), ``confusion`` (C x C list, rows = true class),
+        ``f1`` (lists, per class; recall and F1 ``None`` for a class absent from validation), ``confusion`` (C x C list, rows = true class),
         ``ece`` (15 bins), ``n`` (validation samples per class) and ``classes``.
 
     Example:
@@ -228,9 +229,9 @@ def _evaluate(z: np.ndarray, y: np.ndarray, class_w: np.ndarray, names: list[str
         "balanced_accuracy": float(balanced),
         "macro_f1": float(f1_score(y, pred, labels=present, average="macro", zero_division=0)),
         "geometric_mean": float(gmean),
-        "recall": [float(v) for v in recall],
+        "recall": [float(v) if n[c] else None for c, v in enumerate(recall)],
         "precision": [float(v) for v in precision],
-        "f1": [float(v) for v in f1],
+        "f1": [float(v) if n[c] else None for c, v in enumerate(f1)],
         "confusion": confusion_matrix(y, pred, labels=everyone).tolist(),
         "ece": _ece(probs, y, 15),
         "n": [int(v) for v in n],

@@ -198,7 +198,7 @@ def _flat(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, Mapping):
             out.update(_flat(value, path + "."))
         elif isinstance(value, (list, tuple)):
-            if all(is_real(v) for v in value):
+            if all(is_real(v) or v is None for v in value):  # None: undefined (a class absent from validation)
                 out.update({f"{path}.{i}": v for i, v in enumerate(value)})
         elif is_real(value) or value is None:
             out[path] = value

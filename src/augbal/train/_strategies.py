@@ -86,10 +86,11 @@ def metric_value(metrics: dict[str, Any], name: str) -> float:
     """
     key = name[4:] if name.startswith("val.") else name
     if key in metrics:
-        return float(metrics[key])
+        return np.nan if metrics[key] is None else float(metrics[key])
     head, _, index = key.rpartition(".")
     if head in metrics and index.isdigit():
-        return float(metrics[head][int(index)])
+        value = metrics[head][int(index)]
+        return np.nan if value is None else float(value)  # None: undefined, never chosen
     raise KeyError(f"metric {name!r} is not among the validation metrics: {', '.join(sorted(metrics))}")
 
 
