@@ -239,3 +239,12 @@ def test_a_manifest_without_rows_is_a_bad_path_like_an_empty_folder(tmp_path):
     bad.write_text("path,label\nnope.png,cat\n")
     line = _one_error(CliRunner().invoke(cli, ["scan", str(bad)]), 1)
     assert "bad.csv:2" in line and "no such file" in line
+
+
+def test_an_empty_output_path_is_named_as_empty() -> None:
+    from click.testing import CliRunner
+
+    from augbal.cli import cli
+
+    result = CliRunner().invoke(cli, ["scan", ".", "--problems-csv", ""])
+    assert result.exit_code == 2 and "Invalid value for '--problems-csv': must be a file path; got ''" in result.output

@@ -52,6 +52,8 @@ class OutputPath(click.ParamType):
         self.name = "folder" if folder else "file"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"must be a {self.name} path; got {value!r}", param, ctx)
         path = Path(value)
         if path.exists():
             if self.folder and not path.is_dir():
