@@ -520,3 +520,12 @@ def test_weights_keyed_by_class_name_resolve_through_the_datasets_classes(tmp_pa
     assert BalancedBatchSampler(dataset, samples_per_class=2, weighting={"dog": 3.0}).weighting.classes == ["cat", "dog"]
     with pytest.raises(ValueError, match="bird"):
         ClassAwareSampler(dataset, weighting={"bird": 3.0})
+
+
+def test_weight_keys_stay_labels_when_labels_are_too_large_to_index():
+    labels = np.array([0] * 10 + [2_000_000] * 10)  # counted by dense class past 2^20
+    assert ClassAwareSampler(labels, weighting={2_000_000: 4}, num_samples=100).quotas() == {0: 20, 2_000_000: 80}
+    deferred = {"name": "deferred", "switch_epoch": 1, "after": {2_000_000: 4}}
+    assert ClassAwareSampler(labels, weighting=deferred, num_samples=100).quotas(1) == {0: 20, 2_000_000: 80}
+    with pytest.raises(ValueError, match=r"weight key must be a class label of the data \(0, 2000000\); got 1$"):
+        ClassAwareSampler(labels, weighting={1: 4}, num_samples=100).quotas()  # was applied to label 2,000,000

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from augbal._rounding import apportion
-from augbal._validation import check_bool, check_choice, check_int
+from augbal._validation import check_bool, check_choice, check_int, is_int
 
 from ._base import SAMPLERS, ClassSampler
 from ._weighting import Deferred, Explicit, Weighting, resolve_weighting
@@ -77,7 +77,35 @@ def _class_probs(sampler: ClassSampler, weighting: Weighting, epoch: int) -> np.
         full = np.zeros(max(int(classes[-1]) + 1, _named_classes(weighting)), dtype=np.int64)
         full[classes] = counts
         return weighting.sampling_probs(full, epoch=epoch)[classes]
-    return weighting.sampling_probs(counts, epoch=epoch)
+    return _on_dense(weighting, classes).sampling_probs(counts, epoch=epoch)
+
+
+def _on_dense(weighting: Weighting, classes: np.ndarray) -> Weighting:
+    """``weighting`` for counts indexed by dense class (labels too large to index by value):
+    an explicit ``{label: weight}`` table rekeyed from label values to dense positions (also
+    inside ``Deferred``), so its keys keep meaning labels.
+
+    Example:
+        >>> _on_dense(Explicit(weights={2_000_000: 4.0}), np.array([0, 2_000_000])).weights
+        {1: 4.0}
+    """
+    if isinstance(weighting, Deferred):
+        before, after = (_on_dense(resolve_weighting(w), classes) for w in (weighting.before, weighting.after))
+        return Deferred(switch_epoch=weighting.switch_epoch, before=before, after=after)
+    if not (isinstance(weighting, Explicit) and isinstance(weighting.weights, Mapping) and weighting.classes is None):
+        return weighting
+    dense = {int(v): i for i, v in enumerate(classes.tolist())}
+    rekeyed = {}
+    for key, value in weighting.weights.items():
+        if not is_int(key) or int(key) not in dense:
+            raise ValueError(f"weight key must be a class label of the data ({_first(classes)}); got {key!r}")
+        rekeyed[dense[int(key)]] = value
+    return Explicit(weights=rekeyed)
+
+
+def _first(classes: np.ndarray, shown: int = 5) -> str:
+    head = ", ".join(str(v) for v in classes[:shown].tolist())
+    return head + (f", ... ({classes.size} labels)" if classes.size > shown else "")
 
 
 @SAMPLERS.register("class_aware")
