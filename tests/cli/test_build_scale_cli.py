@@ -145,24 +145,34 @@ def test_help_documents_the_scale_options_and_merge() -> None:
     assert "packed into the same <split>-NNNNNN.tar files as one build" in " ".join(merge.output.split())
 
 
+def _disk_full_at(monkeypatch, *, augmented: bool, nth: int) -> list[str]:
+    """Make the image writer fail with ENOSPC at its ``nth`` augmented copy (or original);
+    returns the paths of that kind it was given, the failing one last."""
+    import errno
+
+    import augbal.build._execute as execute
+
+    real, seen = execute._write_bytes, []
+
+    def full(path, data):
+        if (".aug" in path) == augmented and len(seen) < nth:
+            seen.append(path)
+            if len(seen) == nth:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(execute, "_write_bytes", full)
+    return seen
+
+
 def test_a_full_disk_in_the_writer_exits_1_naming_the_file_and_resumes(source: Path, tmp_path: Path, monkeypatch) -> None:
     """Issue 9, item 8: an OSError(ENOSPC) from the image writer leaves a resumable OUT.incomplete."""
     import errno
     import pickle
 
-    import augbal.build._execute as execute
     from augbal.build import BuildTaskError
 
-    real, calls = execute._write_bytes, []
-
-    def full(path, data):
-        if ".aug" in path:  # the third augmented copy (originals go through the same writer)
-            calls.append(path)
-            if len(calls) == 3:
-                raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, data)
-
-    monkeypatch.setattr(execute, "_write_bytes", full)
+    calls = _disk_full_at(monkeypatch, augmented=True, nth=3)  # originals go through the same writer
     out = tmp_path / "out"
     result = _run(str(source), str(out), *ARGS)
     assert result.exit_code == 1
@@ -188,19 +198,7 @@ def test_a_source_folder_named_merge_is_built_as_dot_slash_merge(source: Path, t
 
 
 def test_a_full_disk_while_copying_an_original_names_the_original(source: Path, tmp_path: Path, monkeypatch) -> None:
-    import errno
-
-    import augbal.build._execute as execute
-
-    real, failed = execute._write_bytes, []
-
-    def full(path, data):
-        if ".aug" not in path and not failed:  # the first original copied
-            failed.append(path)
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, data)
-
-    monkeypatch.setattr(execute, "_write_bytes", full)
+    failed = _disk_full_at(monkeypatch, augmented=False, nth=1)
     out = tmp_path / "out"
     result = _run(str(source), str(out), *ARGS)
     assert result.exit_code == 1
