@@ -197,3 +197,20 @@ def test_batch_view_forwards_set_epoch_and_state_to_its_sampler():
     again = ClassAwareSampler(labels, weighting="balanced", seed=3).batches(8)
     again.load_state_dict(state)
     assert [b.tolist() for b in again] == rest and first
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("yield_draws", [False, True])
+def test_state_after_every_batch_counts_it_across_internal_blocks(monkeypatch, name, yield_draws):
+    # batches are handed out as rows of each block's array; the position must still count each one
+    from augbal.sampling import _base
+
+    monkeypatch.setattr(_base, "_BLOCK", 64)  # several blocks, none a multiple of the batch
+    s = build(name, yield_draws=yield_draws)
+    unit = s._unit
+    size = 3 * unit if unit > 1 else 37
+    handed = 0
+    for batch in s.batches(size):
+        handed += len(batch)
+        assert s.state_dict()["yielded"] == handed // unit
+    assert handed // unit == len(s) and handed == len(items(s))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
+
+import threading
 
 import numpy as np
 import pytest
@@ -385,6 +388,36 @@ def test_random_subset_of_a_large_class_is_the_same_on_either_scratch(monkeypatc
     assert k < 700 or not np.array_equal(np.sort(outs[0]), outs[0])  # in random order
 
 
+@pytest.mark.parametrize(
+    "counts",
+    [[30_000, 20_000, 10_000, 5_000, 536], [65_530, 3, 3], [1, 65_535], [65_536], [5] * 10, [0, 7, 0, 2], [3] * 40],
+)
+def test_class_order_block_holds_exactly_its_counts(counts):
+    # independent draws, then corrected counts (or a shuffle, over _ARRANGE_MAX_CLASSES classes)
+    from augbal.sampling import _base
+
+    counts = np.array(counts)
+    for seed in range(3):
+        block = _base._arrangement(counts, np.random.Generator(np.random.SFC64(seed)), np.uint8)
+        assert block.dtype == np.uint8 and np.array_equal(np.bincount(block, minlength=counts.size), counts)
+
+
+@pytest.mark.parametrize("counts", [[2, 1, 1], [3, 2], [1, 1, 1, 1], [4, 1, 1]])
+def test_class_order_block_is_uniform_over_arrangements(counts):
+    # every arrangement of the multiset equally likely (chi-square over all of them, fixed seed)
+    from math import factorial
+
+    from augbal.sampling import _base
+    from augbal.testing import chi_square_pvalue
+
+    counts = np.array(counts)
+    rng = np.random.Generator(np.random.SFC64(11))
+    seen = collections.Counter(tuple(_base._arrangement(counts, rng, np.uint8).tolist()) for _ in range(20_000))
+    arrangements = factorial(int(counts.sum())) // int(np.prod([factorial(int(c)) for c in counts]))
+    assert len(seen) == arrangements
+    assert chi_square_pvalue(list(seen.values()), [1 / arrangements] * arrangements) > 1e-3
+
+
 def _epoch_draws(make, ahead: bool, monkeypatch) -> list:
     from augbal.sampling import _base
 
@@ -431,13 +464,20 @@ def test_class_order_drawn_ahead_raises_the_threads_error(monkeypatch):
     monkeypatch.setattr(_base, "_AHEAD_MIN", 1)
     monkeypatch.setattr(_base, "_cpus", lambda: 2)
 
-    def broken(self, plan, start_row, rows_per_block):
-        raise RuntimeError("class order failed")
-        yield  # pragma: no cover
+    failed = threading.Event()
+    original = ClassAwareSampler._order_block
 
-    monkeypatch.setattr(ClassAwareSampler, "_class_blocks", broken)
+    def broken(self, plan, b, counts):  # fails on the second thread; the caller's waits for that
+        if threading.current_thread().name == "augbal-class-order":
+            failed.set()
+            raise RuntimeError("class order failed")
+        failed.wait(10)
+        return original(self, plan, b, counts)
+
+    monkeypatch.setattr(ClassAwareSampler, "_order_block", broken)
     with pytest.raises(RuntimeError, match="class order failed"):
         list(ClassAwareSampler(SKEW, seed=0))
+    assert failed.is_set()
 
 
 def test_no_thread_to_spare_falls_back_to_one_thread_with_the_same_draws(monkeypatch):
@@ -461,7 +501,7 @@ def test_no_thread_to_spare_falls_back_to_one_thread_with_the_same_draws(monkeyp
         def start(self):
             raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(_base, "threading", types.SimpleNamespace(Thread=Refusing))
+    monkeypatch.setattr(_base, "threading", types.SimpleNamespace(Thread=Refusing, Condition=threading.Condition))
     got = ClassAwareSampler(labels, seed=2, weighting="sqrt")
     assert np.array_equal(np.concatenate(list(got.batches(4096))), expected)
     assert np.array_equal(got.order_, expected_order)

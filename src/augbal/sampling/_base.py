@@ -57,6 +57,7 @@ _SUBSET_BLOCK = 1 << 18  # members sampled per block when drawing a random subse
 _SUBSET_WHOLE = 1 << 20  # classes up to this size draw their subset in one call (8 MB of scratch)
 _SUBSET_SCRATCH = 1 << 20  # larger classes shuffle subsets up to this size on int64 scratch (8 MB)
 _AHEAD_MIN, _AHEAD_MAX = 1 << 17, 1 << 24  # epochs whose class order is drawn whole, beside the streams (uint8)
+_ARRANGE_MAX_CLASSES = 24  # class-order blocks over more classes are shuffles (_arrangement)
 
 # purposes: every part of a plan has its own generator, so the world-size-dependent
 # dealing cannot shift the draws that decide which images an epoch holds
@@ -185,7 +186,7 @@ class ClassSampler(Sampler):
         self.yield_draws = check_bool("yield_draws", yield_draws)
         self.epoch = 0
         self._resume = 0  # units of the current epoch to skip at the next __iter__
-        self._cursor: list[Any] | None = None  # [units before the current chunk, chunk iterator, chunk length]
+        self._cursor: list[Any] | None = None  # [units before the current chunk, its iterator, its length, units per item]
 
     # ------------------------------------------------------------------ public API
     def set_epoch(self, epoch: int) -> None:
@@ -360,57 +361,9 @@ class ClassSampler(Sampler):
         n = int(labels.size)
         if n == 0:
             raise ValueError("labels must hold at least one sample; got an empty dataset")
-        low, high = int(labels.min()), int(labels.max())
-        if low < 0:
-            raise ValueError(f"labels must be non-negative class indices; got {low}")
-        split = n // 2 if n >= _AHEAD_MIN and _cpus() >= 2 else n  # labels[split:] sorted on a second thread
-        full = None
-        if high < max(1 << 20, 2 * n):
-            head = _count(labels[:split], high + 1)
-            full = head + _count(labels[split:], high + 1)
-        if full is not None:
-            classes = np.flatnonzero(full)
-            counts = full[classes]
-            head = head[classes]
-            dtype = _small_uint(classes.size)
-            if classes.size == high + 1:  # labels are already 0 .. C-1
-                dense_of = lambda block: block.astype(dtype)  # noqa: E731
-            else:
-                lut = np.zeros(high + 1, dtype=dtype)
-                lut[classes] = np.arange(classes.size)
-                dense_of = lut.__getitem__
-        else:
-            classes, counts = np.unique(labels, return_counts=True)
-            dtype = _small_uint(classes.size)
-            dense_of = lambda block: np.searchsorted(classes, block).astype(dtype)  # noqa: E731
-            split = n
+        parts = 2 if n >= _AHEAD_MIN and _cpus() >= 2 else 1
+        classes, counts, order = _index_labels(labels, parts)
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        order = np.empty(n, dtype=np.int32 if n < 1 << 31 else np.int64)
-        if split == n:
-            _sort_into(order, labels, 0, n, dense_of, offsets[:-1].copy())
-        else:  # the stable order is unique: either half may be sorted first
-            error: list[BaseException] = []
-
-            def tail() -> None:
-                try:
-                    _sort_into(order, labels, split, n, dense_of, offsets[:-1] + head)
-                except BaseException as e:  # noqa: BLE001 - raised again below
-                    error.append(e)
-
-            thread = threading.Thread(target=tail, name="augbal-class-index", daemon=True)
-            started = True
-            try:
-                thread.start()
-            except RuntimeError:  # no thread to spare (a process at its thread limit): sorted here
-                started = False
-                tail()
-            try:
-                _sort_into(order, labels, 0, split, dense_of, offsets[:-1].copy())
-            finally:
-                if started:
-                    thread.join()
-            if error:
-                raise error[0]
         self.classes_ = classes.astype(np.int64)
         self.class_counts_ = counts.astype(np.int64)
         self.num_labels_ = n
@@ -484,41 +437,29 @@ class ClassSampler(Sampler):
             if np.any(final > q):
                 self._pad_streams(plan, q, final)
             # (cut classes keep their stream: the cut tail is simply never read)
-        finally:
+        except BaseException:
             if ahead is not None:
-                ahead[0].join()
+                ahead.abandon()
+            raise
         if ahead is not None:
-            if isinstance(ahead[1][0], BaseException):
-                raise ahead[1][0]
-            plan.blocks = ahead[1][0]
+            plan.blocks = ahead.finish()
         return plan
 
-    def _draw_ahead(self, plan: _Plan) -> tuple[threading.Thread, list[Any]] | None:
-        """Draw the whole class order on a second thread while the streams are drawn (the two use
-        their own generators, so the draws are those ``_class_blocks`` makes lazily), for epochs of
-        ``_AHEAD_MIN`` to ``_AHEAD_MAX`` positions and at most 256 classes (one byte per position)."""
+    def _draw_ahead(self, plan: _Plan) -> _Ahead | None:
+        """Start drawing the whole class order on a second thread while the streams are drawn, for
+        epochs of ``_AHEAD_MIN`` to ``_AHEAD_MAX`` positions and at most 256 classes (one byte per
+        position); the caller's thread takes the blocks left when its streams are done. Each block
+        has its own generator, so the draws are those ``_class_blocks`` makes lazily."""
         if plan.cls is not None or not _AHEAD_MIN <= plan.total <= _AHEAD_MAX or plan.rank_quotas.shape[0] > 1 << 8:
             return None
         if _cpus() < 2:
             return None
-        out: list[Any] = [None]
-
-        def draw() -> None:
-            try:
-                blocks = []
-                for lo, block, before, cnt in self._class_blocks(plan, 0, _BLOCK):
-                    block.flags.writeable = False
-                    blocks.append((lo, block, before, cnt))
-                out[0] = blocks
-            except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
-                out[0] = error
-
-        thread = threading.Thread(target=draw, name="augbal-class-order", daemon=True)
+        ahead = _Ahead(self, plan, list(self._block_counts(plan, _BLOCK)))
         try:
-            thread.start()
+            ahead.thread.start()
         except RuntimeError:  # no thread to spare (a process at its thread limit): drawn lazily, the same draws
             return None
-        return thread, out
+        return ahead
 
     def _pad_streams(self, plan: _Plan, q: np.ndarray, final: np.ndarray) -> None:
         """Extend class ``c``'s stream by ``final[c] - q[c]`` repeats of its first draws, with
@@ -576,7 +517,7 @@ class ClassSampler(Sampler):
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         """From the block holding ``start_row`` on: (first row, classes of the block's global
         positions, draws per class before the block, draws per class in the block)."""
-        R, row = self.num_replicas, self.num_replicas * self._unit
+        row = self.num_replicas * self._unit
         n_rows = plan.total // row
         first = start_row // rows_per_block * rows_per_block
         if plan.cls is not None:
@@ -593,26 +534,39 @@ class ClassSampler(Sampler):
                 if lo >= first:
                     yield lo, block, before.copy(), cnt
             return
+        for b, lo, counts, before in self._block_counts(plan, rows_per_block):
+            if lo >= first:
+                yield lo, self._order_block(plan, b, counts), before, counts.sum(axis=1)
+
+    def _block_counts(self, plan: _Plan, rows_per_block: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """Every block of the class order: (block number, first row, draws per class per replica in
+        the block (C, R), draws per class before the block); the counts are multivariate
+        hypergeometric, drawn in sequence from one generator."""
+        R = self.num_replicas
+        n_rows = plan.total // (R * self._unit)
         remaining = plan.rank_quotas.copy()
-        dtype = _small_uint(remaining.shape[0])
-        ids = np.arange(remaining.shape[0], dtype=np.int64)  # numpy shuffles 8-byte items fastest
+        total = plan.rank_quotas.sum(axis=1)
         counter = _generator(list(plan.key))
         for b, lo in enumerate(range(0, n_rows, rows_per_block)):
             size = min(n_rows, lo + rows_per_block) - lo
             counts = np.empty_like(remaining)
             for r in range(R):
                 counts[:, r] = counter.multivariate_hypergeometric(remaining[:, r], size, method="marginals")
-            before = plan.rank_quotas.sum(axis=1) - remaining.sum(axis=1)
+            before = total - remaining.sum(axis=1)
             remaining -= counts
-            if lo < first:
-                continue
-            shuffler = _generator([*plan.key, b])
-            block = np.empty((size, R), dtype=dtype)
-            for r in range(R):
-                part = np.repeat(ids, counts[:, r])
-                shuffler.shuffle(part)
-                block[:, r] = part
-            yield lo, block.reshape(-1), before, counts.sum(axis=1)
+            yield b, lo, counts, before
+
+    def _order_block(self, plan: _Plan, b: int, counts: np.ndarray) -> np.ndarray:
+        """Block ``b`` of the class order: each replica's ``counts`` (C, R) arranged uniformly at
+        random (``_arrangement``), interleaved by row."""
+        C, R = counts.shape
+        rng = _generator([*plan.key, b])
+        if R == 1:
+            return _arrangement(counts[:, 0], rng, _small_uint(C))
+        block = np.empty((int(counts[:, 0].sum()), R), dtype=_small_uint(C))
+        for r in range(R):
+            block[:, r] = _arrangement(counts[:, r], rng, block.dtype)
+        return block.reshape(-1)
 
     def _streams(self, epoch: int, q: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
         """Class ``c``'s ``q_c`` draws: shuffled full passes over its images, then a random subset."""
@@ -727,58 +681,61 @@ class ClassSampler(Sampler):
     def _iterate(self, epoch: int, start_unit: int) -> Iterator[Any]:
         plan = self._plan(epoch)
         self._resume = 0
-        cursor = self._cursor = [start_unit, iter(()), 0]
+        cursor = self._cursor = [start_unit, iter(()), 0, 1]
 
         def chunks() -> Iterator[Iterator[Any]]:
             for ulo, idx, rep, _cls in self._shard_blocks(plan, start_unit, self.yield_draws):
                 items = self._items(idx, rep, epoch)
                 it = iter(items)
-                cursor[:] = [ulo, it, len(items)]
+                cursor[:] = [ulo, it, len(items), 1]
                 yield it
-            cursor[:] = [plan.total // (self.num_replicas * self._unit), iter(()), 0]
+            cursor[:] = [plan.total // (self.num_replicas * self._unit), iter(()), 0, 1]
 
         return itertools.chain.from_iterable(chunks())
 
     def _iterate_batches(self, epoch: int, start_unit: int, size: int, drop_last: bool) -> Iterator[Any]:
         plan = self._plan(epoch)
         self._resume = 0
-        cursor = self._cursor = [start_unit, iter(()), 0]
+        cursor = self._cursor = [start_unit, iter(()), 0, 1]
         u, draws = self._unit, self.yield_draws
+        per = size // u  # units per batch
         end = plan.total // (self.num_replicas * u)
 
-        def batches() -> Iterator[Any]:
+        def chunks() -> Iterator[Iterator[Any]]:  # a block's whole batches: rows of one array, handed out in C
             done = start_unit
-            held: list[tuple[np.ndarray, np.ndarray | None]] = []  # items short of a batch, carried on
-            held_n = 0
+            held: tuple[np.ndarray, np.ndarray | None] | None = None  # items short of a batch, carried on
             for _ulo, idx, rep, _cls in self._shard_blocks(plan, start_unit, draws, np.int64):
                 flat = idx.reshape(-1)
                 reps = None if rep is None else rep.reshape(-1)
-                if held:
-                    flat = np.concatenate([h[0] for h in held] + [flat])
-                    reps = None if reps is None else np.concatenate([h[1] for h in held] + [reps])
-                    held, held_n = [], 0
+                if held is not None:
+                    flat = np.concatenate([held[0], flat])
+                    reps = None if reps is None else np.concatenate([held[1], reps])
+                    held = None
                 whole = flat.size - flat.size % size
-                for lo in range(0, whole, size):
-                    done += size // u
-                    cursor[0] = done
-                    hi = lo + size
-                    yield flat[lo:hi] if reps is None else DrawBatch(flat[lo:hi], reps[lo:hi], epoch)
+                rows = flat[:whole].reshape(-1, size)
+                if reps is None:
+                    it = iter(rows)
+                else:
+                    it = iter(list(map(DrawBatch, rows, reps[:whole].reshape(-1, size), itertools.repeat(epoch))))
+                cursor[:] = [done, it, rows.shape[0], per]
+                yield it
+                done += rows.shape[0] * per
                 if whole < flat.size:
-                    held = [(flat[whole:], None if reps is None else reps[whole:])]
-                    held_n = flat.size - whole
-            if held_n and not drop_last:
-                cursor[0] = end
-                last, reps = held[0]
-                yield last if reps is None else DrawBatch(last, reps, epoch)
-            cursor[0] = end
+                    held = (flat[whole:], None if reps is None else reps[whole:])
+            if held is not None and not drop_last:
+                last = held[0] if held[1] is None else DrawBatch(held[0], held[1], epoch)
+                it = iter([last])
+                cursor[:] = [done, it, 1, end - done]
+                yield it
+            cursor[:] = [end, iter(()), 0, 1]
 
-        return batches()
+        return itertools.chain.from_iterable(chunks())
 
     def _yielded(self) -> int:
         if self._cursor is None:
             return self._resume
-        before, it, length = self._cursor
-        return before + length - it.__length_hint__()
+        before, it, length, per = self._cursor
+        return before + (length - it.__length_hint__()) * per
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -790,6 +747,51 @@ class ClassSampler(Sampler):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seed={self.seed}, epoch={self.epoch}, rank={self.rank}/{self.num_replicas})"
+
+
+class _Ahead:
+    """The class order of one epoch drawn block by block on a second thread, the caller's thread
+    joining in (``finish``) once its own part of the plan is done; blocks are claimed in turn."""
+
+    def __init__(self, sampler: ClassSampler, plan: _Plan, counts: list[tuple[int, int, np.ndarray, np.ndarray]]):
+        self.sampler, self.plan, self.counts = sampler, plan, counts
+        self.blocks: list[Any] = [None] * len(counts)
+        self.claim = itertools.count()  # next() is atomic: each block is drawn once
+        self.stop = False
+        self.error: list[BaseException] = []
+        self.thread = threading.Thread(target=self._guarded, name="augbal-class-order", daemon=True)
+
+    def _guarded(self) -> None:
+        try:
+            self._work()
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            self.error.append(error)
+            self.stop = True
+
+    def _work(self) -> None:
+        while not self.stop:
+            b = next(self.claim)
+            if b >= len(self.counts):
+                return
+            _, lo, counts, before = self.counts[b]
+            block = self.sampler._order_block(self.plan, b, counts)
+            block.flags.writeable = False
+            self.blocks[b] = (lo, block, before, counts.sum(axis=1))
+
+    def finish(self) -> list[Any]:
+        """Draw the blocks left here, wait for the thread, and return every block."""
+        try:
+            self._guarded()
+        finally:
+            self.thread.join()
+        if self.error:
+            raise self.error[0]
+        return self.blocks
+
+    def abandon(self) -> None:
+        """Stop drawing (the caller failed) and wait for the thread."""
+        self.stop = True
+        self.thread.join()
 
 
 class SamplerBatches:
@@ -832,13 +834,104 @@ class SamplerBatches:
         return f"SamplerBatches({self.sampler!r}, batch_size={self.batch_size}, drop_last={self.drop_last})"
 
 
+def _index_dtype(n: int) -> type:
+    return np.int32 if n < 1 << 31 else np.int64
+
+
+def _in_parallel(here: Any, there: Any) -> None:
+    """Run ``there()`` on a second thread while ``here()`` runs on this one; errors are raised here.
+
+    Without a thread to spare (a process at its thread limit) ``there()`` runs after ``here()``."""
+    error: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            there()
+        except BaseException as e:  # noqa: BLE001 - raised again below
+            error.append(e)
+
+    thread = threading.Thread(target=guarded, name="augbal-sampler", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:
+        thread = None
+    try:
+        here()
+    finally:
+        if thread is None:
+            guarded()
+        else:
+            thread.join()
+    if error:
+        raise error[0]
+
+
+def _index_labels(labels: np.ndarray, parts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(classes, samples per class, the stable class-sorted index) of any non-negative integer labels.
+
+    Counts, then a stable counting sort by dense class, block by block; with ``parts`` 2
+    each half of the labels is counted and sorted on its own thread (either half may be
+    sorted first: the stable order is unique)."""
+    n = int(labels.size)
+    halves = [(0, n // 2), (n // 2, n)] if parts == 2 else [(0, n)]
+    span = max(1 << 20, 2 * n)  # label values up to this are counted by value
+    seen: list[Any] = [None] * len(halves)
+
+    def count(k: int) -> None:
+        part = labels[halves[k][0] : halves[k][1]]
+        low, high = int(part.min()), int(part.max())
+        seen[k] = (low, high, _count(part, high + 1) if 0 <= low and high < span else None)
+
+    _in_halves(count, len(halves))
+    low, high = min(s[0] for s in seen), max(s[1] for s in seen)
+    if low < 0:
+        raise ValueError(f"labels must be non-negative class indices; got {low}")
+    if high < span:
+        per_half = np.zeros((len(halves), high + 1), dtype=np.int64)
+        for k, (_, _, c) in enumerate(seen):
+            per_half[k, : c.size] = c
+        full = per_half.sum(axis=0)
+        classes = np.flatnonzero(full)
+        counts = full[classes]
+        head = per_half[0, classes]
+        dtype = _small_uint(classes.size)
+        if classes.size == high + 1:  # labels are already 0 .. C-1
+            dense_of = lambda block: block.astype(dtype)  # noqa: E731
+        else:
+            lut = np.zeros(high + 1, dtype=dtype)
+            lut[classes] = np.arange(classes.size)
+            dense_of = lut.__getitem__
+    else:
+        classes, counts = np.unique(labels, return_counts=True)
+        dtype = _small_uint(classes.size)
+        dense_of = lambda block: np.searchsorted(classes, block).astype(dtype)  # noqa: E731
+        halves, head = [(0, n)], counts
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+    order = np.empty(n, dtype=_index_dtype(n))
+    at = [starts, starts + head]
+
+    def sort(k: int) -> None:
+        _sort_into(order, labels, halves[k][0], halves[k][1], dense_of, at[k].copy())
+
+    _in_halves(sort, len(halves))
+    return classes, counts, order
+
+
+def _in_halves(work: Any, parts: int) -> None:
+    """``work(0)``, and ``work(1)`` on a second thread when ``parts`` is 2."""
+    if parts == 1:
+        work(0)
+    else:
+        _in_parallel(lambda: work(0), lambda: work(1))
+
+
 def _sort_into(order: np.ndarray, labels: np.ndarray, lo: int, hi: int, dense_of: Any, pos: np.ndarray) -> None:
     """Stable counting sort of ``labels[lo:hi]`` by dense class, written at ``pos[c]`` on in ``order``."""
     for start in range(lo, hi, _SORT_BLOCK):  # block by block: radix argsorts on small keys, in cache
         dense = dense_of(labels[start : min(hi, start + _SORT_BLOCK)])
         o = np.argsort(dense, kind="stable")
+        cnt = _run_lengths(dense[o], pos.size)
         o += start
-        cnt = np.bincount(dense, minlength=pos.size)
         if pos.size <= 64:  # few classes: one slice copy per class
             at = 0
             for c, m in enumerate(cnt.tolist()):
@@ -849,6 +942,65 @@ def _sort_into(order: np.ndarray, labels: np.ndarray, lo: int, hi: int, dense_of
             first = np.repeat(pos - (np.cumsum(cnt) - cnt), cnt)
             order[first + np.arange(o.size)] = o
         pos += cnt
+
+
+def _run_lengths(ordered: np.ndarray, classes: int) -> np.ndarray:
+    """Count of each value ``0 .. classes-1`` in a sorted array (faster than ``bincount`` on few classes,
+    where its counters form one long dependency chain, and with no ``intp`` copy)."""
+    edges = np.empty(classes + 1, dtype=np.int64)
+    edges[:classes] = np.searchsorted(ordered, np.arange(classes, dtype=ordered.dtype))
+    edges[classes] = ordered.size
+    return np.diff(edges)
+
+
+def _arrangement(counts: np.ndarray, rng: np.random.Generator, dtype: Any) -> np.ndarray:
+    """A uniformly random sequence holding ``counts[c]`` of each class ``c``, as ``dtype``.
+
+    Each position draws its class independently, with probability ``counts[c] / S`` (a table
+    lookup per 16 random bits), then the counts are made exact: positions drawn uniformly
+    (distinct, in draw order) are freed from each class drawn too often, and the freed
+    positions take the missing classes in a random order. Independent draws are exchangeable
+    and each correction is uniform, so every arrangement with these counts is equally likely,
+    as with a shuffle, for about a tenth of a shuffle's random draws (a few hundred positions
+    change in a block of 65,536). Over ``_ARRANGE_MAX_CLASSES`` classes, a shuffle.
+    """
+    C, S = counts.size, int(counts.sum())
+    if C > _ARRANGE_MAX_CLASSES:  # many classes: the corrections cost more than a shuffle of int64 ids
+        ids = np.repeat(np.arange(C, dtype=np.int64), counts)  # numpy shuffles 8-byte items fastest
+        rng.shuffle(ids)
+        return ids.astype(dtype)
+    table = np.repeat(np.arange(C, dtype=dtype), counts)
+    if S == 1 << 16:  # a full block: 16 raw bits per position, no bounded draws
+        x = np.take(table, rng.bit_generator.random_raw(S // 4).view(np.uint16))
+    else:
+        x = np.take(table, rng.integers(0, S, S))
+    excess = np.bincount(x, minlength=C) - counts
+    if not excess.any():
+        return x
+    need = np.maximum(excess, 0)
+    drawn = counts + need
+    taken = np.zeros(S, dtype=bool)
+    freed = []
+    while need.any():
+        # draws enough that each class with positions to free expects twice what it needs
+        draws = int(min(4 * S, 64 + 2 * (need * S / np.maximum(drawn, 1)).max()))
+        pos = rng.integers(0, S, draws)
+        pos = pos[(need[x[pos]] > 0) & ~taken[pos]]
+        _, first = np.unique(pos, return_index=True)  # distinct, in draw order
+        pos = pos[np.sort(first)]
+        cls = x[pos]
+        by_class = np.argsort(cls, kind="stable")
+        run = np.searchsorted(cls[by_class], cls[by_class])  # where each class's run starts
+        rank = np.empty(pos.size, dtype=np.int64)
+        rank[by_class] = np.arange(pos.size) - run
+        pos = pos[rank < need[cls]]
+        need -= np.bincount(x[pos], minlength=C)
+        taken[pos] = True
+        freed.append(pos)
+    missing = np.repeat(np.arange(C, dtype=dtype), np.maximum(-excess, 0))
+    rng.shuffle(missing)
+    x[np.concatenate(freed)] = missing
+    return x
 
 
 def _random_subset(members: np.ndarray, out: np.ndarray, rng: np.random.Generator) -> None:
