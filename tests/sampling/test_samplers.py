@@ -569,3 +569,22 @@ def test_weight_keys_stay_labels_when_labels_are_too_large_to_index():
     assert ClassAwareSampler(labels, weighting=deferred, num_samples=100).quotas(1) == {0: 20, 2_000_000: 80}
     with pytest.raises(ValueError, match=r"weight key must be a class label of the data \(0, 2000000\); got 1$"):
         ClassAwareSampler(labels, weighting={1: 4}, num_samples=100).quotas()  # was applied to label 2,000,000
+
+
+def test_blocks_filled_in_turns_keep_order_raise_and_stop_when_abandoned():
+    # a drawn-ahead epoch fills its odd blocks on a second thread, at most two ahead of the caller
+    from augbal.sampling import _base
+
+    def work(i):
+        if i == 7:
+            raise ValueError("block 7 failed")
+        return i * i
+
+    assert list(_base._in_turns(work, list(range(7)))) == [i * i for i in range(7)]
+    with pytest.raises(ValueError, match="block 7 failed"):  # raised on the helper thread, seen here
+        list(_base._in_turns(work, list(range(10))))
+    before = threading.active_count()
+    it = _base._in_turns(lambda i: i, list(range(100)))
+    assert next(it) == 0 and threading.active_count() == before + 1
+    it.close()  # a loop that breaks off: the helper thread ends
+    assert threading.active_count() == before

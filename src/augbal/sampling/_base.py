@@ -653,17 +653,23 @@ class ClassSampler(Sampler):
 
         ``rep`` is None unless ``repeats``; ``idx`` is ``dtype`` (default: the stream's)."""
         R, r, u = self.num_replicas, self.rank, self._unit
-        per = max(1, _BLOCK // u)
-        for ulo, cls, consumed, cnt in self._class_blocks(plan, start_unit, per):
+        pick = (slice(None), r, slice(None))
+
+        def shard(block: tuple[int, np.ndarray, np.ndarray, np.ndarray]) -> tuple[Any, ...]:
+            ulo, cls, consumed, cnt = block
             idx, rep = self._fill(plan, cls, consumed, repeats, dtype, cnt)
-            pick = (slice(None), r, slice(None))
             skip = max(0, start_unit - ulo)
-            yield (
+            return (
                 ulo + skip,
                 idx.reshape(-1, R, u)[pick][skip:],
                 None if rep is None else rep.reshape(-1, R, u)[pick][skip:],
                 cls.reshape(-1, R, u)[pick][skip:],
             )
+
+        blocks = self._class_blocks(plan, start_unit, max(1, _BLOCK // u))
+        if plan.blocks is not None and _cpus() >= 2:  # drawn ahead: filled on two threads, in turns
+            return _in_turns(shard, list(blocks))
+        return map(shard, blocks)
 
     def _shard_arrays(self, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
         """This replica's whole shard as flat numpy arrays (index, dense class)."""
@@ -832,6 +838,65 @@ class SamplerBatches:
 
     def __repr__(self) -> str:
         return f"SamplerBatches({self.sampler!r}, batch_size={self.batch_size}, drop_last={self.drop_last})"
+
+
+def _in_turns(work: Any, items: list[Any]) -> Iterator[Any]:
+    """``work(item)`` for each item, in order: the odd ones on a second thread, at most two ahead of
+    the caller (so a block or two is held, not the epoch); its error is raised here. Abandoning the
+    iterator stops the thread."""
+    if len(items) < 2:
+        return map(work, items)
+    cv = threading.Condition()
+    done: list[Any] = [None] * len(items)
+    state: dict[str, Any] = {"at": 0, "stop": False, "error": None}
+
+    def ahead() -> None:
+        for i in range(1, len(items), 2):
+            with cv:
+                while i > state["at"] + 2 and not state["stop"]:
+                    cv.wait()
+                if state["stop"]:
+                    return
+            try:
+                result = (work(items[i]),)
+            except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+                with cv:
+                    state["error"] = error
+                    cv.notify_all()
+                return
+            with cv:
+                done[i] = result
+                cv.notify_all()
+
+    thread = threading.Thread(target=ahead, name="augbal-fill", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # no thread to spare: all here, the same results
+        return map(work, items)
+
+    def results() -> Iterator[Any]:
+        try:
+            for i, item in enumerate(items):
+                with cv:
+                    state["at"] = i
+                    cv.notify_all()
+                if i % 2 == 0:
+                    yield work(item)
+                    continue
+                with cv:
+                    while done[i] is None and state["error"] is None:
+                        cv.wait()
+                    if done[i] is None:
+                        raise state["error"]
+                    result, done[i] = done[i][0], None
+                yield result
+        finally:
+            with cv:
+                state["stop"] = True
+                cv.notify_all()
+            thread.join()
+
+    return results()
 
 
 def _index_dtype(n: int) -> type:
