@@ -468,7 +468,7 @@ def test_class_order_drawn_ahead_raises_the_threads_error(monkeypatch):
     original = ClassAwareSampler._order_block
 
     def broken(self, plan, b, counts):  # fails on the second thread; the caller's waits for that
-        if threading.current_thread().name == "augbal-class-order":
+        if threading.current_thread().name == "augbal-plan":
             failed.set()
             raise RuntimeError("class order failed")
         failed.wait(10)

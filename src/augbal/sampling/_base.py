@@ -29,6 +29,8 @@ CPUs; the thread is joined before the plan is returned, and the draws are the sa
 
 from __future__ import annotations
 
+import collections
+import functools
 import inspect
 import itertools
 import os
@@ -58,6 +60,7 @@ _SUBSET_WHOLE = 1 << 20  # classes up to this size draw their subset in one call
 _SUBSET_SCRATCH = 1 << 20  # larger classes shuffle subsets up to this size on int64 scratch (8 MB)
 _AHEAD_MIN, _AHEAD_MAX = 1 << 17, 1 << 24  # epochs whose class order is drawn whole, beside the streams (uint8)
 _ARRANGE_MAX_CLASSES = 24  # class-order blocks over more classes are shuffles (_arrangement)
+_SPLIT_STREAMS = 64  # epochs of up to this many classes draw each class's stream from its own generator
 
 # purposes: every part of a plan has its own generator, so the world-size-dependent
 # dealing cannot shift the draws that decide which images an epoch holds
@@ -158,6 +161,7 @@ class ClassSampler(Sampler):
     """
 
     _unit = 1  # items per unit that replicas own whole (a batch for batch samplers)
+    _ahead: _Ahead | None = None  # the plan's second thread while a plan is drawn (_draw_ahead)
 
     def __init__(
         self,
@@ -430,7 +434,7 @@ class ClassSampler(Sampler):
         cls, rank_quotas = self._class_sequence(epoch, final, self._rng(epoch, _DEAL))
         empty = np.zeros(0, dtype=np.int64)
         plan = _Plan(int(final.sum()), cls, empty, empty, None, rank_quotas, (self.seed, epoch, 0xC1A55))
-        ahead = self._draw_ahead(plan)
+        ahead = self._ahead = self._draw_ahead(plan)
         try:
             plan.stream, plan.repeats = self._streams(epoch, q, self._rng(epoch, _STREAMS))
             plan.stream_offsets = np.concatenate(([0], np.cumsum(q)))
@@ -441,6 +445,8 @@ class ClassSampler(Sampler):
             if ahead is not None:
                 ahead.abandon()
             raise
+        finally:
+            self._ahead = None
         if ahead is not None:
             plan.blocks = ahead.finish()
         return plan
@@ -448,8 +454,9 @@ class ClassSampler(Sampler):
     def _draw_ahead(self, plan: _Plan) -> _Ahead | None:
         """Start drawing the whole class order on a second thread while the streams are drawn, for
         epochs of ``_AHEAD_MIN`` to ``_AHEAD_MAX`` positions and at most 256 classes (one byte per
-        position); the caller's thread takes the blocks left when its streams are done. Each block
-        has its own generator, so the draws are those ``_class_blocks`` makes lazily."""
+        position); the thread then helps with the streams' classes (``_share``), and the caller's
+        thread takes the blocks left when its streams are done. Each block and class has its own
+        generator, so the draws are those made lazily on one thread."""
         if plan.cls is not None or not _AHEAD_MIN <= plan.total <= _AHEAD_MAX or plan.rank_quotas.shape[0] > 1 << 8:
             return None
         if _cpus() < 2:
@@ -569,37 +576,60 @@ class ClassSampler(Sampler):
         return block.reshape(-1)
 
     def _streams(self, epoch: int, q: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-        """Class ``c``'s ``q_c`` draws: shuffled full passes over its images, then a random subset."""
-        order, offsets, n = self.order_, self.offsets_, self.class_counts_
-        stream = np.empty(int(q.sum()), dtype=order.dtype)
-        at = 0
-        for c in range(q.size):
-            k, nc = int(q[c]), int(n[c])
-            members = order[offsets[c] : offsets[c + 1]]
-            full, rem = divmod(k, nc)
-            if full:
-                cycles = stream[at : at + full * nc].reshape(full, nc)
-                if nc >= 1 << 16:  # few large cycles: an int64 permutation and a gather is fastest
-                    for cycle in cycles:
-                        if nc <= _FIT_BLOCK:
-                            cycle[:] = members[rng.permutation(nc)]
-                        else:  # no scratch of the class's size
-                            cycle[:] = members
-                            rng.shuffle(cycle)
-                elif nc > 1:  # many small cycles: shuffle rows in one call, on 8-byte items (fastest)
-                    rows = max(1, _FIT_BLOCK // nc)
-                    scratch = np.empty((min(rows, full), nc), dtype=np.int64)
-                    for lo in range(0, full, rows):
-                        part = scratch[: min(rows, full - lo)]
-                        part[:] = members
-                        rng.permuted(part, axis=1, out=part)
-                        cycles[lo : lo + part.shape[0]] = part
-                else:
-                    cycles[:] = members
-            if rem:
-                _random_subset(members, stream[at + full * nc : at + k], rng)
-            at += k
+        """Class ``c``'s ``q_c`` draws: shuffled full passes over its images, then a random subset.
+
+        Up to ``_SPLIT_STREAMS`` classes each draw from their own generator (spawned from
+        ``rng``), the largest first, shared with the plan's second thread when there is one
+        (``_share``); more classes draw from ``rng`` in turn."""
+        stream = np.empty(int(q.sum()), dtype=self.order_.dtype)
+        at = np.concatenate(([0], np.cumsum(q))).tolist()
+        if q.size > _SPLIT_STREAMS:
+            for c in range(q.size):
+                self._class_stream(stream, c, at[c], int(q[c]), rng)
+            return stream, None
+        rngs = rng.spawn(q.size)
+        largest_first = np.argsort(-q, kind="stable").tolist()
+        self._share(
+            [functools.partial(self._class_stream, stream, c, at[c], int(q[c]), rngs[c]) for c in largest_first if q[c]]
+        )
         return stream, None
+
+    def _share(self, jobs: list[Any]) -> None:
+        """Run ``jobs`` (independent, each with its own generator) here, and on the plan's second
+        thread once its class order is drawn."""
+        if self._ahead is None:
+            for job in jobs:
+                job()
+        else:
+            self._ahead.share(jobs)
+
+    def _class_stream(self, stream: np.ndarray, c: int, at: int, k: int, rng: np.random.Generator) -> None:
+        """Class ``c``'s ``k`` draws into ``stream[at:at + k]``, from ``rng``."""
+        offsets = self.offsets_
+        members = self.order_[offsets[c] : offsets[c + 1]]
+        nc = members.size
+        full, rem = divmod(k, nc)
+        if full:
+            cycles = stream[at : at + full * nc].reshape(full, nc)
+            if nc >= 1 << 16:  # few large cycles: an int64 permutation and a gather is fastest
+                for cycle in cycles:
+                    if nc <= _FIT_BLOCK:
+                        cycle[:] = members[rng.permutation(nc)]
+                    else:  # no scratch of the class's size
+                        cycle[:] = members
+                        rng.shuffle(cycle)
+            elif nc > 1:  # many small cycles: shuffle rows in one call, on 8-byte items (fastest)
+                rows = max(1, _FIT_BLOCK // nc)
+                scratch = np.empty((min(rows, full), nc), dtype=np.int64)
+                for lo in range(0, full, rows):
+                    part = scratch[: min(rows, full - lo)]
+                    part[:] = members
+                    rng.permuted(part, axis=1, out=part)
+                    cycles[lo : lo + part.shape[0]] = part
+            else:
+                cycles[:] = members
+        if rem:
+            _random_subset(members, stream[at + full * nc : at + k], rng)
 
     # ------------------------------------------------------------------ iteration
     def _fill(
@@ -756,48 +786,96 @@ class ClassSampler(Sampler):
 
 
 class _Ahead:
-    """The class order of one epoch drawn block by block on a second thread, the caller's thread
-    joining in (``finish``) once its own part of the plan is done; blocks are claimed in turn."""
+    """A second thread for one epoch's plan: it draws the class order's blocks, then takes stream
+    jobs handed to ``share``; the caller's thread runs the stream jobs and, in ``finish``, the
+    blocks left. Jobs are claimed once each; the first error stops the rest and is raised in the
+    caller's thread."""
 
     def __init__(self, sampler: ClassSampler, plan: _Plan, counts: list[tuple[int, int, np.ndarray, np.ndarray]]):
         self.sampler, self.plan, self.counts = sampler, plan, counts
         self.blocks: list[Any] = [None] * len(counts)
-        self.claim = itertools.count()  # next() is atomic: each block is drawn once
-        self.stop = False
-        self.error: list[BaseException] = []
-        self.thread = threading.Thread(target=self._guarded, name="augbal-class-order", daemon=True)
+        self.thread = threading.Thread(target=self._serve, name="augbal-plan", daemon=True)
+        self._cv = threading.Condition()
+        self._orders = collections.deque(range(len(counts)))
+        self._jobs: collections.deque[Any] = collections.deque()
+        self._running = 0  # jobs the thread is running
+        self._stop = False
+        self._error: list[BaseException] = []
 
-    def _guarded(self) -> None:
-        try:
-            self._work()
-        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
-            self.error.append(error)
-            self.stop = True
-
-    def _work(self) -> None:
-        while not self.stop:
-            b = next(self.claim)
-            if b >= len(self.counts):
-                return
-            _, lo, counts, before = self.counts[b]
-            block = self.sampler._order_block(self.plan, b, counts)
-            block.flags.writeable = False
-            self.blocks[b] = (lo, block, before, counts.sum(axis=1))
+    def share(self, jobs: list[Any]) -> None:
+        """Run ``jobs`` here and on the thread once its blocks are drawn; return when all are done."""
+        with self._cv:
+            self._jobs.extend(jobs)
+        self._drain(orders=False)
 
     def finish(self) -> list[Any]:
         """Draw the blocks left here, wait for the thread, and return every block."""
         try:
-            self._guarded()
+            self._drain(orders=True)
         finally:
             self.thread.join()
-        if self.error:
-            raise self.error[0]
         return self.blocks
 
     def abandon(self) -> None:
-        """Stop drawing (the caller failed) and wait for the thread."""
-        self.stop = True
+        """Stop (the caller failed) and wait for the thread."""
+        with self._cv:
+            self._stop = True
         self.thread.join()
+
+    def _claim(self, orders_first: bool) -> Any:
+        with self._cv:
+            if self._stop or self._error:
+                return None
+            if self._orders and (orders_first or not self._jobs):
+                return functools.partial(self._block, self._orders.popleft())
+            return self._jobs.popleft() if self._jobs else None
+
+    def _block(self, b: int) -> None:
+        _, lo, counts, before = self.counts[b]
+        block = self.sampler._order_block(self.plan, b, counts)
+        block.flags.writeable = False
+        self.blocks[b] = (lo, block, before, counts.sum(axis=1))
+
+    def _serve(self) -> None:  # the thread: blocks first, then stream jobs, until none is left
+        while True:
+            with self._cv:
+                job = self._claim(orders_first=True)
+                if job is None:
+                    return
+                self._running += 1
+            try:
+                job()
+            except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+                with self._cv:
+                    self._error.append(error)
+            finally:
+                with self._cv:
+                    self._running -= 1
+                    self._cv.notify_all()
+
+    def _drain(self, orders: bool) -> None:
+        """Run jobs here (stream jobs, or with ``orders`` any left), then wait for the thread's."""
+        while True:
+            job = self._claim(orders_first=False) if orders else self._claim_job()
+            if job is None:
+                break
+            try:
+                job()
+            except BaseException as error:  # noqa: BLE001 - raised below, after the thread's job
+                with self._cv:
+                    self._error.append(error)
+        with self._cv:
+            while self._running:
+                self._cv.wait()
+            if self._error:
+                self._stop = True
+                raise self._error[0]
+
+    def _claim_job(self) -> Any:
+        with self._cv:
+            if self._stop or self._error or not self._jobs:
+                return None
+            return self._jobs.popleft()
 
 
 class SamplerBatches:
