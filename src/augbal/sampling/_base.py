@@ -17,14 +17,17 @@ from its own generator seeded by ``(seed, epoch, purpose)``:
    units change, so the images drawn do not depend on the world size;
 4. a class sequence: the quota multiset is dealt to the replicas so that every replica
    gets ``floor`` or ``ceil`` of ``q_c / num_replicas`` of each class, each replica's
-   share is shuffled, and the shares are interleaved (replica ``r`` owns global units
-   ``r, r + R, r + 2R, ...``). Only this step depends on ``num_replicas``.
+   share is arranged uniformly at random (``_arrangement``), and the shares are interleaved
+   (replica ``r`` owns global units ``r, r + R, r + 2R, ...``). Only this step depends on
+   ``num_replicas``.
 
 Iteration fills blocks of the global sequence with numpy and hands out Python ints
-through C-level iterators (or, through ``batches``, whole ``int64`` arrays). Epochs of
-2^17 to 2^24 positions over at most 256 classes draw their class sequence whole (one byte
-per position) on a second thread while the streams are drawn, when the process may use two
-CPUs; the thread is joined before the plan is returned, and the draws are the same.
+through C-level iterators (or, through ``batches``, whole ``int64`` arrays). When the
+process may use two CPUs, epochs of 2^17 to 2^24 positions over at most 256 classes draw
+their class sequence whole (one byte per position) on a second thread, which then helps
+with the streams (each class of up to 64 from its own generator), and fill their blocks on
+two threads in turns; every thread is joined before the plan or the epoch is handed back,
+and the draws are those of one thread.
 """
 
 from __future__ import annotations
@@ -512,9 +515,9 @@ class ClassSampler(Sampler):
     ) -> tuple[np.ndarray | None, np.ndarray]:
         """Each replica's class counts (C, R); the sequence itself is drawn per block by ``_class_blocks``.
 
-        Replica ``r`` owns global positions ``r::R``; its classes are a uniformly shuffled
-        multiset of its share, drawn block by block (multivariate hypergeometric block
-        counts, then a shuffle inside the block), so the sequence is never held whole.
+        Replica ``r`` owns global positions ``r::R``; its classes are a uniformly random
+        arrangement of its share, drawn block by block (multivariate hypergeometric block
+        counts, then ``_arrangement`` inside the block), so the sequence is never held whole.
         Subclasses may return a materialised ``(T,)`` class sequence instead.
         """
         return None, self._deal(q, self.num_replicas, rng)
