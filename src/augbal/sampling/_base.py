@@ -26,8 +26,9 @@ through C-level iterators (or, through ``batches``, whole ``int64`` arrays). Whe
 process may use two CPUs, epochs of 2^17 to 2^24 positions over at most 256 classes draw
 their class sequence whole (one byte per position) on a second thread, which then helps
 with the streams (each class of up to 64 from its own generator), and fill their blocks on
-two threads in turns; every thread is joined before the plan or the epoch is handed back,
-and the draws are those of one thread.
+two threads in turns. The plan's thread is joined before the plan is returned; the fill's
+lives while the epoch is iterated (at most two blocks ahead) and ends with the iteration or
+when the iterator is closed or dropped. The draws are those of one thread.
 """
 
 from __future__ import annotations
