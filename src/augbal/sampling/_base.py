@@ -950,7 +950,7 @@ def _in_turns(work: Any, items: list[Any]) -> Iterator[Any]:
                 done[i] = result
                 cv.notify_all()
 
-    thread = threading.Thread(target=ahead, name="augbal-fill", daemon=True)
+    thread = threading.Thread(target=ahead, name="augbal-sampler", daemon=True)
     try:
         thread.start()
     except RuntimeError:  # no thread to spare: all here, the same results
@@ -981,38 +981,6 @@ def _in_turns(work: Any, items: list[Any]) -> Iterator[Any]:
     return results()
 
 
-def _index_dtype(n: int) -> type:
-    return np.int32 if n < 1 << 31 else np.int64
-
-
-def _in_parallel(here: Any, there: Any) -> None:
-    """Run ``there()`` on a second thread while ``here()`` runs on this one; errors are raised here.
-
-    Without a thread to spare (a process at its thread limit) ``there()`` runs after ``here()``."""
-    error: list[BaseException] = []
-
-    def guarded() -> None:
-        try:
-            there()
-        except BaseException as e:  # noqa: BLE001 - raised again below
-            error.append(e)
-
-    thread = threading.Thread(target=guarded, name="augbal-sampler", daemon=True)
-    try:
-        thread.start()
-    except RuntimeError:
-        thread = None
-    try:
-        here()
-    finally:
-        if thread is None:
-            guarded()
-        else:
-            thread.join()
-    if error:
-        raise error[0]
-
-
 def _index_labels(labels: np.ndarray, parts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(classes, samples per class, the stable class-sorted index) of any non-negative integer labels.
 
@@ -1029,7 +997,7 @@ def _index_labels(labels: np.ndarray, parts: int) -> tuple[np.ndarray, np.ndarra
         low, high = int(part.min()), int(part.max())
         seen[k] = (low, high, _count(part, high + 1) if 0 <= low and high < span else None)
 
-    _in_halves(count, len(halves))
+    list(_in_turns(count, list(range(len(halves)))))  # each half on its own thread
     low, high = min(s[0] for s in seen), max(s[1] for s in seen)
     if low < 0:
         raise ValueError(f"labels must be non-negative class indices; got {low}")
@@ -1054,22 +1022,14 @@ def _index_labels(labels: np.ndarray, parts: int) -> tuple[np.ndarray, np.ndarra
         dense_of = lambda block: np.searchsorted(classes, block).astype(dtype)  # noqa: E731
         halves, head = [(0, n)], counts
     starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-    order = np.empty(n, dtype=_index_dtype(n))
+    order = np.empty(n, dtype=np.int32 if n < 1 << 31 else np.int64)
     at = [starts, starts + head]
 
     def sort(k: int) -> None:
         _sort_into(order, labels, halves[k][0], halves[k][1], dense_of, at[k].copy())
 
-    _in_halves(sort, len(halves))
+    list(_in_turns(sort, list(range(len(halves)))))
     return classes, counts, order
-
-
-def _in_halves(work: Any, parts: int) -> None:
-    """``work(0)``, and ``work(1)`` on a second thread when ``parts`` is 2."""
-    if parts == 1:
-        work(0)
-    else:
-        _in_parallel(lambda: work(0), lambda: work(1))
 
 
 def _sort_into(order: np.ndarray, labels: np.ndarray, lo: int, hi: int, dense_of: Any, pos: np.ndarray) -> None:
