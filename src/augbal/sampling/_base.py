@@ -800,7 +800,7 @@ class _Ahead:
         self.blocks: list[Any] = [None] * len(counts)
         self.thread = threading.Thread(target=self._serve, name="augbal-plan", daemon=True)
         self._cv = threading.Condition()
-        self._orders = collections.deque(range(len(counts)))
+        self._orders = collections.deque(functools.partial(self._block, b) for b in range(len(counts)))
         self._jobs: collections.deque[Any] = collections.deque()
         self._running = 0  # jobs the thread is running
         self._stop = False
@@ -810,12 +810,12 @@ class _Ahead:
         """Run ``jobs`` here and on the thread once its blocks are drawn; return when all are done."""
         with self._cv:
             self._jobs.extend(jobs)
-        self._drain(orders=False)
+        self._drain(self._jobs)
 
     def finish(self) -> list[Any]:
         """Draw the blocks left here, wait for the thread, and return every block."""
         try:
-            self._drain(orders=True)
+            self._drain(self._jobs, self._orders)
         finally:
             self.thread.join()
         return self.blocks
@@ -826,13 +826,12 @@ class _Ahead:
             self._stop = True
         self.thread.join()
 
-    def _claim(self, orders_first: bool) -> Any:
+    def _claim(self, *queues: collections.deque[Any]) -> Any:
+        """The next job of the first non-empty queue, or None (none left, or stopped)."""
         with self._cv:
             if self._stop or self._error:
                 return None
-            if self._orders and (orders_first or not self._jobs):
-                return functools.partial(self._block, self._orders.popleft())
-            return self._jobs.popleft() if self._jobs else None
+            return next((queue.popleft() for queue in queues if queue), None)
 
     def _block(self, b: int) -> None:
         _, lo, counts, before = self.counts[b]
@@ -843,7 +842,7 @@ class _Ahead:
     def _serve(self) -> None:  # the thread: blocks first, then stream jobs, until none is left
         while True:
             with self._cv:
-                job = self._claim(orders_first=True)
+                job = self._claim(self._orders, self._jobs)
                 if job is None:
                     return
                 self._running += 1
@@ -857,15 +856,12 @@ class _Ahead:
                     self._running -= 1
                     self._cv.notify_all()
 
-    def _drain(self, orders: bool) -> None:
-        """Run jobs here (stream jobs, or with ``orders`` any left), then wait for the thread's."""
-        while True:
-            job = self._claim(orders_first=False) if orders else self._claim_job()
-            if job is None:
-                break
+    def _drain(self, *queues: collections.deque[Any]) -> None:
+        """Run jobs of ``queues`` here until none is left, then wait for the thread's job."""
+        while (job := self._claim(*queues)) is not None:
             try:
                 job()
-            except BaseException as error:  # noqa: BLE001 - raised below, after the thread's job
+            except BaseException as error:  # noqa: BLE001 - raised below, once the thread's job is done
                 with self._cv:
                     self._error.append(error)
         with self._cv:
@@ -874,12 +870,6 @@ class _Ahead:
             if self._error:
                 self._stop = True
                 raise self._error[0]
-
-    def _claim_job(self) -> Any:
-        with self._cv:
-            if self._stop or self._error or not self._jobs:
-                return None
-            return self._jobs.popleft()
 
 
 class SamplerBatches:
