@@ -1086,11 +1086,7 @@ def _arrangement(counts: np.ndarray, rng: np.random.Generator, dtype: Any) -> np
         _, first = np.unique(pos, return_index=True)  # distinct, in draw order
         pos = pos[np.sort(first)]
         cls = x[pos]
-        by_class = np.argsort(cls, kind="stable")
-        run = np.searchsorted(cls[by_class], cls[by_class])  # where each class's run starts
-        rank = np.empty(pos.size, dtype=np.int64)
-        rank[by_class] = np.arange(pos.size) - run
-        pos = pos[rank < need[cls]]
+        pos = pos[_occurrence(cls) < need[cls]]  # each class's first draws, as many as it frees
         need -= np.bincount(x[pos], minlength=C)
         taken[pos] = True
         freed.append(pos)
