@@ -652,16 +652,23 @@ class ClassSampler(Sampler):
             cnt = np.bincount(block, minlength=consumed.size)
         start = plan.stream_offsets[:-1] + consumed
         idx = np.empty(o.size, dtype=plan.stream.dtype if dtype is None else dtype)
-        if not repeats and cnt.size <= 32:  # few classes: the class runs copied whole, then one scatter
+        if cnt.size <= 32:  # few classes: the class runs copied whole, then one scatter
             grouped = np.empty_like(idx)  # (a scatter that also casts is ~2x slower)
+            grouped_rep = np.empty(o.size, dtype=np.int64) if repeats else None
             at = 0
-            for c, m in enumerate(cnt.tolist()):
+            for c, (m, s0) in enumerate(zip(cnt.tolist(), start.tolist())):
                 if m:
-                    grouped[at : at + m] = plan.stream[start[c] : start[c] + m]
+                    grouped[at : at + m] = plan.stream[s0 : s0 + m]
+                    if grouped_rep is not None:
+                        self._run_repeats(plan, c, s0, grouped_rep[at : at + m])
                     at += m
             idx[o] = grouped
             consumed += cnt
-            return idx, None
+            if grouped_rep is None:
+                return idx, None
+            rep = np.empty(o.size, dtype=np.int64)
+            rep[o] = grouped_rep
+            return idx, rep
         src = np.repeat(start - (np.cumsum(cnt) - cnt), cnt) + np.arange(o.size)
         idx[o] = plan.stream[src].astype(idx.dtype, copy=False)
         consumed += cnt
@@ -679,6 +686,27 @@ class ClassSampler(Sampler):
                 r[over] = plan.pad_repeats[np.repeat(plan.pad_offsets[:-1], cnt)[over] + within[over] - base[over]]
             rep[o] = r
         return idx, rep
+
+    def _run_repeats(self, plan: _Plan, c: int, s0: int, out: np.ndarray) -> None:
+        """Repeat numbers of class ``c``'s stream entries ``s0, s0 + 1, ...`` into ``out``: the cycle
+        of each of the class's own draws, then the recorded numbers of its padding."""
+        m = out.size
+        if plan.repeats is not None:
+            out[:] = plan.repeats[s0 : s0 + m]
+            return
+        a = s0 - int(plan.stream_offsets[c])  # position in the class's stream
+        own = a + m if plan.pad_repeats is None else min(a + m, int(plan.base[c]))
+        if own > a:  # cycle k of the class holds its entries k * n .. (k + 1) * n - 1
+            n = int(self.class_counts_[c])
+            first, last = a // n, (own - 1) // n
+            if last - first > 8:
+                out[: own - a] = np.arange(a, own) // n
+            else:
+                for k in range(first, last + 1):
+                    out[max(a, k * n) - a : min(own, (k + 1) * n) - a] = k
+        if own < a + m:  # padding: its repeat numbers were recorded when it was made
+            p = int(plan.pad_offsets[c]) + max(a, own) - int(plan.base[c])
+            out[max(own, a) - a :] = plan.pad_repeats[p : p + a + m - max(own, a)]
 
     def _shard_blocks(
         self, plan: _Plan, start_unit: int, repeats: bool = True, dtype: Any = None
