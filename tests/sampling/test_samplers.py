@@ -588,3 +588,30 @@ def test_blocks_filled_in_turns_keep_order_raise_and_stop_when_abandoned():
     assert next(it) == 0 and threading.active_count() == before + 1
     it.close()  # a loop that breaks off: the helper thread ends
     assert threading.active_count() == before
+
+
+def test_an_iterator_never_advanced_holds_no_thread():
+    from augbal.sampling import _base
+
+    before = threading.active_count()
+    it = _base._in_turns(lambda i: i, list(range(10)))
+    assert threading.active_count() == before  # the helper starts with the first item
+    del it
+    assert threading.active_count() == before
+
+
+def test_closing_a_batch_iterator_ends_its_fill_thread(monkeypatch):
+    # a drawn-ahead epoch fills blocks on a helper thread while it is iterated; close() ends it
+    from augbal.sampling import _base
+
+    monkeypatch.setattr(_base, "_AHEAD_MIN", 1)
+    monkeypatch.setattr(_base, "_cpus", lambda: 2)
+    monkeypatch.setattr(_base, "_BLOCK", 64)  # 32 blocks: the helper waits two ahead of the caller
+    s = ClassAwareSampler(np.repeat([0, 1], [1800, 200]), seed=0)
+    before = threading.active_count()
+    it = iter(s.batches(16))
+    next(it)
+    assert threading.active_count() == before + 1
+    it.close()
+    assert threading.active_count() == before
+    assert s.state_dict()["yielded"] == 16

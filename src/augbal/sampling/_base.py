@@ -27,8 +27,9 @@ process may use two CPUs, epochs of 2^17 to 2^24 positions over at most 256 clas
 their class sequence whole (one byte per position) on a second thread, which then helps
 with the streams (each class of up to 64 from its own generator), and fill their blocks on
 two threads in turns. The plan's thread is joined before the plan is returned; the fill's
-lives while the epoch is iterated (at most two blocks ahead) and ends with the iteration or
-when the iterator is closed or dropped. The draws are those of one thread.
+lives while the epoch is iterated (at most two blocks ahead) and ends with the iteration, when
+the iterator is dropped, or when a batch iterator is closed. The draws are those of one thread
+(and of any byte order).
 """
 
 from __future__ import annotations
@@ -797,7 +798,10 @@ class ClassSampler(Sampler):
                 yield it
             cursor[:] = [end, iter(()), 0, 1]
 
-        return itertools.chain.from_iterable(chunks())
+        def batches() -> Iterator[Any]:  # a generator, so the caller may close() it (the rows stay C-level)
+            yield from itertools.chain.from_iterable(chunks())
+
+        return batches()
 
     def _yielded(self) -> int:
         if self._cursor is None:
@@ -968,13 +972,13 @@ def _in_turns(work: Any, items: list[Any]) -> Iterator[Any]:
                 done[i] = result
                 cv.notify_all()
 
-    thread = threading.Thread(target=ahead, name="augbal-sampler", daemon=True)
-    try:
-        thread.start()
-    except RuntimeError:  # no thread to spare: all here, the same results
-        return map(work, items)
-
     def results() -> Iterator[Any]:
+        thread = threading.Thread(target=ahead, name="augbal-sampler", daemon=True)
+        try:  # started here, at the first item: an iterator never advanced holds no thread
+            thread.start()
+        except RuntimeError:  # no thread to spare: all here, the same results
+            yield from map(work, items)
+            return
         try:
             for i, item in enumerate(items):
                 with cv:
@@ -994,7 +998,8 @@ def _in_turns(work: Any, items: list[Any]) -> Iterator[Any]:
             with cv:
                 state["stop"] = True
                 cv.notify_all()
-            thread.join()
+            if thread is not threading.current_thread():  # (a cycle collected on the helper itself)
+                thread.join()
 
     return results()
 
@@ -1096,7 +1101,7 @@ def _arrangement(counts: np.ndarray, rng: np.random.Generator, dtype: Any) -> np
         return ids.astype(dtype)
     table = np.repeat(np.arange(C, dtype=dtype), counts)
     if S == 1 << 16:  # a full block: 16 raw bits per position, no bounded draws
-        x = np.take(table, rng.bit_generator.random_raw(S // 4).view(np.uint16))
+        x = np.take(table, rng.bit_generator.random_raw(S // 4).astype("<u8", copy=False).view("<u2"))
     else:
         x = np.take(table, rng.integers(0, S, S))
     excess = np.bincount(x, minlength=C) - counts
