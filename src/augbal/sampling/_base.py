@@ -466,7 +466,7 @@ class ClassSampler(Sampler):
             return None
         if _cpus() < 2:
             return None
-        ahead = _Ahead(self, plan, list(self._block_counts(plan, _BLOCK)))
+        ahead = _Ahead(self, plan)
         try:
             ahead.thread.start()
         except RuntimeError:  # no thread to spare (a process at its thread limit): drawn lazily, the same draws
@@ -827,12 +827,13 @@ class _Ahead:
     blocks left. Jobs are claimed once each; the first error stops the rest and is raised in the
     caller's thread."""
 
-    def __init__(self, sampler: ClassSampler, plan: _Plan, counts: list[tuple[int, int, np.ndarray, np.ndarray]]):
-        self.sampler, self.plan, self.counts = sampler, plan, counts
-        self.blocks: list[Any] = [None] * len(counts)
+    def __init__(self, sampler: ClassSampler, plan: _Plan):
+        self.sampler, self.plan = sampler, plan
+        self.counts: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+        self.blocks: list[Any] = []
         self.thread = threading.Thread(target=self._serve, name="augbal-plan", daemon=True)
         self._cv = threading.Condition()
-        self._orders = collections.deque(functools.partial(self._block, b) for b in range(len(counts)))
+        self._orders = collections.deque([self._count])  # the block counts first, then a job per block
         self._jobs: collections.deque[Any] = collections.deque()
         self._running = 0  # jobs the thread is running
         self._stop = False
@@ -865,6 +866,12 @@ class _Ahead:
                 return None
             return next((queue.popleft() for queue in queues if queue), None)
 
+    def _count(self) -> None:
+        counts = list(self.sampler._block_counts(self.plan, _BLOCK))  # in sequence: one generator
+        with self._cv:
+            self.counts, self.blocks = counts, [None] * len(counts)
+            self._orders.extend(functools.partial(self._block, b) for b in range(len(counts)))
+
     def _block(self, b: int) -> None:
         _, lo, counts, before = self.counts[b]
         block = self.sampler._order_block(self.plan, b, counts)
@@ -889,19 +896,23 @@ class _Ahead:
                     self._cv.notify_all()
 
     def _drain(self, *queues: collections.deque[Any]) -> None:
-        """Run jobs of ``queues`` here until none is left, then wait for the thread's job."""
-        while (job := self._claim(*queues)) is not None:
-            try:
-                job()
-            except BaseException as error:  # noqa: BLE001 - raised below, once the thread's job is done
-                with self._cv:
-                    self._error.append(error)
-        with self._cv:
-            while self._running:
-                self._cv.wait()
-            if self._error:
-                self._stop = True
-                raise self._error[0]
+        """Run jobs of ``queues`` here until none is left, the thread's included (its job may add
+        some: the block counts add the blocks)."""
+        while True:
+            while (job := self._claim(*queues)) is not None:
+                try:
+                    job()
+                except BaseException as error:  # noqa: BLE001 - raised below, once the thread's job is done
+                    with self._cv:
+                        self._error.append(error)
+            with self._cv:
+                while self._running and not any(queues):
+                    self._cv.wait()
+                if self._error:
+                    self._stop = True
+                    raise self._error[0]
+                if not self._running and not any(queues):
+                    return
 
 
 class SamplerBatches:
