@@ -47,7 +47,7 @@ def test_fifty_million_samples_exact_quotas_bounded_memory():
     assert np.unique(minority).size == minority.size  # 100k minority images: none repeats yet
     assert head.min() >= 0 and head.max() < N
 
-    sampler.load_state_dict({"epoch": 0, "yielded": N - 1_000, "seed": 0})  # resume next to the end
+    sampler.load_state_dict({"epoch": 0, "yielded": N - 1_000, "seed": 0, "draws": 2})  # resume next to the end
     tail = list(sampler)
     assert len(tail) == 1_000 and sampler.state_dict()["yielded"] == N
     if measure:  # class-sorted int32 index + int32 draw stream: ~4 + 4 bytes per sample

@@ -6,6 +6,7 @@ import collections
 import itertools
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -433,7 +434,7 @@ def _epoch_draws(make, ahead: bool, monkeypatch) -> list:
         assert (plan.blocks is not None) == (ahead and plan.cls is None)
         items = [(d.index, d.repeat) for d in s]
         batches = [(b.index.tolist(), b.repeat.tolist()) for b in s.batches(7)]
-        s.load_state_dict({"epoch": 2, "yielded": len(s) - 1500, "seed": 4, "num_replicas": 3})
+        s.load_state_dict({"epoch": 2, "yielded": len(s) - 1500, "seed": 4, "num_replicas": 3, "draws": 2})
         tail = [(d.index, d.repeat) for d in s]  # resumed inside the second-last block
         assert tail == items[-1500:]
         out.append((items, batches, tail, s.report()))
@@ -615,3 +616,21 @@ def test_closing_a_batch_iterator_ends_its_fill_thread(monkeypatch):
     it.close()
     assert threading.active_count() == before
     assert s.state_dict()["yielded"] == 16
+
+
+def test_a_state_saved_by_samplers_that_drew_other_sequences_warns_on_resume():
+    # the draws for a (seed, epoch) changed on 2026-12-07: a mid-epoch state saved before cannot
+    # continue the sequence it was part of, and says so; a state from this version resumes silently
+    s = ClassAwareSampler(SKEW, seed=0)
+    it = iter(s)
+    [next(it) for _ in range(10)]
+    state = s.state_dict()
+    assert state["draws"] == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ClassAwareSampler(SKEW, seed=0).load_state_dict(state)
+        old_at_start = {k: v for k, v in state.items() if k != "draws"} | {"yielded": 0}
+        ClassAwareSampler(SKEW, seed=0).load_state_dict(old_at_start)  # nothing drawn yet: nothing differs
+    old = {k: v for k, v in state.items() if k != "draws"}
+    with pytest.warns(UserWarning, match=r"drew other sequences \(draws=1; this augbal draws=2\).*epoch 0"):
+        ClassAwareSampler(SKEW, seed=0).load_state_dict(old)

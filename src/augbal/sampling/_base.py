@@ -40,6 +40,7 @@ import inspect
 import itertools
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,9 @@ _SUBSET_SCRATCH = 1 << 20  # larger classes shuffle subsets up to this size on i
 _AHEAD_MIN, _AHEAD_MAX = 1 << 17, 1 << 24  # epochs whose class order is drawn whole, beside the streams (uint8)
 _ARRANGE_MAX_CLASSES = 24  # class-order blocks over more classes are shuffles (_arrangement)
 _SPLIT_STREAMS = 64  # epochs of up to this many classes draw each class's stream from its own generator
+
+_DRAWS = 2  # version of the sequences a (seed, epoch) draws, in state_dict: 2 since 2026-12-07 (arranged class
+# order blocks, a generator per class's stream); a mid-epoch state of another version resumes with a warning
 
 # purposes: every part of a plan has its own generator, so the world-size-dependent
 # dealing cannot shift the draws that decide which images an epoch holds
@@ -154,7 +158,8 @@ class ClassSampler(Sampler):
     Resuming: ``state_dict()["yielded"]`` counts the units this sampler has handed out in
     the current epoch (all of them once the epoch is done, so a resumed finished epoch
     yields nothing until ``set_epoch`` selects another). ``set_epoch`` with the saved epoch
-    keeps the loaded position. A DataLoader with workers pulls indices ahead of
+    keeps the loaded position. ``state_dict()["draws"]`` is the version of the sequences
+    drawn: a mid-epoch state saved by an augbal that drew other ones resumes with a warning. A DataLoader with workers pulls indices ahead of
     the batches the training loop has seen (``prefetch_factor * num_workers`` batches), so
     save the position of the loader (e.g. torchdata's ``StatefulDataLoader``) or subtract
     those batches. The current epoch's plan (an int array of the epoch's draws, and for
@@ -256,9 +261,15 @@ class ClassSampler(Sampler):
         return SamplerBatches(self, int(batch_size), drop_last)
 
     def state_dict(self) -> dict[str, int]:
-        """Position to resume from: the epoch, the units this replica has yielded, and the seed and
-        num_replicas a sampler must have to load it."""
-        return {"epoch": self.epoch, "yielded": self._yielded(), "seed": self.seed, "num_replicas": self.num_replicas}
+        """Position to resume from: the epoch, the units this replica has yielded, the seed and
+        num_replicas a sampler must have to load it, and the version of the sequences drawn."""
+        return {
+            "epoch": self.epoch,
+            "yielded": self._yielded(),
+            "seed": self.seed,
+            "num_replicas": self.num_replicas,
+            "draws": _DRAWS,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Resume: the next ``iter()`` continues the saved epoch after the units already yielded."""
@@ -274,6 +285,15 @@ class ClassSampler(Sampler):
             )
         self.set_epoch(state["epoch"])
         check_int("yielded", state["yielded"])
+        draws = state.get("draws", 1)  # absent in states saved before the sequences changed
+        if draws != _DRAWS and state["yielded"]:
+            warnings.warn(
+                f"state was saved by an augbal whose samplers drew other sequences (draws={draws}; this augbal "
+                f"draws={_DRAWS}): the rest of epoch {state['epoch']} follows this version's sequence, so some of "
+                "that epoch's images may be drawn twice or missed; the following epochs are whole",
+                UserWarning,
+                stacklevel=2,
+            )
         self._resume = int(state["yielded"])
 
     def report(self, epoch: int | None = None) -> SamplerReport:
